@@ -1,0 +1,36 @@
+# Usage:
+#   make install   # create tools/venv (idempotent) with every Python and Debian dependency
+#   make test      # install, then run the test suite
+#   make demo      # install, then run the CPU demo recipe egs2/mini_mlc/asr1
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := tools/venv
+PY := $(VENV)/bin/python
+PIP_VERSION := 23.2.1
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo clean-venv debian
+
+install: $(STAMP)
+
+debian:
+	@bash tools/install_debian.sh
+
+$(STAMP): setup.py tools/requirements.txt tools/install_debian.sh
+	@bash tools/install_debian.sh
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "pip==$(PIP_VERSION)"
+	$(PY) -m pip install --quiet "setuptools<74" wheel
+	$(PY) -m pip install -r tools/requirements.txt
+	$(PY) -m pip install --no-deps -e .
+	$(PY) -c "import espnet_sllm, espnet2, torch, torchaudio, transformers, peft; print('ok: torch', torch.__version__, 'transformers', transformers.__version__)"
+	@touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -x -q tests
+
+demo: install
+	cd egs2/mini_mlc/asr1 && ./run.sh
+
+clean-venv:
+	rm -rf $(VENV)
