@@ -1,0 +1,439 @@
+"""Reading, writing and checking Kaldi-style data directories.
+
+A data directory holds one utterance per line in several "key value" files (DESIGN.md §4):
+
+=============  ==============================================================
+file           line
+=============  ==============================================================
+wav.scp        ``<uttid> <wav path>``, or ``<recid> <wav path>`` with segments
+segments       ``<uttid> <recid> <start sec> <end sec>`` (optional)
+text           ``<uttid> <transcript>`` (optional: evaluation sets may lack it)
+utt2spk        ``<uttid> <spkid>``
+spk2utt        ``<spkid> <uttid> <uttid> ...``
+utt2lang       ``<uttid> <language label>``, e.g. ``English-American``, ``Japanese``
+utt2task       ``<uttid> asr|st|sqa|qa``
+text_prev      ``<uttid> <text of the previous utterance of the same recording>``
+text_next      ``<uttid> <text of the next utterance of the same recording>``
+text_src       ``<uttid> <source transcript>`` (speech translation)
+text_tgt       ``<uttid> <translation>`` (speech translation)
+=============  ==============================================================
+
+Rules enforced here (the ones Kaldi's and ESPnet's tools rely on):
+
+* every file is sorted by key in C-locale order; Python's ``str`` ordering compares code
+  points, which for UTF-8 text is the same order as ``LC_ALL=C sort`` (byte order);
+* keys are unique and contain no whitespace; a value may contain spaces or be empty;
+* all per-utterance files share one key set; ``spk2utt`` is the exact inverse of ``utt2spk``;
+* along the sorted utterance ids the speaker ids never decrease, so that sorting ``utt2spk``
+  by utterance and ``spk2utt`` by speaker give the same grouping.  The simple way to satisfy
+  this is to prefix every utterance id with its speaker id.
+
+Usage:
+    python -m espnet_sllm.data.kaldi_dir validate data/dev [data/train ...]
+
+    from espnet_sllm.data.kaldi_dir import Segment, Utterance, write_data_dir, validate_data_dir
+    utts = [Utterance("spk1-utt1", "/abs/a.wav", spk="spk1", text="hello", lang="English-American")]
+    write_data_dir("data/dev", utts)
+    validate_data_dir("data/dev")
+"""
+import argparse
+import logging
+import os
+import re
+import sys
+from dataclasses import dataclass, fields
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Union
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+# A key is one whitespace-free token at the very start of the line; the value is everything
+# after the first run of blanks, kept verbatim (transcripts may hold several spaces).
+_LINE_RE = re.compile(r"^(\S+)(?:[ \t]+(.*))?$")
+
+# Optional per-utterance fields of `Utterance` and the file each one is written to.
+OPTIONAL_FILES: Dict[str, str] = {
+    "text": "text",
+    "lang": "utt2lang",
+    "task": "utt2task",
+    "text_prev": "text_prev",
+    "text_next": "text_next",
+    "text_src": "text_src",
+    "text_tgt": "text_tgt",
+}
+
+
+class Segment(NamedTuple):
+    """Where an utterance lies inside a longer recording (seconds)."""
+
+    recid: str
+    start: float
+    end: float
+
+
+@dataclass
+class Utterance:
+    """One utterance of a data directory.
+
+    Args:
+        uttid: utterance id, should start with ``spk`` (see the module docstring).
+        wav: path of the audio file; with ``segment`` it is the path of the whole recording.
+        spk: speaker id; None means "unknown", and the utterance becomes its own speaker.
+        text, lang, task, text_prev, text_next, text_src, text_tgt: optional fields; within one
+            data directory a field is either given for every utterance or for none.
+        segment: (recid, start, end) when the utterance is cut out of a longer recording.
+    """
+
+    uttid: str
+    wav: str
+    spk: Optional[str] = None
+    text: Optional[str] = None
+    lang: Optional[str] = None
+    segment: Optional[Segment] = None
+    task: Optional[str] = None
+    text_prev: Optional[str] = None
+    text_next: Optional[str] = None
+    text_src: Optional[str] = None
+    text_tgt: Optional[str] = None
+
+    @property
+    def speaker(self) -> str:
+        return self.spk if self.spk is not None else self.uttid
+
+
+def read_kv(path: PathLike) -> Dict[str, str]:
+    """Read a ``key value...`` file into an insertion-ordered dict.
+
+    The value is the rest of the line after the first blanks; it may contain spaces or be
+    empty (``key`` alone on its line).  Raises ValueError naming ``file:line`` for a line
+    without a key (blank or starting with a blank) and for a repeated key.
+    """
+    out: Dict[str, str] = {}
+    first_line: Dict[str, int] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.rstrip("\r\n")
+            m = _LINE_RE.match(line)
+            if m is None:
+                raise ValueError(
+                    f"{path}:{lineno}: no key on this line ({line!r}); every line must start "
+                    f"with a key without leading blanks"
+                )
+            key, value = m.group(1), m.group(2) or ""
+            if key in out:
+                raise ValueError(
+                    f"{path}:{lineno}: duplicate key {key!r} (first seen on line {first_line[key]})"
+                )
+            out[key] = value
+            first_line[key] = lineno
+    return out
+
+
+def _check_key(key: str, path: PathLike) -> None:
+    if not isinstance(key, str) or not key or any(c.isspace() for c in key):
+        raise ValueError(f"{path}: invalid key {key!r}: keys must be non-empty without whitespace")
+
+
+def write_kv(path: PathLike, items: Mapping[str, str]) -> None:
+    """Write ``key value`` lines sorted by key (C-locale order); empty values give ``key``."""
+    lines = []
+    for key in sorted(items):
+        _check_key(key, path)
+        value = items[key]
+        if not isinstance(value, str):
+            raise TypeError(f"{path}: value of {key!r} must be str, got {type(value).__name__}")
+        if "\n" in value or "\r" in value:
+            # A newline inside a value would silently split one entry into two lines.
+            raise ValueError(f"{path}: value of {key!r} contains a line break: {value!r}")
+        lines.append(f"{key} {value}\n" if value else f"{key}\n")
+    # Write to a temporary name first so that an interrupted run never leaves half a file
+    # that a later stage would take for a complete one.
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(lines)
+    os.replace(tmp, path)
+
+
+def _fmt_time(t: float) -> str:
+    # At least centiseconds (the usual Kaldi look), more digits only when the time has them,
+    # so that no precision of the annotation is lost.
+    s = f"{t:.6f}".rstrip("0")
+    whole, _, frac = s.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}"
+
+
+def _as_utterance(u: Union[Utterance, Mapping]) -> Utterance:
+    if isinstance(u, Utterance):
+        return u
+    if isinstance(u, Mapping):
+        d = dict(u)
+        if d.get("segment") is not None:
+            d["segment"] = Segment(*d["segment"])
+        return Utterance(**d)
+    raise TypeError(f"expected Utterance or mapping, got {type(u).__name__}")
+
+
+def write_data_dir(data_dir: PathLike, utts: Iterable[Union[Utterance, Mapping]]) -> None:
+    """Write a data directory from utterance records (``Utterance`` or equivalent dicts).
+
+    Writes wav.scp (keyed by recording id when the utterances have segments), segments,
+    utt2spk, spk2utt, and one file per optional field that the utterances carry
+    (``OPTIONAL_FILES``).  Optional files of this list that are NOT written are removed, so
+    that re-writing a directory never leaves a stale file of an earlier run behind.
+    The result is checked with `validate_data_dir`.
+    """
+    data_dir = os.fspath(data_dir)
+    utts = [_as_utterance(u) for u in utts]
+    if not utts:
+        raise ValueError(f"{data_dir}: refusing to write a data directory without utterances")
+
+    seen: Dict[str, Utterance] = {}
+    for u in utts:
+        _check_key(u.uttid, data_dir)
+        if u.uttid in seen:
+            raise ValueError(f"{data_dir}: duplicate utterance id {u.uttid!r}")
+        seen[u.uttid] = u
+
+    with_seg = [u for u in utts if u.segment is not None]
+    if with_seg and len(with_seg) != len(utts):
+        missing = next(u.uttid for u in utts if u.segment is None)
+        raise ValueError(
+            f"{data_dir}: {len(with_seg)} of {len(utts)} utterances have a segment; a data "
+            f"directory needs segments for all or none (e.g. {missing!r} has none)"
+        )
+
+    wav_scp: Dict[str, str] = {}
+    segments: Dict[str, str] = {}
+    for u in utts:
+        key = u.uttid
+        if u.segment is not None:
+            recid, start, end = u.segment
+            _check_key(recid, data_dir)
+            if not (0 <= start < end):
+                raise ValueError(
+                    f"{data_dir}: utterance {u.uttid!r}: bad segment times {start}..{end}"
+                )
+            segments[u.uttid] = f"{recid} {_fmt_time(start)} {_fmt_time(end)}"
+            key = recid
+        if any(c in u.wav for c in "\r\n"):
+            raise ValueError(f"{data_dir}: utterance {u.uttid!r}: line break in wav {u.wav!r}")
+        if wav_scp.get(key, u.wav) != u.wav:
+            raise ValueError(
+                f"{data_dir}: recording {key!r} points to two wav files: "
+                f"{wav_scp[key]!r} and {u.wav!r}"
+            )
+        wav_scp[key] = u.wav
+
+    utt2spk = {u.uttid: u.speaker for u in utts}
+    spk2utts: Dict[str, List[str]] = {}
+    for utt in sorted(utt2spk):
+        spk2utts.setdefault(utt2spk[utt], []).append(utt)
+    _check_speaker_order(utt2spk, data_dir)
+
+    optional: Dict[str, Dict[str, str]] = {}
+    for field_name, fname in OPTIONAL_FILES.items():
+        have = {u.uttid: getattr(u, field_name) for u in utts if getattr(u, field_name) is not None}
+        if not have:
+            continue
+        if len(have) != len(utts):
+            missing = next(u.uttid for u in utts if getattr(u, field_name) is None)
+            raise ValueError(
+                f"{data_dir}: field {field_name!r} ({fname}) is set for {len(have)} of "
+                f"{len(utts)} utterances; give it for all or none (e.g. {missing!r} has none)"
+            )
+        optional[fname] = have
+
+    os.makedirs(data_dir, exist_ok=True)
+    write_kv(os.path.join(data_dir, "wav.scp"), wav_scp)
+    seg_path = os.path.join(data_dir, "segments")
+    if segments:
+        write_kv(seg_path, segments)
+    elif os.path.exists(seg_path):
+        os.remove(seg_path)
+    write_kv(os.path.join(data_dir, "utt2spk"), utt2spk)
+    write_kv(os.path.join(data_dir, "spk2utt"), {s: " ".join(us) for s, us in spk2utts.items()})
+    for fname in OPTIONAL_FILES.values():
+        path = os.path.join(data_dir, fname)
+        if fname in optional:
+            write_kv(path, optional[fname])
+        elif os.path.exists(path):
+            os.remove(path)
+    validate_data_dir(data_dir)
+    logger.info("wrote %s: %d utterances, %d speakers", data_dir, len(utts), len(spk2utts))
+
+
+def _check_speaker_order(utt2spk: Mapping[str, str], where: str) -> None:
+    prev_utt = prev_spk = None
+    for utt in sorted(utt2spk):
+        spk = utt2spk[utt]
+        if prev_spk is not None and spk < prev_spk:
+            raise ValueError(
+                f"{where}: utterance ids and speaker ids sort differently: {prev_utt!r} "
+                f"(speaker {prev_spk!r}) sorts before {utt!r} (speaker {spk!r}); prefix every "
+                f"utterance id with its speaker id (Kaldi rule)"
+            )
+        prev_utt, prev_spk = utt, spk
+
+
+def _read_sorted(path: str) -> Dict[str, str]:
+    d = read_kv(path)
+    prev = None
+    for lineno, key in enumerate(d, 1):
+        if prev is not None and key < prev:
+            raise ValueError(
+                f"{path}:{lineno}: not sorted: {key!r} comes after {prev!r} "
+                f"(sort with LC_ALL=C, or re-write with write_kv)"
+            )
+        prev = key
+    return d
+
+
+def _compare_keys(name: str, keys: Iterable[str], ref_name: str, ref: Iterable[str]) -> None:
+    keys, ref = set(keys), set(ref)
+    if keys == ref:
+        return
+    missing, extra = sorted(ref - keys), sorted(keys - ref)
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} keys of {ref_name} missing (e.g. {missing[0]!r})")
+    if extra:
+        parts.append(f"{len(extra)} keys not in {ref_name} (e.g. {extra[0]!r})")
+    raise ValueError(f"{name}: key set differs from {ref_name}: " + "; ".join(parts))
+
+
+def _parse_time(path: str, key: str, s: str) -> float:
+    try:
+        return float(s)
+    except ValueError:
+        raise ValueError(f"{path}: {key}: time {s!r} is not a number") from None
+
+
+def validate_data_dir(data_dir: PathLike) -> Dict[str, int]:
+    """Check a data directory; raise ValueError naming the file (and line) of the first problem.
+
+    Returns counts ``{"utterances", "speakers", "recordings"}``.
+    """
+    data_dir = os.fspath(data_dir)
+
+    def p(name: str) -> str:
+        return os.path.join(data_dir, name)
+
+    for name in ("wav.scp", "utt2spk", "spk2utt"):
+        if not os.path.isfile(p(name)):
+            raise ValueError(f"{data_dir}: missing {name}")
+
+    utt2spk = _read_sorted(p("utt2spk"))
+    if not utt2spk:
+        raise ValueError(f"{p('utt2spk')}: empty")
+    for utt, spk in utt2spk.items():
+        if not spk or any(c.isspace() for c in spk):
+            raise ValueError(f"{p('utt2spk')}: {utt}: speaker must be one token, got {spk!r}")
+    _check_speaker_order(utt2spk, p("utt2spk"))
+
+    spk2utt = _read_sorted(p("spk2utt"))
+    expected: Dict[str, List[str]] = {}
+    for utt in sorted(utt2spk):
+        expected.setdefault(utt2spk[utt], []).append(utt)
+    _compare_keys(p("spk2utt"), spk2utt, "speakers of utt2spk", expected)
+    for spk, value in spk2utt.items():
+        listed = value.split()
+        if listed != expected[spk]:
+            raise ValueError(
+                f"{p('spk2utt')}: speaker {spk!r} lists {listed[:3]}... but utt2spk gives "
+                f"{expected[spk][:3]}... ({len(listed)} vs {len(expected[spk])} utterances; "
+                f"lists must match utt2spk exactly and be sorted)"
+            )
+
+    wav_scp = _read_sorted(p("wav.scp"))
+    for key, wav in wav_scp.items():
+        if not wav:
+            raise ValueError(f"{p('wav.scp')}: {key}: empty wav entry")
+    if os.path.isfile(p("segments")):
+        segments = _read_sorted(p("segments"))
+        _compare_keys(p("segments"), segments, "utt2spk", utt2spk)
+        used = set()
+        for utt, value in segments.items():
+            cols = value.split()
+            if len(cols) != 3:
+                raise ValueError(
+                    f"{p('segments')}: {utt}: expected '<recid> <start> <end>', got {value!r}"
+                )
+            recid = cols[0]
+            start = _parse_time(p("segments"), utt, cols[1])
+            end = _parse_time(p("segments"), utt, cols[2])
+            if not (0 <= start < end):
+                raise ValueError(f"{p('segments')}: {utt}: need 0 <= start < end, got {value!r}")
+            if recid not in wav_scp:
+                raise ValueError(f"{p('segments')}: {utt}: recording {recid!r} not in wav.scp")
+            used.add(recid)
+        unused = sorted(set(wav_scp) - used)
+        if unused:
+            # Harmless for every consumer (nothing points to them), so only worth a warning.
+            logger.warning("%s: %d recordings without segments (e.g. %s)",
+                           p("wav.scp"), len(unused), unused[0])
+    else:
+        _compare_keys(p("wav.scp"), wav_scp, "utt2spk", utt2spk)
+
+    for fname in OPTIONAL_FILES.values():
+        if os.path.isfile(p(fname)):
+            _compare_keys(p(fname), _read_sorted(p(fname)), "utt2spk", utt2spk)
+
+    return {"utterances": len(utt2spk), "speakers": len(spk2utt), "recordings": len(wav_scp)}
+
+
+def read_data_dir(data_dir: PathLike) -> List[Utterance]:
+    """Read a data directory back into `Utterance` records, sorted by utterance id."""
+    data_dir = os.fspath(data_dir)
+    validate_data_dir(data_dir)
+    utt2spk = read_kv(os.path.join(data_dir, "utt2spk"))
+    wav_scp = read_kv(os.path.join(data_dir, "wav.scp"))
+    seg_path = os.path.join(data_dir, "segments")
+    segments = read_kv(seg_path) if os.path.isfile(seg_path) else None
+    extra = {
+        field_name: read_kv(os.path.join(data_dir, fname))
+        for field_name, fname in OPTIONAL_FILES.items()
+        if os.path.isfile(os.path.join(data_dir, fname))
+    }
+    utts = []
+    for utt in sorted(utt2spk):
+        if segments is not None:
+            recid, start, end = segments[utt].split()
+            seg = Segment(recid, float(start), float(end))
+            wav = wav_scp[recid]
+        else:
+            seg, wav = None, wav_scp[utt]
+        kw = {name: values[utt] for name, values in extra.items()}
+        utts.append(Utterance(uttid=utt, wav=wav, spk=utt2spk[utt], segment=seg, **kw))
+    return utts
+
+
+# Guard against the dataclass drifting away from the table of optional files.
+assert set(OPTIONAL_FILES) <= {f.name for f in fields(Utterance)}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Validate Kaldi-style data directories.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    val = sub.add_parser("validate", help="check one or more data directories")
+    val.add_argument("dirs", nargs="+")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    status = 0
+    for d in args.dirs:
+        try:
+            counts = validate_data_dir(d)
+        except (ValueError, OSError) as e:
+            print(f"ERROR: {e}", file=sys.stderr)
+            status = 1
+        else:
+            print(f"{d}: OK ({counts['utterances']} utterances, {counts['speakers']} speakers, "
+                  f"{counts['recordings']} recordings)")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

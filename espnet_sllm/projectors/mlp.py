@@ -1,0 +1,71 @@
+"""Frame stacking followed by a two-layer MLP."""
+from typing import Tuple
+
+import torch
+
+from espnet_sllm.projectors.abs_projector import AbsProjector
+from espnet_sllm.projectors.utils import check_input, stack_frames, zero_padding
+
+_ACTIVATIONS = {
+    "relu": torch.nn.ReLU,
+    "gelu": torch.nn.GELU,
+    "silu": torch.nn.SiLU,
+    "tanh": torch.nn.Tanh,
+}
+
+
+class MLPProjector(AbsProjector):
+    """Stack ``downsample`` consecutive frames, then Linear -> activation -> Linear.
+
+    The bi-directional-context system of MLC-SLM (Peng et al.) uses ``downsample=5`` on
+    Whisper-large-v3 (1280) into Gemma-2-2B (2304).
+
+    Shapes:
+        x: (B, T, input_size), x_lens: (B,)
+        y: (B, ceil(T / k), output_size), y_lens: (B,) with k = downsample
+
+    Length rule: ``y_lens = ceil(x_lens / k)``; the last, incomplete group of k frames is
+    completed with zero frames. Output frames at and beyond y_lens[b] are set to zero.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        downsample: int = 5,
+        hidden: int = 2048,
+        activation: str = "relu",
+    ):
+        super().__init__()
+        if input_size < 1 or output_size < 1 or hidden < 1:
+            raise ValueError(
+                f"MLPProjector: input_size, output_size and hidden must be >= 1, "
+                f"got {input_size}, {output_size}, {hidden}"
+            )
+        if downsample < 1:
+            raise ValueError(f"MLPProjector: downsample must be >= 1, got {downsample}")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(
+                f"MLPProjector: unknown activation {activation!r}, "
+                f"choose one of {sorted(_ACTIVATIONS)}"
+            )
+        self.input_size = input_size
+        self._output_size = output_size
+        self.downsample = downsample
+        self.mlp = torch.nn.Sequential(
+            torch.nn.Linear(downsample * input_size, hidden),
+            _ACTIVATIONS[activation](),
+            torch.nn.Linear(hidden, output_size),
+        )
+
+    def output_size(self) -> int:
+        return self._output_size
+
+    def forward(
+        self, x: torch.Tensor, x_lens: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        check_input(x, x_lens, self.input_size, type(self).__name__)
+        x, y_lens = stack_frames(x, x_lens, self.downsample)
+        # The biases would otherwise make the padding frames non-zero.
+        y = zero_padding(self.mlp(x), y_lens)
+        return y, y_lens
