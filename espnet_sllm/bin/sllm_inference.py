@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Decode speech with a trained Speech LLM; writes ESPnet's ``1best_recog`` layout.
+
+Usage:
+    python -m espnet_sllm.bin.sllm_inference \
+        --train_config exp/sllm/config.yaml --model_file exp/sllm/valid.acc.best.pth \
+        --data_path_and_name_and_type dump/raw/test/wav.scp,speech,sound \
+        [--data_path_and_name_and_type dump/raw/test/utt2lang,lang,text] \
+        [--key_file split/keys.1.scp] --output_dir exp/sllm/decode_test/output.1 \
+        --batch_size 8 --beam_size 4 --no_repeat_ngram_size 5
+
+Writes ``<output_dir>/1best_recog/{text,token,token_int,score}``, each sorted by utterance id.
+``--key_file`` decodes only the listed utterances (ESPnet's way of splitting into N jobs).
+``--preprocessor_conf key=value`` overrides the training prompt (e.g. another template).
+"""
+import argparse
+import logging
+import os
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
+from espnet2.utils import config_argparse
+from espnet2.utils.nested_dict_action import NestedDictAction
+from espnet2.utils.types import str2triple_str, str_or_none
+
+from espnet_sllm.llm.hf_causal_lm import parse_dtype
+from espnet_sllm.tasks.sllm import SLLMTask
+
+
+def load_model(train_config: str, model_file: Optional[str], device: str):
+    """Build the model from its training config and load the trained weights.
+
+    A checkpoint saved with ``--save_strategy required_grad_only`` lacks the frozen pretrained
+    weights, which the config reloads from their source; any other missing or unexpected key
+    is an error (ESPnet itself loads with strict=False and would hide it).
+    """
+    model, args = SLLMTask.build_model_from_file(train_config, None, device)
+    if model_file is not None:
+        state = torch.load(model_file, map_location=device, weights_only=False)
+        state = state.get("module", state)  # DeepSpeed checkpoints
+        result = model.load_state_dict(state, strict=False)
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+        missing = [k for k in result.missing_keys if k in trainable]
+        if result.unexpected_keys or missing:
+            raise RuntimeError(
+                f"{model_file} does not match {train_config}: "
+                f"unexpected keys {result.unexpected_keys[:5]}, missing trainable keys "
+                f"{missing[:5]}"
+            )
+    model.eval()
+    return model, args
+
+
+def write_sorted(path: str, rows: Dict[str, str]) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for key in sorted(rows):
+            f.write(f"{key} {rows[key]}".rstrip(" ") + "\n")
+
+
+def inference(
+    output_dir: str,
+    data_path_and_name_and_type: Sequence[Tuple[str, str, str]],
+    train_config: str,
+    model_file: Optional[str],
+    key_file: Optional[str] = None,
+    batch_size: int = 8,
+    ngpu: int = 0,
+    dtype: str = "float32",
+    num_workers: int = 1,
+    seed: int = 0,
+    beam_size: int = 1,
+    no_repeat_ngram_size: int = 0,
+    length_penalty: float = 1.0,
+    repetition_penalty: float = 1.0,
+    max_new_tokens: int = 200,
+    max_tokens_per_second: float = 25.0,
+    min_new_tokens: int = 1,
+    preprocessor_conf: Optional[dict] = None,
+    allow_variable_data_keys: bool = False,
+) -> Dict[str, str]:
+    """Decode every utterance and write the 1best files; returns {utt_id: text}."""
+    if ngpu > 1:
+        raise NotImplementedError("decode on one device per job; split jobs with --key_file")
+    set_all_random_seed(seed)
+    device = "cuda" if ngpu > 0 else "cpu"
+    model, train_args = load_model(train_config, model_file, device)
+    model.to(dtype=parse_dtype(dtype)) if dtype != "float32" else None
+    if preprocessor_conf:
+        train_args.preprocessor_conf = {**(train_args.preprocessor_conf or {}), **preprocessor_conf}
+    preprocess = SLLMTask.build_preprocess_fn(train_args, train=False)
+    tokenizer = preprocess.tokenizer
+    loader = SLLMTask.build_streaming_iterator(
+        data_path_and_name_and_type,
+        preprocess_fn=preprocess,
+        collate_fn=SLLMTask.build_collate_fn(train_args, False),
+        key_file=key_file,
+        batch_size=batch_size,
+        dtype=parse_dtype(dtype) if dtype != "float32" else "float32",
+        num_workers=num_workers,
+        allow_variable_data_keys=allow_variable_data_keys,
+        ngpu=ngpu,
+        inference=True,
+    )
+    texts, tokens, token_ints, scores = {}, {}, {}, {}
+    try:
+        from tqdm import tqdm
+    except ImportError:  # progress bars are a nicety
+        tqdm = None
+    n_total = None
+    if key_file is not None or data_path_and_name_and_type:
+        src = key_file or data_path_and_name_and_type[0][0]
+        with open(src, encoding="utf-8") as f:
+            n_total = sum(1 for line in f if line.strip())
+    bar = tqdm(total=n_total, desc="decoding", unit="utt", file=sys.stderr) if tqdm else None
+    for keys, batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items() if not k.startswith("text")}
+        results = model.generate(
+            batch["speech"],
+            batch["speech_lengths"],
+            batch["prefix"],
+            batch["prefix_lengths"],
+            batch["suffix"],
+            batch["suffix_lengths"],
+            num_beams=beam_size,
+            max_new_tokens=max_new_tokens,
+            max_tokens_per_second=max_tokens_per_second,
+            min_new_tokens=min_new_tokens,
+            no_repeat_ngram_size=no_repeat_ngram_size,
+            length_penalty=length_penalty,
+            repetition_penalty=repetition_penalty,
+        )
+        for key, (ids, score) in zip(keys, results):
+            texts[key] = tokenizer.decode(ids, skip_special_tokens=True).strip()
+            tokens[key] = " ".join(tokenizer.convert_ids_to_tokens(ids))
+            token_ints[key] = " ".join(map(str, ids))
+            scores[key] = f"{score:.6f}"
+        if bar is not None:
+            bar.update(len(keys))
+    if bar is not None:
+        bar.close()
+    out = os.path.join(output_dir, "1best_recog")
+    for name, rows in (("text", texts), ("token", tokens), ("token_int", token_ints),
+                       ("score", scores)):
+        write_sorted(os.path.join(out, name), rows)
+    logging.info(f"decoded {len(texts)} utterances into {out}")
+    return texts
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = config_argparse.ArgumentParser(
+        description="Speech-LLM decoding", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--log_level", default="INFO",
+                        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET"))
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--ngpu", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--num_workers", type=int, default=1)
+    group = parser.add_argument_group("Input data related")
+    group.add_argument("--data_path_and_name_and_type", type=str2triple_str, required=True,
+                       action="append")
+    group.add_argument("--key_file", type=str_or_none)
+    group.add_argument("--allow_variable_data_keys", type=lambda x: x.lower() == "true",
+                       default=False)
+    group = parser.add_argument_group("The model configuration related")
+    group.add_argument("--train_config", required=True)
+    group.add_argument("--model_file", type=str_or_none)
+    group.add_argument("--preprocessor_conf", action=NestedDictAction, default=dict(),
+                       help="overrides of the training preprocessor_conf (e.g. prompt_template)")
+    group = parser.add_argument_group("Decoding related")
+    group.add_argument("--batch_size", type=int, default=8)
+    group.add_argument("--beam_size", type=int, default=1)
+    group.add_argument("--no_repeat_ngram_size", type=int, default=0)
+    group.add_argument("--length_penalty", type=float, default=1.0)
+    group.add_argument("--repetition_penalty", type=float, default=1.0)
+    group.add_argument("--max_new_tokens", type=int, default=200)
+    group.add_argument("--max_tokens_per_second", type=float, default=25.0,
+                       help="per-utterance budget: 10 + ceil(seconds * this); 0 disables")
+    group.add_argument("--min_new_tokens", type=int, default=1)
+    return parser
+
+
+def main(cmd: Optional[List[str]] = None):
+    print(" ".join([sys.executable] + sys.argv), file=sys.stderr)
+    args = get_parser().parse_args(cmd)
+    kwargs = vars(args)
+    logging.basicConfig(
+        level=kwargs.pop("log_level"),
+        format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
+    )
+    inference(**kwargs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+#!/usr/bin/env python3
+"""Train a Speech LLM with ESPnet's trainer.
+
+Usage:
+    python -m espnet_sllm.bin.sllm_train --config conf/train.yaml \
+        --train_data_path_and_name_and_type dump/raw/train/wav.scp,speech,sound \
+        --train_data_path_and_name_and_type dump/raw/train/text,text,text \
+        --train_shape_file exp/stats/train/speech_shape ... --output_dir exp/sllm
+
+Every ESPnet trainer option works (--ngpu, --use_amp, --accum_grad, --freeze_param,
+--init_param, --keep_nbest_models, --best_model_criterion valid acc max, --patience,
+--use_deepspeed, --save_strategy, --resume, --collect_stats, ...); see --help.
+"""
+from typing import List, Optional
+
+from espnet_sllm.tasks.sllm import SLLMTask
+
+
+def get_parser():
+    return SLLMTask.get_parser()
+
+
+def main(cmd: Optional[List[str]] = None):
+    SLLMTask.main(cmd=cmd)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Loading the LLM's tokenizer, shared by the preprocessor (training data) and the model.
+
+Both sides must see the same vocabulary, including added special tokens, so both call
+:func:`load_tokenizer` with the same arguments (taken from ``llm_conf``).
+"""
+import json
+import os
+from typing import List, Optional, Sequence
+
+
+def load_tokenizer(
+    name_or_path: str,
+    special_tokens: Sequence[str] = (),
+    trust_remote_code: bool = False,
+):
+    """Load an HF tokenizer from a local directory or hub id and add ``special_tokens``.
+
+    The ``tokenizer_class`` written in a local ``tokenizer_config.json`` is honoured: transformers
+    5's ``AutoTokenizer`` otherwise picks the class of the model type in ``config.json``, which
+    re-interprets a tokenizer trained for another family (e.g. our sentencepiece tokenizers
+    beside a Qwen2 config lose their spaces). For real checkpoints both choices coincide.
+    A pad token is required for batching; when the tokenizer has none, EOS is used.
+    """
+    import transformers
+    from transformers import AutoTokenizer
+
+    cls = AutoTokenizer
+    cfg_path = os.path.join(name_or_path, "tokenizer_config.json")
+    if os.path.isfile(cfg_path):
+        with open(cfg_path, encoding="utf-8") as f:
+            name = json.load(f).get("tokenizer_class")
+        if name and hasattr(transformers, name):
+            cls = getattr(transformers, name)
+    try:
+        tok = cls.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except OSError as e:
+        raise OSError(
+            f"cannot load the tokenizer from {name_or_path!r}: give a local HF model directory "
+            f"or a hub id reachable from this machine ({e})"
+        ) from e
+    missing = [t for t in special_tokens if t not in tok.get_vocab()]
+    if missing:
+        tok.add_special_tokens({"additional_special_tokens": list(missing)},
+                               replace_extra_special_tokens=False)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    if tok.eos_token_id is None:
+        raise ValueError(f"tokenizer of {name_or_path!r} has no EOS token; set one in its config")
+    return tok
+
+
+def bos_ids(tokenizer) -> List[int]:
+    """``[bos]`` when the tokenizer puts BOS in front of a text by itself (Gemma, Llama), else ``[]``.
+
+    We tokenise prompt pieces with ``add_special_tokens=False`` and place BOS once at the very
+    start, so the LLM sees what it saw in pre-training.
+    """
+    bos: Optional[int] = tokenizer.bos_token_id
+    if bos is None:
+        return []
+    ids = tokenizer("a")["input_ids"]
+    return [bos] if ids and ids[0] == bos else []

@@ -1,0 +1,299 @@
+"""ESPnetSLLMModel: speech encoder -> projector -> spliced into a decoder-only LLM."""
+import math
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from espnet2.asr.ctc import CTC
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
+from espnet2.asr.frontend.abs_frontend import AbsFrontend
+from espnet2.asr.specaug.abs_specaug import AbsSpecAug
+from espnet2.layers.abs_normalize import AbsNormalize
+from espnet2.torch_utils.device_funcs import force_gatherable
+from espnet2.train.abs_espnet_model import AbsESPnetModel
+
+from espnet_sllm.llm.abs_llm import AbsLLM
+from espnet_sllm.projectors.abs_projector import AbsProjector
+
+IGNORE_ID = -100
+
+
+class ESPnetSLLMModel(AbsESPnetModel):
+    """Speech LLM: ``prefix-text | speech embeddings | suffix-text | target + EOS``.
+
+    The prompt is split by the preprocessor at its ``{speech}`` placeholder; this model embeds
+    both halves with the LLM's own embedding table, puts the projected speech between them and
+    trains cross-entropy on the target tokens and EOS only.
+
+    Args:
+        frontend, specaug, normalize, encoder: as in ESPnet's ASR model (frontend None for
+            encoders that take the raw waveform, e.g. ``whisper_hf``).
+        projector: encoder frames -> LLM embeddings; its input size must equal the encoder's
+            output size and its output size the LLM's hidden size.
+        llm: the causal LM.
+        ctc_weight: weight α of an auxiliary CTC loss, ``loss = (1-α)·CE + α·CTC``. The CTC
+            head is over the LLM vocabulary plus a blank (id 0; token i is class i+1).
+        ctc_input: ``projector`` (after projection) or ``encoder`` (encoder output).
+        lsm_weight: label smoothing of the CE loss.
+        sample_rate: of the waveform, to bound generation length by audio duration.
+    """
+
+    def __init__(
+        self,
+        frontend: Optional[AbsFrontend],
+        specaug: Optional[AbsSpecAug],
+        normalize: Optional[AbsNormalize],
+        encoder: AbsEncoder,
+        projector: AbsProjector,
+        llm: AbsLLM,
+        ctc_weight: float = 0.0,
+        ctc_input: str = "projector",
+        lsm_weight: float = 0.0,
+        sample_rate: int = 16000,
+    ):
+        super().__init__()
+        if not 0.0 <= ctc_weight <= 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
+        if ctc_input not in ("projector", "encoder"):
+            raise ValueError(f"ctc_input must be 'projector' or 'encoder', got {ctc_input!r}")
+        self.frontend = frontend
+        self.specaug = specaug
+        self.normalize = normalize
+        self.encoder = encoder
+        self.projector = projector
+        self.llm = llm
+        if projector.output_size() != llm.hidden_size():
+            raise ValueError(
+                f"projector output_size {projector.output_size()} != LLM hidden size "
+                f"{llm.hidden_size()}: set projector_conf.output_size"
+            )
+        self.ctc_weight = ctc_weight
+        self.ctc_input = ctc_input
+        self.lsm_weight = lsm_weight
+        self.sample_rate = sample_rate
+        if ctc_weight > 0:
+            in_dim = projector.output_size() if ctc_input == "projector" else encoder.output_size()
+            self.ctc = CTC(odim=llm.vocab_size() + 1, encoder_output_size=in_dim)
+        else:
+            self.ctc = None
+
+    # ---------------------------------------------------------------- speech side
+    def encode(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) waveform -> encoder output (B, T, D_enc), lengths (B,).
+
+        Kept separate from projection so frozen-encoder outputs can be cached and re-used
+        (feature caching, two-stage decoding).
+        """
+        feats, feats_lengths = speech, speech_lengths
+        if self.frontend is not None:
+            feats, feats_lengths = self.frontend(speech, speech_lengths)
+        if self.specaug is not None and self.training:
+            feats, feats_lengths = self.specaug(feats, feats_lengths)
+        if self.normalize is not None:
+            feats, feats_lengths = self.normalize(feats, feats_lengths)
+        enc, enc_lens, _ = self.encoder(feats, feats_lengths)
+        return enc, enc_lens
+
+    def speech_embeddings(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        enc, enc_lens = self.encode(speech, speech_lengths)
+        emb, emb_lens = self.projector(enc, enc_lens)
+        return emb, emb_lens, enc, enc_lens
+
+    # ---------------------------------------------------------------- splicing
+    def splice(
+        self,
+        speech_emb: torch.Tensor,
+        speech_emb_lengths: torch.Tensor,
+        prefix: torch.Tensor,
+        prefix_lengths: torch.Tensor,
+        suffix: torch.Tensor,
+        suffix_lengths: torch.Tensor,
+        text: Optional[torch.Tensor] = None,
+        text_lengths: Optional[torch.Tensor] = None,
+        left_pad: bool = False,
+    ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """Join ``prefix | speech | suffix [| text]`` per utterance.
+
+        Args:
+            speech_emb: (B, T, D); prefix: (B, P); suffix: (B, S); text: (B, N) (ids padded
+                with any value, lengths give the real sizes).
+            left_pad: padding on the left (generation) instead of the right (training).
+        Returns:
+            inputs_embeds (B, L, D), attention_mask (B, L) long, labels (B, L) long with
+            IGNORE_ID everywhere but on the target tokens (None when ``text`` is None).
+        """
+        B = speech_emb.size(0)
+        pad_id = self.llm.pad_token_id
+        pieces = [prefix, suffix] + ([text] if text is not None else [])
+        # One embedding call per piece for the whole batch; padding ids become pad_id.
+        embedded = [
+            self.llm.embed(p.masked_fill(p < 0, pad_id)).to(speech_emb.dtype) for p in pieces
+        ]
+        rows, labels = [], []
+        for b in range(B):
+            parts = [
+                embedded[0][b, : prefix_lengths[b]],
+                speech_emb[b, : speech_emb_lengths[b]],
+                embedded[1][b, : suffix_lengths[b]],
+            ]
+            n_ctx = sum(int(p.size(0)) for p in parts)
+            lab = torch.full((n_ctx,), IGNORE_ID, dtype=torch.long, device=speech_emb.device)
+            if text is not None:
+                parts.append(embedded[2][b, : text_lengths[b]])
+                lab = torch.cat([lab, text[b, : text_lengths[b]].long()])
+            rows.append(torch.cat(parts, dim=0))
+            labels.append(lab)
+        L = max(r.size(0) for r in rows)
+        D = speech_emb.size(-1)
+        embeds = speech_emb.new_zeros(B, L, D)
+        mask = torch.zeros(B, L, dtype=torch.long, device=speech_emb.device)
+        lab_out = torch.full((B, L), IGNORE_ID, dtype=torch.long, device=speech_emb.device)
+        for b, (r, lab) in enumerate(zip(rows, labels)):
+            n = r.size(0)
+            sl = slice(L - n, L) if left_pad else slice(0, n)
+            embeds[b, sl] = r
+            mask[b, sl] = 1
+            lab_out[b, sl] = lab
+        return embeds, mask, (lab_out if text is not None else None)
+
+    # ---------------------------------------------------------------- training
+    def forward(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        prefix: torch.Tensor,
+        prefix_lengths: torch.Tensor,
+        suffix: torch.Tensor,
+        suffix_lengths: torch.Tensor,
+        text: torch.Tensor,
+        text_lengths: torch.Tensor,
+        **kwargs,
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+        """Shapes: speech (B, L), prefix (B, P), suffix (B, S), text (B, N) = target + EOS.
+
+        Returns (loss, stats, weight) with stats loss, loss_ce, acc [, loss_ctc].
+        """
+        if int(text_lengths.min()) < 2:
+            raise ValueError(
+                "an utterance has an empty target (only EOS): filter empty texts (stage 3)"
+            )
+        B = speech.size(0)
+        emb, emb_lens, enc, enc_lens = self.speech_embeddings(speech, speech_lengths)
+        embeds, mask, labels = self.splice(
+            emb, emb_lens, prefix, prefix_lengths, suffix, suffix_lengths, text, text_lengths
+        )
+        # Logits are needed only from just before the first target token on: with LLM
+        # vocabularies of 256k entries this saves most of the logits memory.
+        first = int((labels != IGNORE_ID).float().argmax(dim=1).min()) - 1
+        keep = torch.arange(first, labels.size(1) - 1, device=labels.device)
+        logits = self.llm(embeds, mask, logits_to_keep=keep).float()
+        target = labels[:, first + 1 :]
+        valid = target != IGNORE_ID
+        loss_ce = F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)),
+            target.reshape(-1),
+            ignore_index=IGNORE_ID,
+            label_smoothing=self.lsm_weight,
+        )
+        with torch.no_grad():
+            acc = (logits.argmax(-1)[valid] == target[valid]).float().mean()
+        stats = {"loss_ce": loss_ce.detach(), "acc": acc}
+        loss = loss_ce
+        if self.ctc is not None:
+            ctc_in, ctc_lens = (emb, emb_lens) if self.ctc_input == "projector" else (enc, enc_lens)
+            # Class 0 is the blank; the EOS at the end of each target is not a spoken token.
+            loss_ctc = self.ctc(ctc_in.float(), ctc_lens, text + 1, text_lengths - 1)
+            loss = (1 - self.ctc_weight) * loss_ce + self.ctc_weight * loss_ctc
+            stats["loss_ctc"] = loss_ctc.detach()
+        stats["loss"] = loss.detach()
+        loss, stats, weight = force_gatherable((loss, stats, B), loss.device)
+        return loss, stats, weight
+
+    def collect_feats(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor, **kwargs
+    ) -> Dict[str, torch.Tensor]:
+        """Frontend features for ``--collect_stats`` (the waveform when there is no frontend)."""
+        if self.frontend is None:
+            return {"feats": speech, "feats_lengths": speech_lengths}
+        feats, feats_lengths = self.frontend(speech, speech_lengths)
+        return {"feats": feats, "feats_lengths": feats_lengths}
+
+    # ---------------------------------------------------------------- decoding
+    @torch.no_grad()
+    def generate(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        prefix: torch.Tensor,
+        prefix_lengths: torch.Tensor,
+        suffix: torch.Tensor,
+        suffix_lengths: torch.Tensor,
+        num_beams: int = 1,
+        max_new_tokens: int = 200,
+        max_tokens_per_second: Optional[float] = 25.0,
+        min_new_tokens: int = 1,
+        no_repeat_ngram_size: int = 0,
+        length_penalty: float = 1.0,
+        repetition_penalty: float = 1.0,
+        **generate_kwargs,
+    ) -> List[Tuple[List[int], float]]:
+        """Decode a batch with transformers' ``generate`` on left-padded ``inputs_embeds``.
+
+        Each utterance gets its own token budget ``min(max_new_tokens, 10 + ceil(seconds *
+        max_tokens_per_second))`` so that a looping model stops, enforced per utterance (not per
+        batch) so that batched decoding equals decoding each utterance alone.
+        Returns one (token ids without EOS, score) per utterance; the score is the beam score
+        (length-normalised log-probability) or, for greedy search, the sum of log-probabilities.
+        """
+        from transformers import LogitsProcessorList
+
+        from espnet_sllm.decoding.limits import PerUtteranceLengthLimit
+
+        emb, emb_lens, _, _ = self.speech_embeddings(speech, speech_lengths)
+        embeds, mask, _ = self.splice(
+            emb, emb_lens, prefix, prefix_lengths, suffix, suffix_lengths, left_pad=True
+        )
+        limits = []
+        for n in speech_lengths.tolist():
+            limit = max_new_tokens
+            if max_tokens_per_second:
+                seconds = n / self.sample_rate
+                limit = min(limit, 10 + math.ceil(seconds * max_tokens_per_second))
+            limits.append(max(limit, min_new_tokens + 1))
+        processor = PerUtteranceLengthLimit(limits, num_beams, self.llm.eos_token_id)
+        out = self.llm.generate(
+            embeds,
+            mask,
+            num_beams=num_beams,
+            max_new_tokens=max(limits),
+            min_new_tokens=min_new_tokens,
+            no_repeat_ngram_size=no_repeat_ngram_size,
+            length_penalty=length_penalty,
+            repetition_penalty=repetition_penalty,
+            do_sample=False,
+            logits_processor=LogitsProcessorList([processor]),
+            output_scores=True,
+            return_dict_in_generate=True,
+            **generate_kwargs,
+        )
+        seqs = out.sequences
+        if getattr(out, "sequences_scores", None) is not None:
+            scores = out.sequences_scores.tolist()
+        else:
+            trans = self.llm.model.compute_transition_scores(seqs, out.scores, normalize_logits=True)
+            scores = []
+            for b in range(seqs.size(0)):
+                ok = seqs[b] != self.llm.pad_token_id
+                ok &= torch.isfinite(trans[b])
+                scores.append(float(trans[b][ok].sum()))
+        results = []
+        for b in range(seqs.size(0)):
+            ids = seqs[b].tolist()
+            if self.llm.eos_token_id in ids:
+                ids = ids[: ids.index(self.llm.eos_token_id)]
+            results.append((ids, float(scores[b])))
+        return results

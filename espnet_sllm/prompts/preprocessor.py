@@ -1,0 +1,92 @@
+"""The preprocessor (ESPnet's ``preprocess_fn``): one utterance's fields -> token-id arrays."""
+from typing import Dict, Mapping, Optional, Sequence, Union
+
+import numpy as np
+from espnet2.train.preprocessor import AbsPreprocessor
+
+from espnet_sllm.llm.tokenizer import bos_ids, load_tokenizer
+from espnet_sllm.prompts.template import PromptSelector
+
+
+class SLLMPreprocessor(AbsPreprocessor):
+    """Turns ``{speech, text, lang, text_prev, ...}`` into the arrays the model consumes.
+
+    Output (numpy, collated and padded by ESPnet's ``CommonCollateFn``):
+        speech: (L,) float32 waveform, unchanged
+        prefix: (P,) int64, BOS (when the tokenizer uses one) + tokens of the text before {speech}
+        suffix: (S,) int64, tokens of the text after {speech}
+        text:   (N + 1,) int64, target tokens + EOS (only when the utterance has a text)
+    String fields (``lang``, ``text_prev``, ...) are consumed here: they fill the template and do
+    not reach the model.
+
+    Args:
+        train: True in training (later issues apply context masking only then).
+        tokenizer_name_or_path, special_tokens, trust_remote_code: exactly the LLM's
+            tokenizer arguments, so ids agree with the model's embedding table.
+        prompt_template: one template or a mapping language -> template (see PromptSelector).
+        speech_name, text_name, lang_name: data names in ``--*_data_path_and_name_and_type``.
+    """
+
+    def __init__(
+        self,
+        train: bool,
+        tokenizer_name_or_path: str,
+        special_tokens: Sequence[str] = (),
+        prompt_template: Union[str, Mapping[str, str]] = "{speech}",
+        speech_name: str = "speech",
+        text_name: str = "text",
+        lang_name: str = "lang",
+        trust_remote_code: bool = False,
+    ):
+        super().__init__(train)
+        self.tokenizer = load_tokenizer(tokenizer_name_or_path, special_tokens, trust_remote_code)
+        self.bos = bos_ids(self.tokenizer)
+        self.prompts = PromptSelector(prompt_template)
+        self.speech_name = speech_name
+        self.text_name = text_name
+        self.lang_name = lang_name
+
+    def encode(self, text: str) -> np.ndarray:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+        return np.asarray(ids, dtype=np.int64)
+
+    def prompt_fields(self, uid: str, data: Dict) -> Dict[str, str]:
+        """The string fields a template may use; later issues add context building here."""
+        return {
+            k: v for k, v in data.items() if isinstance(v, str) and k != self.text_name
+        }
+
+    def __call__(self, uid: str, data: Dict[str, Union[str, np.ndarray]]) -> Dict[str, np.ndarray]:
+        speech = data.get(self.speech_name)
+        if speech is None:
+            raise ValueError(f"utterance {uid}: no '{self.speech_name}' data")
+        speech = np.asarray(speech, dtype=np.float32)
+        if speech.ndim != 1 or speech.size == 0:
+            raise ValueError(
+                f"utterance {uid}: speech must be a non-empty mono waveform, got shape "
+                f"{speech.shape}"
+            )
+        fields = self.prompt_fields(uid, data)
+        template = self.prompts.select(fields.get(self.lang_name))
+        try:
+            before, after = template.render(fields)
+        except KeyError as e:
+            raise KeyError(f"utterance {uid}: {e.args[0]}") from None
+        out = {
+            self.speech_name: speech,
+            "prefix": np.concatenate([np.asarray(self.bos, dtype=np.int64), self.encode(before)]),
+            "suffix": self.encode(after),
+        }
+        text: Optional[str] = data.get(self.text_name)
+        if text is not None:
+            if not isinstance(text, str):  # already tokenised (e.g. a cached set)
+                out[self.text_name] = np.asarray(text, dtype=np.int64)
+            else:
+                if not text.strip():
+                    raise ValueError(
+                        f"utterance {uid}: empty text; stage 3 of the recipe drops such "
+                        f"utterances (or remove it from the 'text' file)"
+                    )
+                ids = self.encode(text.strip())
+                out[self.text_name] = np.append(ids, self.tokenizer.eos_token_id).astype(np.int64)
+        return out

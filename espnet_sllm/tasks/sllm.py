@@ -1,0 +1,198 @@
+"""SLLMTask: the ESPnet task of Speech LLMs (registry, preprocessor, collate, build_model).
+
+Imports are narrow on purpose: ``espnet2.tasks.asr`` pulls torchaudio, einops and a g2p that
+tries an nltk download; we import ESPnet's components from their own modules instead.
+"""
+import argparse
+import logging
+from typing import Callable, Collection, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
+from espnet2.asr.encoder.branchformer_encoder import BranchformerEncoder
+from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
+from espnet2.asr.encoder.e_branchformer_encoder import EBranchformerEncoder
+from espnet2.asr.encoder.transformer_encoder import TransformerEncoder
+from espnet2.asr.frontend.abs_frontend import AbsFrontend
+from espnet2.asr.frontend.default import DefaultFrontend
+from espnet2.asr.frontend.s3prl import S3prlFrontend
+from espnet2.asr.specaug.abs_specaug import AbsSpecAug
+from espnet2.asr.specaug.specaug import SpecAug
+from espnet2.layers.abs_normalize import AbsNormalize
+from espnet2.layers.global_mvn import GlobalMVN
+from espnet2.layers.utterance_mvn import UtteranceMVN
+from espnet2.tasks.abs_task import AbsTask
+from espnet2.train.abs_espnet_model import AbsESPnetModel
+from espnet2.train.class_choices import ClassChoices
+from espnet2.train.collate_fn import CommonCollateFn
+from espnet2.train.trainer import Trainer
+from espnet2.utils.nested_dict_action import NestedDictAction
+from espnet2.utils.types import int_or_none, str2bool
+
+from espnet_sllm.encoders.whisper import HFWhisperEncoder
+from espnet_sllm.llm.abs_llm import AbsLLM
+from espnet_sllm.llm.hf_causal_lm import HFCausalLM
+from espnet_sllm.model import ESPnetSLLMModel
+from espnet_sllm.projectors import projector_classes
+from espnet_sllm.projectors.abs_projector import AbsProjector
+from espnet_sllm.prompts.preprocessor import SLLMPreprocessor
+
+frontend_choices = ClassChoices(
+    name="frontend",
+    classes=dict(default=DefaultFrontend, s3prl=S3prlFrontend),
+    type_check=AbsFrontend,
+    default=None,  # HF encoders read the raw 16 kHz waveform
+    optional=True,
+)
+specaug_choices = ClassChoices(
+    name="specaug", classes=dict(specaug=SpecAug), type_check=AbsSpecAug, default=None,
+    optional=True,
+)
+normalize_choices = ClassChoices(
+    "normalize",
+    classes=dict(global_mvn=GlobalMVN, utterance_mvn=UtteranceMVN),
+    type_check=AbsNormalize,
+    default=None,
+    optional=True,
+)
+encoder_choices = ClassChoices(
+    "encoder",
+    classes=dict(
+        whisper_hf=HFWhisperEncoder,
+        conformer=ConformerEncoder,
+        transformer=TransformerEncoder,
+        e_branchformer=EBranchformerEncoder,
+        branchformer=BranchformerEncoder,
+    ),
+    type_check=AbsEncoder,
+    default="whisper_hf",
+)
+projector_choices = ClassChoices(
+    "projector", classes=projector_classes, type_check=AbsProjector, default="linear"
+)
+llm_choices = ClassChoices("llm", classes=dict(hf=HFCausalLM), type_check=AbsLLM, default="hf")
+model_choices = ClassChoices(
+    "model", classes=dict(sllm=ESPnetSLLMModel), type_check=AbsESPnetModel, default="sllm"
+)
+
+#: Data names a recipe may give besides speech/text (utt2lang -> lang, context, tasks, ST).
+OPTIONAL_DATA_NAMES = ("lang", "task", "text_prev", "text_next", "text_src", "text_tgt")
+
+
+class SLLMTask(AbsTask):
+    """Speech encoder -> projector -> decoder-only LLM, trained with ESPnet's trainer."""
+
+    num_optimizers: int = 1
+    class_choices_list = [
+        frontend_choices,
+        specaug_choices,
+        normalize_choices,
+        encoder_choices,
+        projector_choices,
+        llm_choices,
+        model_choices,
+    ]
+    trainer = Trainer
+
+    @classmethod
+    def add_task_arguments(cls, parser: argparse.ArgumentParser):
+        group = parser.add_argument_group(description="Task related")
+        group.add_argument(
+            "--input_size",
+            type=int_or_none,
+            default=None,
+            help="Input feature size when there is no frontend (HF encoders ignore it)",
+        )
+        group = parser.add_argument_group(description="Preprocess related")
+        group.add_argument(
+            "--use_preprocessor", type=str2bool, default=True,
+            help="Apply the prompt/tokenizer preprocessing (always needed for training)",
+        )
+        group.add_argument(
+            "--preprocessor_conf",
+            action=NestedDictAction,
+            default=dict(),
+            help="Keyword arguments of SLLMPreprocessor, e.g. prompt_template",
+        )
+        for class_choices in cls.class_choices_list:
+            class_choices.add_arguments(group)
+
+    @classmethod
+    def build_collate_fn(cls, args: argparse.Namespace, train: bool) -> Callable:
+        return CommonCollateFn(float_pad_value=0.0, int_pad_value=-1)
+
+    @classmethod
+    def build_preprocess_fn(
+        cls, args: argparse.Namespace, train: bool
+    ) -> Optional[Callable[[str, Dict[str, np.ndarray]], Dict[str, np.ndarray]]]:
+        if not args.use_preprocessor:
+            return None
+        llm_conf = args.llm_conf or {}
+        if "model_name_or_path" not in llm_conf:
+            raise ValueError("llm_conf.model_name_or_path is required (a local dir or hub id)")
+        return SLLMPreprocessor(
+            train=train,
+            tokenizer_name_or_path=llm_conf.get("tokenizer_name_or_path")
+            or llm_conf["model_name_or_path"],
+            special_tokens=llm_conf.get("special_tokens", ()),
+            trust_remote_code=llm_conf.get("trust_remote_code", False),
+            **(args.preprocessor_conf or {}),
+        )
+
+    @classmethod
+    def required_data_names(
+        cls, train: bool = True, inference: bool = False
+    ) -> Tuple[str, ...]:
+        return ("speech",) if inference else ("speech", "text")
+
+    @classmethod
+    def optional_data_names(
+        cls, train: bool = True, inference: bool = False
+    ) -> Tuple[str, ...]:
+        return (("text",) if inference else ()) + OPTIONAL_DATA_NAMES
+
+    @classmethod
+    def build_model(cls, args: argparse.Namespace) -> ESPnetSLLMModel:
+        # 1. frontend (None: the encoder reads the waveform)
+        frontend_class = frontend_choices.get_class(args.frontend)
+        if frontend_class is not None:
+            frontend = frontend_class(**args.frontend_conf)
+            input_size = frontend.output_size()
+        else:
+            frontend = None
+            input_size = args.input_size if args.input_size is not None else 1
+        specaug_class = specaug_choices.get_class(args.specaug)
+        specaug = specaug_class(**args.specaug_conf) if specaug_class else None
+        normalize_class = normalize_choices.get_class(args.normalize)
+        normalize = normalize_class(**args.normalize_conf) if normalize_class else None
+
+        # 2. encoder, LLM, then the projector between them
+        encoder = encoder_choices.get_class(args.encoder)(
+            input_size=input_size, **args.encoder_conf
+        )
+        llm = llm_choices.get_class(args.llm)(**args.llm_conf)
+        projector_conf = dict(args.projector_conf)
+        for key, value in (("input_size", encoder.output_size()),
+                           ("output_size", llm.hidden_size())):
+            if projector_conf.setdefault(key, value) != value:
+                raise ValueError(
+                    f"projector_conf.{key}={projector_conf[key]} but the model needs {value} "
+                    f"(encoder output {encoder.output_size()}, LLM hidden {llm.hidden_size()}); "
+                    f"remove the key to have it set automatically"
+                )
+        projector = projector_choices.get_class(args.projector)(**projector_conf)
+
+        model = model_choices.get_class(args.model)(
+            frontend=frontend,
+            specaug=specaug,
+            normalize=normalize,
+            encoder=encoder,
+            projector=projector,
+            llm=llm,
+            **args.model_conf,
+        )
+        n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        n_all = sum(p.numel() for p in model.parameters())
+        logging.info(f"SLLM: {n_all / 1e6:.2f}M parameters, {n_train / 1e6:.2f}M trainable")
+        return model

@@ -1,0 +1,82 @@
+"""Tiny random decoder-only LLMs of real architectures, saved with ``save_pretrained``.
+
+Each factory writes a complete Hugging Face model directory (config, weights, tokenizer) so that
+tests load it back through exactly the path a user's Gemma-2-2B / Phi-3-mini / Yi-6B / Qwen2
+checkpoint takes (``AutoModelForCausalLM.from_pretrained``).
+"""
+import os
+from typing import Optional
+
+import torch
+
+from espnet_sllm.testing.tokenizer import train_sentencepiece_tokenizer
+
+#: family -> (transformers config class name, extra config keys). Llama stands for Yi.
+FAMILIES = {
+    "qwen2": ("Qwen2Config", {}),
+    "gemma2": (
+        "Gemma2Config",
+        {"query_pre_attn_scalar": 16, "sliding_window": 16, "final_logit_softcapping": 30.0,
+         "attn_logit_softcapping": 50.0},
+    ),
+    "phi3": ("Phi3Config", {}),
+    "llama": ("LlamaConfig", {}),
+}
+
+
+def make_tiny_llm(
+    out_dir: str,
+    family: str = "qwen2",
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    intermediate_size: int = 128,
+    tokenizer_dir: Optional[str] = None,
+    sentences=None,
+    vocab_size: int = 200,
+    seed: int = 0,
+    save_weights: bool = True,
+) -> str:
+    """Build a tiny random ``family`` causal LM + tokenizer and save both to ``out_dir``.
+
+    ``tokenizer_dir``: an existing HF tokenizer directory to copy; otherwise a sentencepiece
+    tokenizer is trained on ``sentences``. ``save_weights=False`` writes config + tokenizer only
+    (the from-scratch layout used by recipes: ``pretrained: false`` builds random weights).
+    Returns ``out_dir``.
+    """
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if family not in FAMILIES:
+        raise ValueError(f"unknown LLM family {family!r}; valid: {sorted(FAMILIES)}")
+    os.makedirs(out_dir, exist_ok=True)
+    if tokenizer_dir is None:
+        train_sentencepiece_tokenizer(out_dir, sentences=sentences, vocab_size=vocab_size)
+        tokenizer = AutoTokenizer.from_pretrained(out_dir)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        tokenizer.save_pretrained(out_dir)
+    config_cls_name, extra = FAMILIES[family]
+    config = getattr(transformers, config_cls_name)(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
+        head_dim=hidden_size // num_heads,
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+        **extra,
+    )
+    if save_weights:
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config)
+        model.save_pretrained(out_dir)
+    else:
+        config.save_pretrained(out_dir)
+    return out_dir

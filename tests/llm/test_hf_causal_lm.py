@@ -1,0 +1,96 @@
+import pytest
+import torch
+
+from espnet_sllm.llm.hf_causal_lm import HFCausalLM
+from espnet_sllm.llm.tokenizer import load_tokenizer
+
+from ..conftest import FAMILIES
+
+SPECIAL = ["<|startofaudio|>", "<|endofaudio|>"]
+
+
+def _ids(path, text="hello world <|startofaudio|> the cat"):
+    tok = load_tokenizer(path, SPECIAL)
+    return torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_embed_matches_model_embedding(tiny_llm_dirs, family):
+    # Gemma-2 scales inputs_embeds by sqrt(D) inside the model: feeding our embeddings
+    # must give exactly what feeding input_ids gives.
+    llm = HFCausalLM(tiny_llm_dirs[family]).eval()
+    ids = _ids(tiny_llm_dirs[family], "hello world the cat")
+    mask = torch.ones_like(ids)
+    ref = llm.model(input_ids=ids, attention_mask=mask).logits
+    ours = llm(llm.embed(ids), mask)
+    torch.testing.assert_close(ours, ref)
+    keep = torch.tensor([1, 3])
+    torch.testing.assert_close(llm(llm.embed(ids), mask, logits_to_keep=keep), ref[:, keep])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_freeze_keeps_new_token_rows_trainable(tiny_llm_dirs, family):
+    llm = HFCausalLM(tiny_llm_dirs[family], freeze=True, special_tokens=SPECIAL)
+    trainable = [n for n, p in llm.named_parameters() if p.requires_grad]
+    assert trainable == ["new_token_embeddings"]
+    assert llm.vocab_size() == llm.n_base + 2
+    ids = _ids(tiny_llm_dirs[family])
+    llm(llm.embed(ids), torch.ones_like(ids)).sum().backward()
+    assert llm.new_token_embeddings.grad is not None
+    # only the row of the token actually used gets a gradient
+    assert llm.new_token_embeddings.grad[0].abs().sum() > 0
+    assert llm.new_token_embeddings.grad[1].abs().sum() == 0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_lora_trains_only_adapters_and_merge_keeps_logits(tiny_llm_dirs, family, tmp_path):
+    targets = ["qkv_proj"] if family == "phi3" else ["q_proj", "k_proj", "v_proj"]
+    llm = HFCausalLM(
+        tiny_llm_dirs[family], lora_r=4, lora_alpha=8, lora_dropout=0.0,
+        lora_target_modules=targets, special_tokens=SPECIAL,
+    )
+    trainable = [n for n, p in llm.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or n == "new_token_embeddings" for n in trainable)
+    # make the adapters non-trivial (lora_B starts at zero)
+    with torch.no_grad():
+        for n, p in llm.named_parameters():
+            if "lora_B" in n or n == "new_token_embeddings":
+                p.normal_(0, 0.5)
+    llm.eval()
+    ids = _ids(tiny_llm_dirs[family])
+    mask = torch.ones_like(ids)
+    before = llm(llm.embed(ids), mask)
+    llm.save_pretrained(str(tmp_path / "merged"))
+    llm.merge_lora()
+    assert not any("lora_" in n for n, _ in llm.named_parameters())
+    torch.testing.assert_close(llm(llm.embed(ids), mask), before, atol=1e-4, rtol=1e-4)
+    # the merged checkpoint loads back as a plain model with the same behaviour
+    reloaded = HFCausalLM(str(tmp_path / "merged"), special_tokens=SPECIAL).eval()
+    assert reloaded.vocab_size() == llm.vocab_size()
+    torch.testing.assert_close(reloaded(reloaded.embed(ids), mask), before, atol=1e-4, rtol=1e-4)
+
+
+def test_from_scratch_builds_random_weights(tiny_llm_dirs):
+    a = HFCausalLM(tiny_llm_dirs["qwen2"])
+    b = HFCausalLM(tiny_llm_dirs["qwen2"], pretrained=False)
+    wa = a.model.get_input_embeddings().weight
+    wb = b.model.get_input_embeddings().weight
+    assert wa.shape == wb.shape and not torch.allclose(wa, wb)
+
+
+def test_bad_inputs(tiny_llm_dirs, tmp_path):
+    with pytest.raises(OSError, match="cannot load"):
+        HFCausalLM(str(tmp_path / "nope"))
+    with pytest.raises(ValueError, match="unknown dtype"):
+        HFCausalLM(tiny_llm_dirs["qwen2"], dtype="float8")
+    llm = HFCausalLM(tiny_llm_dirs["qwen2"])
+    with pytest.raises(ValueError, match="out of range"):
+        llm.embed(torch.tensor([[llm.vocab_size()]]))
+
+
+def test_gradient_checkpointing_reaches_inputs(tiny_llm_dirs):
+    llm = HFCausalLM(tiny_llm_dirs["llama"], freeze=True, gradient_checkpointing=True).train()
+    ids = _ids(tiny_llm_dirs["llama"], "hello world")
+    emb = llm.embed(ids).detach().requires_grad_(True)
+    llm(emb, torch.ones_like(ids)).sum().backward()
+    assert emb.grad is not None and emb.grad.abs().sum() > 0
