@@ -1,0 +1,508 @@
+"""Score one decoded set: WER/CER per language, MER, ESPnet's score dirs, RESULTS.md, a chart.
+
+Pipeline of :func:`score_set`:
+
+1. read the reference (Kaldi ``text``), the hypothesis (``1best_recog/text``), and optionally
+   ``utt2lang`` / ``utt2spk``; bad lines are errors naming ``file:line``; a hypothesis id absent
+   from the reference is an error; a reference id absent from the hypothesis is scored as an
+   empty hypothesis (all deletions) and reported with its count -- never dropped, since dropping
+   failed utterances would flatter the system;
+2. normalise both sides (:mod:`.normalize`) and cut them into units: words, or characters for
+   languages written without spaces (``unit_for_language``);
+3. for each unit write ``<output_dir>/score_wer`` or ``score_cer`` (``ref.trn``, ``hyp.trn``,
+   ``result.txt``) and count errors with sclite, or with the pure-Python aligner that gives the
+   same numbers (:mod:`.error_rate`) when sclite is absent or not wanted;
+4. write ``RESULTS.md`` (ESPnet's table + a per-language table + MER), ``scores.json`` and
+   ``error_rate_by_language.png`` into ``<output_dir>``.
+
+MER (mixed error rate) = total errors / total reference units over all languages, each language
+counted in its own unit (words or characters), as in the MLC-SLM challenge.
+
+:func:`collect_results` gathers the ``scores.json`` of every decoded set below an experiment
+directory into one markdown summary (``exp/<name>/RESULTS.md``).
+"""
+
+import datetime
+import json
+import logging
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+from espnet_sllm.scoring.error_rate import ErrorCounts, sum_counts, utterance_counts
+from espnet_sllm.scoring.normalize import UNITS, get_normalizer, to_units, unit_for_language
+from espnet_sllm.scoring.sclite import (
+    ScliteError,
+    find_sclite,
+    make_trn_id,
+    parse_result,
+    run_sclite,
+    sclite_available,
+    special_tokens,
+    write_trn,
+)
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+SCORE_DIRS = {"word": "score_wer", "char": "score_cer"}
+METRICS = {"word": "WER", "char": "CER"}
+ESPNET_HEADER = "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|"
+PLOT_NAME = "error_rate_by_language.png"
+
+
+def read_kaldi_file(path: PathLike, allow_empty_value: bool = True) -> "OrderedDict[str, str]":
+    """Read ``<key> <value>`` lines (Kaldi ``text``, ``utt2lang``, ...) in file order.
+
+    An empty value is allowed for transcripts (an empty hypothesis is a valid output) and
+    refused for label files.
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: naming ``file:line`` for a line without a key (blank, or starting with a
+            blank), a duplicate key, a missing value when one is required, or bad UTF-8.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    entries: "OrderedDict[str, str]" = OrderedDict()
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: not valid UTF-8 ({e})") from None
+            if not line.strip() or line[0].isspace():
+                raise ValueError(
+                    f"{path}:{lineno}: malformed line (no utterance id at the start): {line!r}"
+                )
+            parts = line.split(maxsplit=1)
+            key = parts[0]
+            value = parts[1].strip() if len(parts) > 1 else ""
+            if not value and not allow_empty_value:
+                raise ValueError(f"{path}:{lineno}: '{key}' has no value")
+            if key in entries:
+                raise ValueError(f"{path}:{lineno}: duplicate utterance id '{key}'")
+            entries[key] = value
+    return entries
+
+
+@dataclass
+class ScoredUtterance:
+    """One utterance ready for scoring."""
+
+    uttid: str
+    lang: str
+    unit: str
+    ref: List[str]
+    hyp: List[str]
+    speaker: str
+    missing_hyp: bool = False
+    counts: Optional[ErrorCounts] = None
+
+
+@dataclass
+class SetScores:
+    """Everything computed for one set; :meth:`to_dict` is the content of scores.json."""
+
+    set_name: str
+    normalizer: str
+    backend: str
+    by_unit: Dict[str, ErrorCounts]
+    by_language: Dict[str, Tuple[str, ErrorCounts]]
+    missing_hyp: List[str] = field(default_factory=list)
+    inputs: Dict[str, Optional[str]] = field(default_factory=dict)
+
+    @property
+    def mer_counts(self) -> ErrorCounts:
+        """Counts over all languages, each in its own unit (the MER numerator/denominator)."""
+        return sum_counts(self.by_unit.values())
+
+    def to_dict(self) -> Dict[str, object]:
+        total = self.mer_counts
+        return {
+            "set_name": self.set_name,
+            "normalizer": self.normalizer,
+            "backend": self.backend,
+            "inputs": self.inputs,
+            "num_utts": total.snt,
+            "missing_hyp": {"count": len(self.missing_hyp), "first": self.missing_hyp[:10]},
+            "by_unit": {
+                unit: dict(metric=METRICS[unit], score_dir=SCORE_DIRS[unit], **c.to_dict())
+                for unit, c in self.by_unit.items()
+            },
+            "by_language": {
+                lang: dict(unit=unit, metric=METRICS[unit], **c.to_dict())
+                for lang, (unit, c) in self.by_language.items()
+            },
+            "mer": {"errors": total.err, "ref_units": total.wrd, "mer": total.error_rate},
+        }
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def espnet_row(dataset: str, counts: ErrorCounts) -> str:
+    """One ``|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|`` row, percentages with 1 decimal."""
+    p = counts.percentages()
+    cells = [dataset, str(counts.snt), str(counts.wrd)]
+    cells += [_fmt(p[k]) for k in ("corr", "sub", "del", "ins", "err", "serr")]
+    return "|" + "|".join(cells) + "|"
+
+
+def _table_from_dict(rows: List[Tuple[str, Dict[str, object]]]) -> List[str]:
+    """ESPnet rows from scores.json ``by_unit`` entries."""
+    out = [ESPNET_HEADER, "|---|---|---|---|---|---|---|---|---|"]
+    for name, d in rows:
+        out.append(espnet_row(name, _counts_from_dict(d)))
+    return out
+
+
+def _counts_from_dict(d: Dict[str, object]) -> ErrorCounts:
+    return ErrorCounts(d["snt"], d["wrd"], d["corr"], d["sub"], d["del"], d["ins"], d["err"],
+                       d["serr"])
+
+
+def language_table(by_language: Dict[str, Dict[str, object]]) -> List[str]:
+    """Markdown table: language, unit, #utt, #units, Corr/Sub/Del/Ins/Err %."""
+    out = [
+        "|language|unit|#utt|#units|Corr|Sub|Del|Ins|Err|",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for lang, d in by_language.items():
+        p = d["pct"]
+        cells = [lang, f"{d['metric']} ({d['unit']})", str(d["snt"]), str(d["wrd"])]
+        cells += [_fmt(p[k]) for k in ("corr", "sub", "del", "ins", "err")]
+        out.append("|" + "|".join(cells) + "|")
+    return out
+
+
+def _mer_line(d: Dict[str, object]) -> str:
+    mer = d["mer"]
+    return (
+        f"MER: {_fmt(mer['mer'])} % ({mer['errors']} errors / {mer['ref_units']} reference "
+        "units; each language in its own unit)"
+    )
+
+
+def _missing_line(d: Dict[str, object]) -> Optional[str]:
+    miss = d["missing_hyp"]
+    if not miss["count"]:
+        return None
+    return (
+        f"**Warning**: {miss['count']} of {d['num_utts']} reference utterances had no "
+        f"hypothesis and were scored as empty (first: {', '.join(miss['first'][:3])})."
+    )
+
+
+def set_markdown(d: Dict[str, object], heading_level: int = 2) -> str:
+    """RESULTS.md section of one set, from its scores.json content."""
+    h = "#" * heading_level
+    lines = [f"{h} {d['set_name']}", ""]
+    lines.append(f"- normalizer: `{d['normalizer']}`, scored by: {d['backend']}")
+    lines.append("")
+    for unit in UNITS:
+        if unit in d["by_unit"]:
+            lines += [f"{h}# {METRICS[unit]}", ""]
+            lines += _table_from_dict([(d["set_name"], d["by_unit"][unit])])
+            lines.append("")
+    lines += [f"{h}# Per language", ""]
+    lines += language_table(d["by_language"])
+    lines += ["", _mer_line(d), ""]
+    missing = _missing_line(d)
+    if missing:
+        lines += [missing, ""]
+    return "\n".join(lines)
+
+
+def plot_by_language(d: Dict[str, object], path: PathLike) -> None:
+    """Bar chart of each language's error rate (WER or CER), with the MER as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers / in tests
+    import matplotlib.pyplot as plt
+
+    langs = list(d["by_language"])
+    rates = [d["by_language"][k]["pct"]["err"] for k in langs]
+    units = [d["by_language"][k]["unit"] for k in langs]
+    colors = ["tab:blue" if u == "word" else "tab:orange" for u in units]
+    heights = [r if r is not None else 0.0 for r in rates]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(langs) + 2.0), 4.0))
+    bars = ax.bar(range(len(langs)), heights, color=colors)
+    for bar, rate, unit in zip(bars, rates, units):
+        ax.annotate(
+            f"{METRICS[unit]} {_fmt(rate)}",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center", va="bottom", fontsize=8,
+        )
+    mer = d["mer"]["mer"]
+    # Head-room above the tallest bar so that its label stays inside the axes.
+    ax.set_ylim(0, 1.15 * max(heights + [mer or 0.0, 1.0]))
+    if mer is not None:
+        ax.axhline(mer, color="gray", linestyle="--", linewidth=1, label=f"MER {mer:.1f}")
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xticks(range(len(langs)))
+    ax.set_xticklabels(langs, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("error rate (%)")
+    ax.set_title(f"{d['set_name']}: error rate by language (blue WER, orange CER)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _write_python_result(path: Path, utts: Sequence[ScoredUtterance], trn_ids: Sequence[str],
+                         total: ErrorCounts) -> None:
+    """A result.txt for the pure-Python backend, in the parts of sclite's layout we parse.
+
+    It keeps the ESPnet score-dir layout intact (tools that look for result.txt still find the
+    ``Sum`` row) and is readable by :func:`espnet_sllm.scoring.sclite.parse_result`.
+    """
+    lines = [
+        "Scored by espnet_sllm.scoring.error_rate (sclite's alignment weights, "
+        "case-sensitive); sclite itself was not run.",
+        "",
+        "| SPKR | # Snt # Wrd | Corr    Sub    Del    Ins    Err  S.Err |",
+        "| Sum  | {} {} | {} {} {} {} {} {} |".format(*total.as_tuple()),
+        "",
+    ]
+    for utt, trn_id in zip(utts, trn_ids):
+        c = utt.counts
+        lines += [
+            f"id: ({trn_id})",
+            f"Scores: (#C #S #D #I) {c.corr} {c.sub} {c.dele} {c.ins}",
+            "REF:  " + " ".join(utt.ref),
+            "HYP:  " + " ".join(utt.hyp),
+            "",
+        ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _remove_stale_score_dir(score_dir: Path) -> None:
+    """Remove our files from a score dir that this run does not produce (e.g. after --unit)."""
+    if not score_dir.is_dir():
+        return
+    for name in ("ref.trn", "hyp.trn", "result.txt"):
+        (score_dir / name).unlink(missing_ok=True)
+    try:
+        score_dir.rmdir()
+    except OSError:
+        pass  # the user put other files there: leave them
+
+
+def load_utterances(
+    ref: PathLike,
+    hyp: PathLike,
+    utt2lang: Optional[PathLike] = None,
+    utt2spk: Optional[PathLike] = None,
+    normalizer: str = "mlc_slm",
+    unit: str = "auto",
+    default_lang: str = "all",
+) -> Tuple[List[ScoredUtterance], List[str]]:
+    """Read and check the inputs; return the utterances in reference order and missing hyp ids.
+
+    Raises:
+        ValueError: bad lines (file:line), hypothesis ids absent from the reference, reference
+            ids absent from utt2lang / utt2spk, unknown normaliser or unit.
+    """
+    norm = get_normalizer(normalizer)
+    if unit not in ("auto",) + UNITS:
+        raise ValueError(f"Unknown unit '{unit}'. Valid: auto, {', '.join(UNITS)}")
+    refs = read_kaldi_file(ref)
+    hyps = read_kaldi_file(hyp)
+    if not refs:
+        raise ValueError(f"{ref}: no utterances")
+    extra = [k for k in hyps if k not in refs]
+    if extra:
+        raise ValueError(
+            f"{hyp}: utterance id '{extra[0]}' is not in the reference {ref} "
+            f"({len(extra)} such ids); score against the matching reference"
+        )
+    langs = read_kaldi_file(utt2lang, allow_empty_value=False) if utt2lang else None
+    spks = read_kaldi_file(utt2spk, allow_empty_value=False) if utt2spk else None
+    for table, path in ((langs, utt2lang), (spks, utt2spk)):
+        if table is not None:
+            absent = [k for k in refs if k not in table]
+            if absent:
+                raise ValueError(
+                    f"{path}: no entry for reference utterance '{absent[0]}' "
+                    f"({len(absent)} of {len(refs)} missing)"
+                )
+    utts, missing = [], []
+    for uttid, ref_text in refs.items():
+        lang = langs[uttid] if langs is not None else default_lang
+        u = unit_for_language(lang) if unit == "auto" else unit
+        if uttid not in hyps:
+            missing.append(uttid)
+        hyp_text = hyps.get(uttid, "")
+        utts.append(
+            ScoredUtterance(
+                uttid=uttid,
+                lang=lang,
+                unit=u,
+                ref=to_units(norm(ref_text), u),
+                hyp=to_units(norm(hyp_text), u),
+                speaker=spks[uttid] if spks is not None else lang,
+                missing_hyp=uttid not in hyps,
+            )
+        )
+    if missing:
+        logger.warning(
+            "%d of %d reference utterances have no hypothesis in %s (first: %s); they are "
+            "scored as empty hypotheses (all deletions)",
+            len(missing), len(refs), hyp, missing[0],
+        )
+    return utts, missing
+
+
+def score_set(
+    ref: PathLike,
+    hyp: PathLike,
+    output_dir: PathLike,
+    utt2lang: Optional[PathLike] = None,
+    utt2spk: Optional[PathLike] = None,
+    normalizer: str = "mlc_slm",
+    set_name: Optional[str] = None,
+    use_sclite: Optional[bool] = None,
+    sclite: Optional[str] = None,
+    unit: str = "auto",
+    default_lang: str = "all",
+    plot: bool = True,
+) -> Dict[str, object]:
+    """Score one set and write the score dirs, RESULTS.md, scores.json and the chart.
+
+    Args:
+        use_sclite: True = sclite (error if missing), False = pure Python, None = sclite when
+            installed.
+        unit: ``auto`` (per language), or ``word`` / ``char`` for every utterance.
+        default_lang: the language of every utterance when ``utt2lang`` is not given.
+
+    Returns:
+        The scores.json content.
+    """
+    output_dir = Path(output_dir)
+    set_name = set_name or output_dir.resolve().name
+    utts, missing = load_utterances(ref, hyp, utt2lang, utt2spk, normalizer, unit, default_lang)
+    if use_sclite is None:
+        use_sclite = sclite is not None or sclite_available()
+    if use_sclite:
+        find_sclite(sclite)  # fail before writing anything if it is absent
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    by_unit: Dict[str, ErrorCounts] = {}
+    for u in UNITS:
+        score_dir = output_dir / SCORE_DIRS[u]
+        group = [x for x in utts if x.unit == u]
+        if not group:
+            _remove_stale_score_dir(score_dir)
+            continue
+        score_dir.mkdir(exist_ok=True)
+        trn_ids = [make_trn_id(x.uttid, x.speaker) for x in group]
+        specials = special_tokens(t for x in group for t in x.ref + x.hyp)
+        if specials:
+            logger.warning(
+                "%d tokens in %s are special to sclite (e.g. %r) and may be scored as "
+                "alternations / null words; use a normalizer that removes them",
+                len(specials), score_dir, specials[0],
+            )
+        write_trn(score_dir / "ref.trn", zip(trn_ids, (x.ref for x in group)))
+        write_trn(score_dir / "hyp.trn", zip(trn_ids, (x.hyp for x in group)))
+        if use_sclite:
+            result = run_sclite(score_dir, sclite)
+            total, per_utt = parse_result(result)
+            absent = [t for t in trn_ids if t not in per_utt]
+            if absent or len(per_utt) != len(trn_ids):
+                raise ScliteError(
+                    f"{result}: sclite scored {len(per_utt)} utterances, {len(trn_ids)} were "
+                    f"written (first missing: {absent[:1]})"
+                )
+            for x, t in zip(group, trn_ids):
+                x.counts = per_utt[t]
+        else:
+            for x in group:
+                x.counts = utterance_counts(x.ref, x.hyp)
+            total = sum_counts(x.counts for x in group)
+            _write_python_result(score_dir / "result.txt", group, trn_ids, total)
+        by_unit[u] = total
+        logger.info("%s: %s %s %% (%d utts, %d units) -> %s", set_name, METRICS[u],
+                    _fmt(total.error_rate), total.snt, total.wrd, score_dir)
+
+    by_language: Dict[str, Tuple[str, ErrorCounts]] = {}
+    for lang in sorted({x.lang for x in utts}):
+        group = [x for x in utts if x.lang == lang]
+        # Under --unit auto a label maps to one unit; report it (forced units are uniform too).
+        by_language[lang] = (group[0].unit, sum_counts(x.counts for x in group))
+
+    scores = SetScores(
+        set_name=set_name,
+        normalizer=normalizer,
+        backend="sclite" if use_sclite else "python",
+        by_unit=by_unit,
+        by_language=by_language,
+        missing_hyp=missing,
+        inputs={"ref": str(ref), "hyp": str(hyp),
+                "utt2lang": None if utt2lang is None else str(utt2lang),
+                "utt2spk": None if utt2spk is None else str(utt2spk), "unit": unit},
+    ).to_dict()
+
+    (output_dir / "scores.json").write_text(
+        json.dumps(scores, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    (output_dir / "RESULTS.md").write_text(set_markdown(scores), encoding="utf-8")
+    if plot:
+        plot_by_language(scores, output_dir / PLOT_NAME)
+    logger.info("%s: %s", set_name, _mer_line(scores))
+    return scores
+
+
+def collect_results(exp_dir: PathLike, write: bool = True) -> str:
+    """Gather every ``scores.json`` below ``exp_dir`` into one ESPnet-style markdown summary.
+
+    Sets are grouped by their decode directory (the parent of the set directory, e.g.
+    ``decode_asr_valid.acc.best``); each group gets one WER / CER table with a row per set, then
+    the per-language tables and MER lines. Written to ``exp_dir/RESULTS.md`` when ``write``.
+
+    Raises:
+        FileNotFoundError: if ``exp_dir`` does not exist or holds no scores.json.
+    """
+    exp_dir = Path(exp_dir)
+    if not exp_dir.is_dir():
+        raise FileNotFoundError(f"{exp_dir}: no such directory")
+    found = sorted(exp_dir.rglob("scores.json"))
+    if not found:
+        raise FileNotFoundError(f"{exp_dir}: no scores.json below it; run the scoring stage")
+    groups: "OrderedDict[str, List[Tuple[str, Dict[str, object]]]]" = OrderedDict()
+    for path in found:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        rel = path.parent.relative_to(exp_dir)
+        decode = str(rel.parent) if str(rel.parent) != "." else "."
+        # ESPnet names the row by the set directory; so do we, the decode dir is the heading.
+        groups.setdefault(decode, []).append((rel.name or d["set_name"], d))
+
+    lines = [
+        "<!-- Generated by espnet_sllm.scoring.report.collect_results -->",
+        f"# RESULTS: {exp_dir.name}",
+        "",
+        f"- date: `{datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}`",
+        "",
+    ]
+    for decode, sets in groups.items():
+        lines += [f"## {exp_dir.name}/{decode}" if decode != "." else f"## {exp_dir.name}", ""]
+        for unit in UNITS:
+            rows = [(name, d["by_unit"][unit]) for name, d in sets if unit in d["by_unit"]]
+            if rows:
+                lines += [f"### {METRICS[unit]}", ""] + _table_from_dict(rows) + [""]
+        for name, d in sets:
+            lines += [f"### {name}: per language (normalizer `{d['normalizer']}`)", ""]
+            lines += language_table(d["by_language"])
+            lines += ["", _mer_line(d), ""]
+            missing = _missing_line(d)
+            if missing:
+                lines += [missing, ""]
+    text = "\n".join(lines)
+    if write:
+        (exp_dir / "RESULTS.md").write_text(text, encoding="utf-8")
+    return text
