@@ -25,6 +25,7 @@ from espnet2.utils import config_argparse
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str2triple_str, str_or_none
 
+from espnet_sllm.data.check import check_data_triples
 from espnet_sllm.llm.hf_causal_lm import parse_dtype
 from espnet_sllm.tasks.sllm import SLLMTask
 
@@ -84,6 +85,7 @@ def inference(
     """Decode every utterance and write the 1best files; returns {utt_id: text}."""
     if ngpu > 1:
         raise NotImplementedError("decode on one device per job; split jobs with --key_file")
+    check_data_triples(data_path_and_name_and_type)
     set_all_random_seed(seed)
     device = "cuda" if ngpu > 0 else "cpu"
     model, train_args = load_model(train_config, model_file, device)
@@ -188,6 +190,7 @@ def main(cmd: Optional[List[str]] = None):
     print(" ".join([sys.executable] + sys.argv), file=sys.stderr)
     args = get_parser().parse_args(cmd)
     kwargs = vars(args)
+    kwargs.pop("config", None)
     logging.basicConfig(
         level=kwargs.pop("log_level"),
         format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",

@@ -11,8 +11,10 @@ Every ESPnet trainer option works (--ngpu, --use_amp, --accum_grad, --freeze_par
 --init_param, --keep_nbest_models, --best_model_criterion valid acc max, --patience,
 --use_deepspeed, --save_strategy, --resume, --collect_stats, ...); see --help.
 """
+import sys
 from typing import List, Optional
 
+from espnet_sllm.data.check import check_data_triples, triples_from_argv
 from espnet_sllm.tasks.sllm import SLLMTask
 
 
@@ -21,6 +23,8 @@ def get_parser():
 
 
 def main(cmd: Optional[List[str]] = None):
+    # Fail now, naming the file and line, rather than at the first bad utterance mid-epoch.
+    check_data_triples(triples_from_argv(sys.argv[1:] if cmd is None else cmd))
     SLLMTask.main(cmd=cmd)
 
 

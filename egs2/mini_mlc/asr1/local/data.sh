@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Usage:
+#   local/data.sh [--debug true|false] [--seed 0] [--nj 2]
+#
+# Stage 1 of egs2/mini_mlc/asr1: makes the Kaldi data directories data/{train,valid,test}.
+#   1. synthesises the mini_mlc corpus (espeak-ng two-speaker conversations in English with
+#      American and British accents, French, Japanese and Thai, in the MLC-SLM release layout)
+#      under ${MINI_MLC} from db.sh (default downloads/mini_mlc, ${MINI_MLC}_debug with
+#      --debug true), unless a complete corpus of the same configuration is already there;
+#   2. reads each split with the MLC-SLM reader, exactly as the real corpus is read:
+#        python -m espnet_sllm.data.mlc_slm --root <root>/<split> --out data/<split>
+#   3. prints the number of recordings and utterances per set and language.
+#
+# Options:
+#   --debug true|false   tiny corpus (about 100 / 20 / 20 utterances) instead of the default
+#                        (800 / 100 / 150)                                   (default: false)
+#   --seed N             random seed of the synthesis                        (default: 0)
+#   --nj N               parallel synthesis processes                        (default: 2)
+#
+# Run from the recipe directory (egs2/mini_mlc/asr1).  Needs espeak-ng (tools/install_debian.sh).
+set -euo pipefail
+
+debug=false
+seed=0
+nj=2
+help_message=$(sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//')
+
+log() {
+    echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*"
+}
+
+if [ ! -f db.sh ] || [ ! -d local ]; then
+    echo "${0##*/}: run me from the recipe directory egs2/mini_mlc/asr1" >&2
+    exit 1
+fi
+_po=scripts/utils/parse_options.sh
+[ -f "${_po}" ] || _po=../../TEMPLATE/sllm1/scripts/utils/parse_options.sh
+# shellcheck disable=SC1090
+. "${_po}"
+if [ $# -ne 0 ]; then
+    echo "${0##*/}: unexpected arguments: $*" >&2
+    printf '%s\n' "${help_message}" >&2
+    exit 1
+fi
+
+# shellcheck disable=SC1091
+[ -f ./path.sh ] && . ./path.sh
+# shellcheck disable=SC1091
+. ./db.sh
+
+root=${MINI_MLC}
+synth_opts=(--seed "${seed}" --nj "${nj}")
+if [ "${debug}" = true ]; then
+    root=${MINI_MLC}_debug
+    synth_opts+=(--debug)
+fi
+
+log "Synthesising mini_mlc under ${root} (skipped when complete)"
+python -m espnet_sllm.data.synth_conversations --out "${root}" "${synth_opts[@]}"
+
+for split in train valid test; do
+    log "Reading ${root}/${split} into data/${split}"
+    python -m espnet_sllm.data.mlc_slm --root "${root}/${split}" --out "data/${split}"
+done
+
+log "Data directories:"
+for split in train valid test; do
+    d=data/${split}
+    echo "  ${d}: $(wc -l <"${d}/wav.scp") recordings, $(wc -l <"${d}/text") utterances;" \
+        "per language:" $(cut -d' ' -f2 "${d}/utt2lang" | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')
+done
+log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -1,0 +1,135 @@
+"""End to end through the CLIs: collect stats -> 2 epochs of training -> decoding."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from espnet_sllm.testing.configs import tiny_sllm_config
+
+WORDS = ["red", "blue", "cat", "dog", "one", "two", "fish", "tree"]
+
+
+def write_data(root, n, seed):
+    """Utterances whose words are tones of distinct pitch: learnable, and fast to make."""
+    rng = np.random.RandomState(seed)
+    os.makedirs(root, exist_ok=True)
+    wav_scp, text, lang = [], [], []
+    for i in range(n):
+        words = list(rng.choice(WORDS, size=rng.randint(1, 4)))
+        sig = np.concatenate([
+            0.3 * np.sin(2 * np.pi * (200 + 100 * WORDS.index(w)) * np.arange(3200) / 16000)
+            for w in words
+        ]).astype(np.float32)
+        path = os.path.join(root, f"u{i:03d}.wav")
+        sf.write(path, sig, 16000)
+        wav_scp.append(f"u{i:03d} {path}")
+        text.append(f"u{i:03d} {' '.join(words)}")
+        lang.append(f"u{i:03d} English")
+    for name, rows in (("wav.scp", wav_scp), ("text", text), ("utt2lang", lang)):
+        with open(os.path.join(root, name), "w") as f:
+            f.write("\n".join(rows) + "\n")
+    return root
+
+
+def run(args, cwd):
+    proc = subprocess.run([sys.executable, "-m"] + args, cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def data_args(prefix, d, with_text=True):
+    out = [f"--{prefix}data_path_and_name_and_type", f"{d}/wav.scp,speech,sound",
+           f"--{prefix}data_path_and_name_and_type", f"{d}/utt2lang,lang,text"]
+    if with_text:
+        out += [f"--{prefix}data_path_and_name_and_type", f"{d}/text,text,text"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_llm_dirs):
+    tmp = tmp_path_factory.mktemp("e2e")
+    train = write_data(str(tmp / "train"), 16, 0)
+    valid = write_data(str(tmp / "valid"), 6, 1)
+    cfg = tiny_sllm_config(tiny_llm_dirs["qwen2"], "conformer", ctc_weight=0.3,
+                           prompt_template="{speech} Transcribe speech to text.")
+    cfg.update(max_epoch=2, batch_type="unsorted", batch_size=4, optim="adam",
+               optim_conf={"lr": 1e-3}, best_model_criterion=[["valid", "acc", "max"]],
+               keep_nbest_models=1, num_workers=0, seed=0, num_att_plot=0)
+    conf = tmp / "train.yaml"
+    conf.write_text(yaml.safe_dump(cfg))
+    for name, d in (("train", train), ("valid", valid)):
+        with open(f"{d}/keys", "w") as f:
+            f.write("".join(line.split()[0] + "\n" for line in open(f"{d}/wav.scp")))
+    stats = tmp / "stats"
+    run(["espnet_sllm.bin.sllm_train", "--collect_stats", "true", "--config", str(conf),
+         "--output_dir", str(stats), "--train_shape_file", f"{train}/keys",
+         "--valid_shape_file", f"{valid}/keys", *data_args("train_", train),
+         *data_args("valid_", valid)], cwd=tmp)
+    assert (stats / "train" / "speech_shape").exists()
+    exp = tmp / "exp"
+    run(["espnet_sllm.bin.sllm_train", "--config", str(conf), "--output_dir", str(exp),
+         "--train_shape_file", str(stats / "train" / "speech_shape"),
+         "--valid_shape_file", str(stats / "valid" / "speech_shape"),
+         *data_args("train_", train), *data_args("valid_", valid)], cwd=tmp)
+    return tmp, exp, valid
+
+
+def test_training_writes_checkpoints(trained):
+    _, exp, _ = trained
+    for name in ("2epoch.pth", "valid.acc.best.pth", "valid.acc.ave.pth", "config.yaml",
+                 "checkpoint.pth"):
+        assert (exp / name).exists(), name
+    config = yaml.safe_load((exp / "config.yaml").read_text())
+    assert config["encoder"] == "conformer" and config["llm"] == "hf"
+
+
+def test_inference_writes_1best_and_key_file_split_is_identical(trained):
+    tmp, exp, valid = trained
+    common = ["espnet_sllm.bin.sllm_inference", "--train_config", str(exp / "config.yaml"),
+              "--model_file", str(exp / "valid.acc.best.pth"), "--batch_size", "1",
+              "--beam_size", "2", "--max_new_tokens", "10", *data_args("", valid, False)]
+    run(common + ["--output_dir", str(tmp / "dec_all")], cwd=tmp)
+    text = (tmp / "dec_all" / "1best_recog" / "text").read_text().splitlines()
+    keys = [line.split()[0] for line in open(f"{valid}/keys")]
+    assert [t.split(" ", 1)[0] for t in text] == sorted(keys)
+    for f in ("score", "token", "token_int"):
+        assert len((tmp / "dec_all" / "1best_recog" / f).read_text().splitlines()) == len(keys)
+    parts = []
+    for j, chunk in enumerate((keys[:2], keys[2:])):
+        kf = tmp / f"keys.{j}"
+        kf.write_text("".join(k + "\n" for k in chunk))
+        run(common + ["--key_file", str(kf), "--output_dir", str(tmp / f"dec_{j}")], cwd=tmp)
+        parts += (tmp / f"dec_{j}" / "1best_recog" / "text").read_text().splitlines()
+    assert sorted(parts) == text
+
+
+def test_inference_refuses_mismatched_checkpoint(trained, tiny_llm_dirs):
+    tmp, exp, valid = trained
+    import torch
+
+    state = torch.load(exp / "valid.acc.best.pth", weights_only=False)
+    state["projector.not_a_weight"] = torch.zeros(1)
+    torch.save(state, tmp / "bad.pth")
+    proc = subprocess.run(
+        [sys.executable, "-m", "espnet_sllm.bin.sllm_inference", "--train_config",
+         str(exp / "config.yaml"), "--model_file", str(tmp / "bad.pth"),
+         "--output_dir", str(tmp / "dec_bad"), *data_args("", valid, False)],
+        cwd=tmp, capture_output=True, text=True)
+    assert proc.returncode != 0 and "does not match" in proc.stderr
+
+
+def test_missing_wav_is_a_clear_error(tmp_path, trained):
+    tmp, exp, valid = trained
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "wav.scp").write_text(f"x1 {tmp_path}/missing.wav\n")
+    (bad / "utt2lang").write_text("x1 English\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "espnet_sllm.bin.sllm_inference", "--train_config",
+         str(exp / "config.yaml"), "--output_dir", str(tmp_path / "dec"),
+         *data_args("", str(bad), False)], cwd=tmp, capture_output=True, text=True)
+    assert proc.returncode != 0 and "missing.wav" in proc.stderr

@@ -1,0 +1,391 @@
+"""Recipe utilities: parse_options.sh, the job launcher, key splitting, output merging,
+data formatting (stage 2) and filtering (stage 3)."""
+import io
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from espnet_sllm.bin import filter_data as fdata
+from espnet_sllm.bin import format_data as fmt
+from espnet_sllm.bin import merge_outputs, split_keys
+from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
+
+REPO = Path(__file__).resolve().parents[2]
+PARSE_OPTIONS = REPO / "egs2/TEMPLATE/sllm1/scripts/utils/parse_options.sh"
+ENV = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def run_py(module, *args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd,
+                          env=env or ENV, capture_output=True, text=True)
+
+
+# --------------------------------------------------------------------------- parse_options.sh
+
+
+@pytest.fixture
+def driver(tmp_path):
+    script = tmp_path / "driver.sh"
+    script.write_text(textwrap.dedent(f"""\
+        #!/usr/bin/env bash
+        set -euo pipefail
+        stage=1
+        nj=4
+        use_lora=false
+        inference_args=""
+        help_message="Usage: driver.sh [options] <dir>
+          --stage   first stage"
+        . {PARSE_OPTIONS}
+        echo "stage=$stage nj=$nj use_lora=$use_lora args=[$inference_args] rest=[$*]"
+        """))
+
+    def run(*args):
+        return subprocess.run(["bash", str(script), *args], capture_output=True, text=True,
+                              cwd=tmp_path)
+
+    return run
+
+
+def test_parse_options_known_options_and_positionals(driver):
+    r = driver("--stage", "3", "--inference-args", "--beam 4", "--nj=8", "data/x", "--nj", "1")
+    assert r.returncode == 0, r.stderr
+    # Options stop at the first positional argument; the rest is left in "$@".
+    assert r.stdout.strip() == "stage=3 nj=8 use_lora=false args=[--beam 4] rest=[data/x --nj 1]"
+
+
+def test_parse_options_unknown_option(driver):
+    r = driver("--stage", "2", "--no_such_thing", "1")
+    assert r.returncode == 1
+    assert "unknown option '--no_such_thing'" in r.stderr
+    assert r.stdout == ""
+
+
+def test_parse_options_help(driver):
+    for flag in ("--help", "-h"):
+        r = driver("--stage", "2", flag)
+        assert r.returncode == 0
+        assert r.stdout.startswith("Usage: driver.sh [options] <dir>")
+
+
+def test_parse_options_booleans(driver):
+    assert "use_lora=true" in driver("--use_lora", "true").stdout
+    r = driver("--use-lora", "yes")
+    assert r.returncode == 1 and "true or false" in r.stderr
+    r = driver("--stage")
+    assert r.returncode == 1 and "needs a value" in r.stderr
+
+
+def test_parse_options_config(driver, tmp_path):
+    (tmp_path / "a.conf").write_text("# comment\nnj=9\nstage=5\n\ninference_args='--beam 2'\n")
+    # The config is read first, so the command line wins whatever the order.
+    r = driver("--nj", "2", "--config", "a.conf", "pos")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "stage=5 nj=2 use_lora=false args=[--beam 2] rest=[pos]"
+    (tmp_path / "bad.conf").write_text("typo_option=1\n")
+    r = driver("--config", "bad.conf")
+    assert r.returncode == 1 and "bad.conf:1" in r.stderr and "typo_option" in r.stderr
+    r = driver("--config", "missing.conf")
+    assert r.returncode == 1 and "missing.conf" in r.stderr
+
+
+# --------------------------------------------------------------------------- launch
+
+
+def launch(*args, cwd, env=None):
+    return run_py("espnet_sllm.bin.launch", *args, cwd=cwd, env=env)
+
+
+def test_launch_local_jobs_and_logs(tmp_path):
+    r = launch("JOB=1:3", "log/t.JOB.log", "echo", "job", "JOB", "a  b", "|", "tr", "a-z",
+               "A-Z", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for j in (1, 2, 3):
+        log = (tmp_path / f"log/t.{j}.log").read_text()
+        lines = log.splitlines()
+        assert lines[0] == f"# echo job {j} 'a  b' | tr a-z A-Z"
+        assert f"JOB {j} A  B" in lines  # the quoted argument kept its two spaces
+        assert lines[-1].startswith("# Ended (code 0)") and "elapsed time" in lines[-1]
+
+
+def test_launch_failing_job(tmp_path):
+    r = launch("--max-jobs-run", "2", "JOB=1:3", "log/f.JOB.log", "test", "JOB", "-ne", "2",
+               cwd=tmp_path)
+    assert r.returncode == 1
+    assert "1 / 3 job(s) failed" in r.stderr and "log/f.2.log" in r.stderr
+    assert "log/f.1.log" not in r.stderr.split("failed")[1].split("\n")[0]
+    assert "# Ended (code 1)" in (tmp_path / "log/f.2.log").read_text()
+    # A single job without a range; nothing is substituted.
+    r = launch("log/one.log", "echo", "JOB", cwd=tmp_path)
+    assert r.returncode == 0 and "\nJOB\n" in (tmp_path / "log/one.log").read_text()
+    r = launch("JOB=1:2", "log/same.log", "true", cwd=tmp_path)
+    assert r.returncode == 1 and "share one log file" in r.stderr
+    r = launch("--bogus", "1", "log/x.log", "true", cwd=tmp_path)
+    assert r.returncode == 1 and "unknown option '--bogus'" in r.stderr
+
+
+def test_launch_max_jobs_run(tmp_path):
+    # Each job counts the jobs running at its start: never more than the limit.
+    job = "mkdir -p run ; touch run/JOB ; ls run | wc -l >> counts ; sleep 0.15 ; rm run/JOB"
+    args = job.split()  # in a shell: `launch ... mkdir -p run \; touch run/JOB \; ...`
+    r = launch("--max_jobs_run", "2", "JOB=1:5", "log/m.JOB.log", *args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    counts = [int(x) for x in (tmp_path / "counts").read_text().split()]
+    assert len(counts) == 5 and max(counts) <= 2
+
+
+def test_launch_slurm(tmp_path):
+    fake = tmp_path / "bin/sbatch"
+    fake.parent.mkdir()
+    # A stand-in for sbatch: records its arguments, runs the array tasks one after another.
+    fake.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import os, re, subprocess, sys
+        args = sys.argv[1:]
+        open(os.environ["SBATCH_RECORD"], "w").write(" ".join(args))
+        out = args[args.index("-o") + 1]
+        arr = [a for a in args if a.startswith("--array=")]
+        lo, hi = map(int, re.match(r"--array=(\\d+)-(\\d+)", arr[0]).groups())
+        rc = 0
+        for t in range(lo, hi + 1):
+            env = dict(os.environ, SLURM_ARRAY_TASK_ID=str(t))
+            with open(out.replace("%a", str(t)), "w") as f:
+                rc |= subprocess.call(["bash", args[-1]], stdout=f, stderr=subprocess.STDOUT,
+                                      env=env)
+        sys.exit(1 if rc else 0)
+        """))
+    fake.chmod(0o755)
+    env = dict(ENV, PATH=f"{fake.parent}{os.pathsep}{ENV['PATH']}",
+               SBATCH_RECORD=str(tmp_path / "record"))
+    r = launch("--backend", "slurm", "--gpu", "1", "--mem", "4G", "--time", "1:00:00",
+               "--slurm_opts", "--partition=gpu --account=me", "--max_jobs_run", "2",
+               "JOB=1:3", "log/s.JOB.log", "echo", "x JOB", ";", "test", "JOB", "-ne", "3",
+               cwd=tmp_path, env=env)
+    assert r.returncode == 1 and "log/s.3.log" in r.stderr and "log/s.1.log" not in r.stderr
+    record = (tmp_path / "record").read_text()
+    for opt in ("--wait", "--array=1-3%2", "-o log/s.%a.log", "--gres=gpu:1", "--mem=4G",
+                "--time=1:00:00", "--partition=gpu --account=me"):
+        assert opt in record
+    log = (tmp_path / "log/s.2.log").read_text()
+    assert "\nx 2\n" in log and "# Ended (code 0)" in log  # JOB replaced inside quotes too
+
+    no_sbatch = dict(ENV, PATH=os.path.dirname(shutil.which("bash")))
+    if shutil.which("sbatch", path=no_sbatch["PATH"]):
+        pytest.skip("a real sbatch is installed")
+    r = launch("--backend", "slurm", "JOB=1:2", "log/n.JOB.log", "true", cwd=tmp_path,
+               env=no_sbatch)
+    assert r.returncode == 1 and "sbatch" in r.stderr and "--backend local" in r.stderr
+
+
+# --------------------------------------------------------------------------- split / merge
+
+
+def test_split_keys(tmp_path):
+    scp = tmp_path / "wav.scp"
+    keys = [f"utt{i:02d}" for i in range(10)]
+    scp.write_text("".join(f"{k} /a/{k}.wav\n" for k in keys))
+    out = tmp_path / "split"
+    assert split_keys.main([str(scp), str(out), "4"]) == 0
+    parts = [read_kv(out / f"keys.{i}.scp") for i in range(1, 5)]
+    assert [len(p) for p in parts] == [3, 3, 2, 2]
+    assert [k for p in parts for k in p] == keys  # contiguous, each key once, order kept
+    assert parts[0]["utt00"] == "/a/utt00.wav"
+    # A smaller split removes the parts of the larger one.
+    assert split_keys.main([str(scp), str(out), "2"]) == 0
+    assert sorted(os.listdir(out)) == ["keys.1.scp", "keys.2.scp"]
+    with pytest.raises(ValueError, match="lower nj to at most 10"):
+        split_keys.split_keys(str(scp), str(out), 11)
+
+
+def _write_output(root, job, rows):
+    d = root / f"output.{job}" / "1best_recog"
+    d.mkdir(parents=True)
+    for name in ("text", "token", "token_int", "score"):
+        with open(d / name, "w") as f:
+            for key, text in rows:
+                value = {"text": text, "token": " ".join(text), "token_int": "1 2",
+                         "score": "-1.5"}[name]
+                f.write(f"{key} {value}".rstrip() + "\n")
+
+
+def test_merge_outputs_round_trip(tmp_path):
+    scp = tmp_path / "wav.scp"
+    keys = [f"utt{i}" for i in range(7)]
+    scp.write_text("".join(f"{k} x\n" for k in keys))
+    split_keys.split_keys(str(scp), str(tmp_path / "split"), 3)
+    dec = tmp_path / "decode"
+    for j in (1, 2, 3):
+        part = list(read_kv(tmp_path / f"split/keys.{j}.scp"))
+        _write_output(dec, j, [(k, "" if k == "utt3" else f"hyp of {k}") for k in reversed(part)])
+    assert merge_outputs.main([str(dec), "--nj", "3", "--key_file", str(scp)]) == 0
+    text = read_kv(dec / "text")
+    assert list(text) == keys and text["utt3"] == "" and text["utt0"] == "hyp of utt0"
+    for name in ("token", "token_int", "score"):
+        assert list(read_kv(dec / name)) == keys
+
+
+def test_merge_outputs_errors(tmp_path):
+    dec = tmp_path / "decode"
+    _write_output(dec, 1, [("a", "x"), ("b", "y")])
+    _write_output(dec, 3, [("c", "z")])
+    with pytest.raises(ValueError, match=r"output\.2: missing"):
+        merge_outputs.merge_outputs(str(dec))
+    _write_output(dec, 2, [("b", "again")])
+    with pytest.raises(ValueError, match=r"output\.2/1best_recog/text: duplicate key 'b'"):
+        merge_outputs.merge_outputs(str(dec))
+    with pytest.raises(ValueError, match=r"output\.4: missing"):
+        merge_outputs.merge_outputs(str(dec), nj=4)
+    shutil.rmtree(dec / "output.2")
+    _write_output(dec, 2, [("d", "w")])
+    keys = tmp_path / "keys"
+    keys.write_text("a\nb\nc\nd\ne\n")
+    with pytest.raises(ValueError, match="1 keys of .* not decoded .*'e'"):
+        merge_outputs.merge_outputs(str(dec), key_file=str(keys))
+    assert merge_outputs.main([str(dec)]) == 0
+
+
+# --------------------------------------------------------------------------- format / filter
+
+
+LEVELS = (0.1, 0.4, 0.2)  # amplitude of each second of the 8 kHz stereo recording
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    """A data dir with segments: an 8 kHz stereo wav, a sox pipe, a 22.05 kHz wav."""
+    src = tmp_path / "src"
+    src.mkdir()
+    t = np.arange(8000) / 8000
+    left = np.concatenate([a * np.sin(2 * np.pi * 440 * t) for a in LEVELS])
+    # Right channel silent: the channel mean halves the level.
+    sf.write(src / "rec1.wav", np.stack([left, np.zeros_like(left)], 1), 8000, subtype="PCM_16")
+    sf.write(src / "b.flac", 0.3 * np.sin(2 * np.pi * 300 * np.arange(20000) / 16000), 16000)
+    sf.write(src / "c.wav", 0.5 * np.ones(11025), 22050, subtype="PCM_16")
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "wav.scp").write_text(
+        f"rec1 {src}/rec1.wav\n"
+        f"recb sox {src}/b.flac -t wav - |\n"
+        f"recc {src}/c.wav\n"
+    )
+    segs = {
+        "spkA-u1": "rec1 0.00 1.00",
+        "spkA-u2": "rec1 1.00 2.00",
+        "spkA-u3": "rec1 2.50 3.20",  # 0.2 s past the end: cut short
+        "spkA-u4": "rec1 2.90 4.00",  # 1 s past the end: dropped
+        "spkB-u1": "recb 0.0 1.25",
+        "spkC-u1": "recc 0.1 0.4",
+    }
+    (d / "segments").write_text("".join(f"{u} {s}\n" for u, s in segs.items()))
+    (d / "text").write_text("".join(f"{u} text of {u}\n" for u in segs))
+    (d / "utt2lang").write_text("".join(f"{u} English\n" for u in segs))
+    (d / "text_prev").write_text("".join(f"{u} prev\n" for u in segs))
+    (d / "utt2spk").write_text("".join(f"{u} {u[:4]}\n" for u in segs))
+    (d / "spk2utt").write_text(
+        "spkA spkA-u1 spkA-u2 spkA-u3 spkA-u4\nspkB spkB-u1\nspkC spkC-u1\n")
+    return d
+
+
+def _rms(x):
+    return float(np.sqrt(np.mean(np.square(x))))
+
+
+def test_format_data(data_dir, tmp_path):
+    out = tmp_path / "dump"
+    counts = fmt.format_data(str(data_dir), str(out), nj=2, progress=False)
+    assert counts == {"utterances": 6, "written": 5, "kept": 0, "dropped": 1}
+    validate_data_dir(out)
+    expected = {"spkA-u1": 16000, "spkA-u2": 16000, "spkA-u3": 8000, "spkB-u1": 20000,
+                "spkC-u1": 4800}
+    assert read_kv(out / "utt2num_samples") == {k: str(v) for k, v in expected.items()}
+    wav_scp = read_kv(out / "wav.scp")
+    assert list(wav_scp) == sorted(expected)
+    for utt, n in expected.items():
+        assert wav_scp[utt] == str(out / "data" / f"{utt}.wav")
+        info = sf.info(wav_scp[utt])
+        assert (info.samplerate, info.channels, info.subtype, info.frames) == \
+            (16000, 1, "PCM_16", n)
+    assert not (out / "segments").exists()
+    assert list(read_kv(out / "text_prev")) == sorted(expected)
+    assert read_kv(out / "utt2lang")["spkA-u1"] == "English"
+    report = (out / "format_report.txt").read_text()
+    assert "dropped: 1" in report and "dropped spkA-u4: segment ends at 4.00s" in report
+    # Cut at the right place, channels averaged: level of second k is LEVELS[k] / 2.
+    for utt, level in (("spkA-u1", LEVELS[0]), ("spkA-u2", LEVELS[1])):
+        x, _ = sf.read(wav_scp[utt])
+        assert _rms(x[800:-800]) == pytest.approx(level / 2 / np.sqrt(2), rel=0.02)
+    x, _ = sf.read(wav_scp["spkC-u1"])
+    assert np.median(x) == pytest.approx(0.5, abs=1e-3)
+
+    # Re-run through the CLI: nothing is read or rewritten.
+    mtimes = {u: os.stat(p).st_mtime_ns for u, p in wav_scp.items()}
+    r = run_py("espnet_sllm.bin.format_data", "--in", data_dir, "--out", out, "--nj", "2")
+    assert r.returncode == 0, r.stderr
+    assert "0 written, 5 kept" in r.stdout
+    assert {u: os.stat(p).st_mtime_ns for u, p in wav_scp.items()} == mtimes
+    # A changed segment rewrites that utterance only.
+    seg = (data_dir / "segments").read_text().replace("spkA-u1 rec1 0.00 1.00",
+                                                       "spkA-u1 rec1 0.00 0.50")
+    (data_dir / "segments").write_text(seg)
+    counts = fmt.format_data(str(data_dir), str(out), nj=1, progress=False)
+    assert counts["written"] == 1 and counts["kept"] == 4
+    assert read_kv(out / "utt2num_samples")["spkA-u1"] == "8000"
+    assert os.stat(wav_scp["spkA-u2"]).st_mtime_ns == mtimes["spkA-u2"]
+
+
+def test_format_data_errors(data_dir, tmp_path):
+    scp = (data_dir / "wav.scp").read_text().replace(" -t wav - |", " -t wav - ; false |")
+    (data_dir / "wav.scp").write_text(scp)
+    with pytest.raises(fmt.FormatError, match=r"wav\.scp:2: command failed with exit code 1"):
+        fmt.format_data(str(data_dir), str(tmp_path / "o1"), nj=1, progress=False)
+    (data_dir / "wav.scp").write_text(scp.replace("rec1 /", "rec1 /nonexistent/"))
+    r = run_py("espnet_sllm.bin.format_data", "--in", data_dir, "--out", tmp_path / "o2")
+    assert r.returncode == 1 and "wav.scp:1: audio file not found" in r.stderr
+
+
+def test_wav_stream_with_unknown_length():
+    # What a program writing to a pipe may produce: RIFF and data sizes left at 0.
+    x = (np.arange(-500, 500) / 1000).astype(np.float32)
+    buf = io.BytesIO()
+    sf.write(buf, np.stack([x, -x], 1), 8000, subtype="PCM_16", format="WAV")
+    data = bytearray(buf.getvalue())
+    data[4:8] = bytes(4)
+    data[data.index(b"data") + 4:data.index(b"data") + 8] = bytes(4)
+    y, rate = fmt._decode_bytes(bytes(data), "wav.scp:1")
+    assert rate == 8000 and y.shape == (1000, 2)
+    assert np.allclose(y[:, 0], x, atol=1e-4) and np.allclose(y[:, 1], -x, atol=1e-4)
+
+
+def test_filter_data(data_dir, tmp_path):
+    dump = tmp_path / "dump"
+    text = (data_dir / "text").read_text()
+    text = text.replace("spkA-u2 text of spkA-u2", "spkA-u2   ").replace("text of spkA-u3", "u3")
+    (data_dir / "text").write_text(text)
+    fmt.format_data(str(data_dir), str(dump), nj=1, progress=False)
+    # Durations: u1 1.0 s, u2 1.0 s (empty text), u3 0.5 s, B 1.25 s, C 0.3 s.
+    out = tmp_path / "filtered"
+    r = run_py("espnet_sllm.bin.filter_data", "--in", dump, "--out", out, "--min_sec", "0.4",
+               "--max_sec", "1.2", "--max_text_chars", "14")
+    assert r.returncode == 0, r.stderr
+    assert "kept 1 of 5" in r.stdout
+    report = (out / "filter_report.txt").read_text()
+    for line in ("dropped for empty text: 1", "dropped for too short: 1",
+                 "dropped for too long: 1", "dropped for text too long: 1",
+                 "dropped spkC-u1: too short (0.300s < 0.4s)"):
+        assert line in report
+    assert validate_data_dir(out)["utterances"] == 1
+    assert list(read_kv(out / "utt2num_samples")) == ["spkA-u3"]
+    assert list(read_kv(out / "text_prev")) == ["spkA-u3"]
+
+    with pytest.raises(fdata.FilterError, match="all 5 utterances would be dropped"):
+        fdata.filter_data(str(dump), str(tmp_path / "none"), min_sec=5, max_sec=10)
+    with pytest.raises(fdata.FilterError, match="is at 16000 Hz but --fs is 8000"):
+        fdata.filter_data(str(dump), str(tmp_path / "fs"), fs=8000)
+    r = run_py("espnet_sllm.bin.filter_data", "--in", data_dir, "--out", tmp_path / "x")
+    assert r.returncode == 1 and "utt2num_samples: missing" in r.stderr
