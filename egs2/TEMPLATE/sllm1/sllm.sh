@@ -1,0 +1,410 @@
+#!/usr/bin/env bash
+# Usage:
+#   ./sllm.sh --train_set train --valid_set valid --test_sets "test" \
+#             --train_config conf/train.yaml [--stage 1] [--stop_stage 10] [options]
+#
+# The staged driver shared by every espnet_sllm recipe (egs2/<corpus>/asr1/sllm.sh links here).
+# Each stage calls a Python CLI of the package, logs what it did, can be re-run alone, skips work
+# whose inputs and command did not change since it last succeeded, and refuses with a clear
+# message when its inputs are missing.
+#
+# Stages:
+#   1  data preparation        local/data.sh ${local_data_opts}  -> data/<set>
+#   2  format                  16 kHz WAV per utterance          -> ${dumpdir}/raw/{org/}<set>
+#   3  filter                  empty text, too short/long audio  -> ${dumpdir}/raw/<train|valid>
+#   4  model preparation       from-scratch tokenizer + LLM config (--scratch_llm_opts), or a
+#                              load check of the pretrained checkpoints the config names
+#   5  collect stats           ESPnet --collect_stats            -> ${expdir}/stats
+#   6  training                one or more chained configs (--train_config "a.yaml b.yaml"),
+#                              each initialised from the previous one's best model
+#   7  decoding                context-agnostic, --inference_nj jobs -> <exp>/decode_*/<set>
+#   8  context re-decoding     hook for recipes whose config asks for it (--context_decoding)
+#   9  scoring                 sclite result.txt per set, per-language table, MER, RESULTS.md
+#   10 packing                 <exp>/packed/<name>.zip for sharing
+#
+# Options (default in brackets):
+#   --stage, --stop_stage       first/last stage to run [1, 10]
+#   --ngpu                      GPUs for training (0: CPU) [0]
+#   --nj                        parallel jobs of data formatting / stats [2]
+#   --inference_nj              parallel decoding jobs per test set [2]
+#   --gpu_inference             decode on a GPU [false]
+#   --train_set, --valid_set, --test_sets   data set names (test_sets: space separated)
+#   --dumpdir, --expdir         [dump, exp]
+#   --fs                        sampling rate [16000]
+#   --min_sec, --max_sec        filter limits of stage 3 [0.1, 30]
+#   --speech_fold_length, --text_fold_length   ESPnet's --fold_length for batch_type folded:
+#                               batches shrink for utterances longer than these [80000, 150]
+#   --local_data_opts           options of local/data.sh [""]
+#   --scratch_llm_opts          options of espnet_sllm.bin.prepare_scratch_llm; non-empty means
+#                               stage 4 writes a from-scratch tokenizer + LLM config to
+#                               ${expdir}/llm_scratch [""]
+#   --train_config              training YAML(s), space separated for chained stages
+#   --train_args                extra options of sllm_train (all of ESPnet's trainer options) [""]
+#   --tag                       experiment name [train config basename]
+#   --inference_config          YAML of sllm_inference options [""]
+#   --inference_args            extra options of sllm_inference [""]
+#   --inference_model           checkpoint file name in the exp dir [valid.acc.best.pth]
+#   --context_decoding          run stage 8 [false]
+#   --score_opts                extra options of sllm_score (e.g. --unit char) [""]
+#   --python                    the Python interpreter [python3]
+set -euo pipefail
+
+log() {
+    local fname=${BASH_SOURCE[1]##*/}
+    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*" >&2
+}
+die() {
+    log "ERROR: $*"
+    exit 1
+}
+min() {
+    local a b
+    a=$1
+    for b in "$@"; do [ "${b}" -le "${a}" ] && a=${b}; done
+    echo "${a}"
+}
+
+stage=1
+stop_stage=10
+ngpu=0
+nj=2
+inference_nj=2
+gpu_inference=false
+train_set=
+valid_set=
+test_sets=
+dumpdir=dump
+expdir=exp
+fs=16000
+min_sec=0.1
+max_sec=30
+speech_fold_length=80000
+text_fold_length=150
+local_data_opts=
+scratch_llm_opts=
+train_config=
+train_args=
+tag=
+inference_config=
+inference_args=
+inference_model=valid.acc.best.pth
+context_decoding=false
+score_opts=
+python=python3
+
+help_message=$(sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//')
+run_args=$(printf '%q ' "$0" "$@")
+. ./path.sh
+. ./cmd.sh
+. scripts/utils/parse_options.sh
+[ $# -eq 0 ] || die "unexpected positional arguments: $*"
+
+[ -n "${train_set}" ] || die "--train_set is required"
+[ -n "${valid_set}" ] || die "--valid_set is required"
+[ -n "${train_config}" ] || die "--train_config is required"
+for c in ${train_config}; do [ -f "${c}" ] || die "train config not found: ${c}"; done
+[ -z "${inference_config}" ] || [ -f "${inference_config}" ] \
+    || die "inference config not found: ${inference_config}"
+
+last_config=${train_config##* }
+[ -n "${tag}" ] || tag=$(basename "${last_config}" .yaml)
+sllm_exp=${expdir}/sllm_${tag}
+stats_dir=${expdir}/stats
+stamp_dir=${expdir}/.stamps
+mkdir -p "${sllm_exp}" "${stamp_dir}"
+echo "${run_args}" >> "${sllm_exp}/run.sh.cmd"   # the exact command, one line per invocation
+
+# ---------------------------------------------------------------------------------------------
+# Skip logic: a stage step is skipped when it succeeded before with the same command and the
+# same input files (size + mtime of every file under the given paths).
+signature() {  # $1: command string, rest: input paths
+    local cmd=$1
+    shift
+    {
+        echo "${cmd}"
+        for p in "$@"; do
+            if [ -e "${p}" ]; then
+                find -L "${p}" -type f ! -name '.*' -printf '%p %s %T@\n' 2>/dev/null | sort
+            else
+                echo "missing ${p}"
+            fi
+        done
+    } | md5sum | cut -d' ' -f1
+}
+# A stamp records the signature of the inputs and of the outputs; a step is done only when both
+# still match (outputs overwritten by another run, e.g. --debug, make it run again).
+is_done() {  # $1: step name, $2: input signature, rest: output paths
+    local name=$1 sig=$2
+    shift 2
+    [ -f "${stamp_dir}/${name}" ] \
+        && [ "$(cat "${stamp_dir}/${name}")" = "${sig}:$(signature "" "$@")" ]
+}
+mark_done() {  # same arguments as is_done
+    local name=$1 sig=$2
+    shift 2
+    echo "${sig}:$(signature "" "$@")" > "${stamp_dir}/${name}"
+}
+require() {  # paths that must exist before a stage runs
+    local p
+    for p in "$@"; do
+        [ -e "${p}" ] || die "missing input: ${p} (run the earlier stages first)"
+    done
+}
+yaml_opts() {  # YAML mapping file -> "--key value" options (for sllm_inference)
+    ${python} - "$1" <<'EOF'
+import shlex, sys, yaml
+conf = yaml.safe_load(open(sys.argv[1])) or {}
+print(" ".join(f"--{k} {shlex.quote(str(v))}" for k, v in conf.items()))
+EOF
+}
+
+all_sets="${train_set} ${valid_set} ${test_sets}"
+
+# ---------------------------------------------------------------------------------------------
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+    log "Stage 1: data preparation: local/data.sh ${local_data_opts}"
+    require local/data.sh
+    sig=$(signature "local/data.sh ${local_data_opts}" local db.sh)
+    data_dirs=()
+    for s in ${all_sets}; do data_dirs+=("data/${s}"); done
+    if is_done stage1 "${sig}" "${data_dirs[@]}"; then
+        log "Stage 1: skipped (done with the same inputs; delete ${stamp_dir}/stage1 to force)"
+    else
+        # shellcheck disable=SC2086
+        local/data.sh ${local_data_opts}
+        for s in ${all_sets}; do require "data/${s}/wav.scp"; done
+        mark_done stage1 "${sig}" "${data_dirs[@]}"
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
+    log "Stage 2: format data: ${fs} Hz WAV per utterance in ${dumpdir}/raw"
+    for s in ${all_sets}; do
+        require "data/${s}/wav.scp"
+        if [ "${s}" = "${train_set}" ] || [ "${s}" = "${valid_set}" ]; then
+            out=${dumpdir}/raw/org/${s}    # stage 3 filters these into ${dumpdir}/raw/${s}
+        else
+            out=${dumpdir}/raw/${s}
+        fi
+        cmd="${python} -m espnet_sllm.bin.format_data --in data/${s} --out ${out} --fs ${fs} --nj ${nj}"
+        sig=$(signature "${cmd}" "data/${s}")
+        if is_done "stage2.${s}" "${sig}" "${out}/wav.scp" "${out}/text"; then
+            log "Stage 2: ${s}: skipped (unchanged)"
+            continue
+        fi
+        ${cmd}
+        mark_done "stage2.${s}" "${sig}" "${out}/wav.scp" "${out}/text"
+    done
+fi
+
+# ---------------------------------------------------------------------------------------------
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+    log "Stage 3: filter ${train_set} and ${valid_set}: empty text, < ${min_sec} s, > ${max_sec} s"
+    for s in ${train_set} ${valid_set}; do
+        require "${dumpdir}/raw/org/${s}/wav.scp"
+        cmd="${python} -m espnet_sllm.bin.filter_data --in ${dumpdir}/raw/org/${s} --out ${dumpdir}/raw/${s} --min_sec ${min_sec} --max_sec ${max_sec} --fs ${fs}"
+        sig=$(signature "${cmd}" "${dumpdir}/raw/org/${s}/wav.scp" "${dumpdir}/raw/org/${s}/text")
+        if is_done "stage3.${s}" "${sig}" "${dumpdir}/raw/${s}/wav.scp"; then
+            log "Stage 3: ${s}: skipped (unchanged)"
+            continue
+        fi
+        ${cmd}
+        mark_done "stage3.${s}" "${sig}" "${dumpdir}/raw/${s}/wav.scp"
+    done
+fi
+
+# ---------------------------------------------------------------------------------------------
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+    if [ -n "${scratch_llm_opts}" ]; then
+        log "Stage 4: from-scratch tokenizer + LLM config -> ${expdir}/llm_scratch"
+        require "${dumpdir}/raw/${train_set}/text"
+        cmd="${python} -m espnet_sllm.bin.prepare_scratch_llm --text ${dumpdir}/raw/${train_set}/text --out ${expdir}/llm_scratch ${scratch_llm_opts}"
+        sig=$(signature "${cmd}" "${dumpdir}/raw/${train_set}/text")
+        if is_done stage4 "${sig}" "${expdir}/llm_scratch/config.json"; then
+            log "Stage 4: skipped (unchanged)"
+        else
+            ${cmd}
+            mark_done stage4 "${sig}" "${expdir}/llm_scratch/config.json"
+        fi
+    fi
+    log "Stage 4: checking that the pretrained models of ${train_config} load"
+    for c in ${train_config}; do
+        ${python} -m espnet_sllm.bin.check_pretrained --config "${c}"
+    done
+fi
+
+# ---------------------------------------------------------------------------------------------
+data_opts() {  # $1: prefix (train_/valid_/""), $2: data dir, $3: include text (true/false)
+    local prefix=$1 d=$2 with_text=$3 name
+    echo -n "--${prefix}data_path_and_name_and_type ${d}/wav.scp,speech,sound "
+    [ "${with_text}" = true ] && echo -n "--${prefix}data_path_and_name_and_type ${d}/text,text,text "
+    # text_prev/text_next are not passed: ESPnet's text reader refuses the empty values of the
+    # first/last segment of a session; the context recipes give them their own data names.
+    for name in utt2lang:lang utt2task:task text_src:text_src text_tgt:text_tgt; do
+        [ -f "${d}/${name%%:*}" ] && echo -n "--${prefix}data_path_and_name_and_type ${d}/${name%%:*},${name##*:},text "
+    done
+    return 0
+}
+
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+    log "Stage 5: collect stats -> ${stats_dir}"
+    _train=${dumpdir}/raw/${train_set}
+    _valid=${dumpdir}/raw/${valid_set}
+    require "${_train}/wav.scp" "${_valid}/wav.scp"
+    first_config=${train_config%% *}
+    cmd="collect_stats ${first_config} ${train_args}"
+    sig=$(signature "${cmd}" "${_train}" "${_valid}" "${first_config}")
+    if is_done stage5 "${sig}" "${stats_dir}/train/speech_shape"; then
+        log "Stage 5: skipped (unchanged)"
+    else
+        _nj=$(min "${nj}" "$(wc -l < "${_train}/wav.scp")" "$(wc -l < "${_valid}/wav.scp")")
+        _logdir=${stats_dir}/logdir
+        mkdir -p "${_logdir}"
+        ${python} -m espnet_sllm.bin.split_keys "${_train}/wav.scp" "${_logdir}/train" "${_nj}"
+        ${python} -m espnet_sllm.bin.split_keys "${_valid}/wav.scp" "${_logdir}/valid" "${_nj}"
+        # shellcheck disable=SC2046,SC2086
+        ${train_cmd} JOB=1:"${_nj}" "${_logdir}/stats.JOB.log" \
+            ${python} -m espnet_sllm.bin.sllm_train --collect_stats true --use_preprocessor true \
+                --config "${first_config}" --ngpu 0 --num_workers 0 \
+                --train_shape_file "${_logdir}/train/keys.JOB.scp" \
+                --valid_shape_file "${_logdir}/valid/keys.JOB.scp" \
+                --output_dir "${_logdir}/stats.JOB" \
+                $(data_opts train_ "${_train}" true) $(data_opts valid_ "${_valid}" true) \
+                ${train_args}
+        stats_inputs=()
+        for j in $(seq "${_nj}"); do stats_inputs+=(--input_dir "${_logdir}/stats.${j}"); done
+        ${python} -m espnet2.bin.aggregate_stats_dirs "${stats_inputs[@]}" --output_dir "${stats_dir}"
+        mark_done stage5 "${sig}" "${stats_dir}/train/speech_shape"
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+    _train=${dumpdir}/raw/${train_set}
+    _valid=${dumpdir}/raw/${valid_set}
+    require "${stats_dir}/train/speech_shape" "${stats_dir}/valid/speech_shape"
+    init_opts=()
+    n_configs=$(echo "${train_config}" | wc -w)
+    k=0
+    for c in ${train_config}; do
+        k=$((k + 1))
+        if [ "${n_configs}" -gt 1 ]; then
+            _exp=${sllm_exp}/stage${k}_$(basename "${c}" .yaml)
+        else
+            _exp=${sllm_exp}
+        fi
+        log "Stage 6: training ${k}/${n_configs}: ${c} -> ${_exp} (log: ${_exp}/train.log)"
+        cmd="train ${c} ${train_args} ${init_opts[*]:-}"
+        sig=$(signature "${cmd}" "${c}" "${_train}/text" "${_valid}/text" "${stats_dir}/train/speech_shape")
+        if is_done "stage6.${k}" "${sig}" "${_exp}/valid.acc.best.pth"; then
+            log "Stage 6: ${c}: skipped (trained with the same inputs)"
+        else
+            mkdir -p "${_exp}"
+            # --resume true continues from ${_exp}/checkpoint.pth after a crash.
+            # shellcheck disable=SC2046,SC2086
+            ${cuda_cmd} --gpu "${ngpu}" "${_exp}/train.log" \
+                ${python} -m espnet_sllm.bin.sllm_train --use_preprocessor true \
+                    --config "${c}" --ngpu "${ngpu}" --resume true --output_dir "${_exp}" \
+                    --train_shape_file "${stats_dir}/train/speech_shape" \
+                    --train_shape_file "${stats_dir}/train/text_shape" \
+                    --valid_shape_file "${stats_dir}/valid/speech_shape" \
+                    --valid_shape_file "${stats_dir}/valid/text_shape" \
+                    --fold_length "${speech_fold_length}" --fold_length "${text_fold_length}" \
+                    $(data_opts train_ "${_train}" true) $(data_opts valid_ "${_valid}" true) \
+                    "${init_opts[@]}" ${train_args}
+            require "${_exp}/valid.acc.best.pth"
+            mark_done "stage6.${k}" "${sig}" "${_exp}/valid.acc.best.pth"
+        fi
+        # The next training stage starts from this one's best model.
+        init_opts=(--init_param "${_exp}/valid.acc.best.pth")
+        final_exp=${_exp}
+    done
+    echo "${final_exp}" > "${sllm_exp}/final_exp"
+fi
+
+final_exp=${sllm_exp}
+[ -f "${sllm_exp}/final_exp" ] && final_exp=$(cat "${sllm_exp}/final_exp")
+_conf_name=$(basename "${inference_config:-decode}" .yaml)
+_conf_name=${_conf_name#decode}
+inference_tag=decode${_conf_name:+_${_conf_name#_}}_${inference_model%.pth}
+[ -n "${inference_args}" ] && inference_tag+=_$(echo "${inference_args}" | md5sum | cut -c1-6)
+
+# ---------------------------------------------------------------------------------------------
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
+    require "${final_exp}/config.yaml" "${final_exp}/${inference_model}"
+    _opts=""
+    [ -n "${inference_config}" ] && _opts=$(yaml_opts "${inference_config}")
+    if [ "${gpu_inference}" = true ]; then _cmd=${cuda_cmd}; _ngpu=1; else _cmd=${decode_cmd}; _ngpu=0; fi
+    for s in ${test_sets}; do
+        _data=${dumpdir}/raw/${s}
+        _dir=${final_exp}/${inference_tag}/${s}
+        require "${_data}/wav.scp"
+        log "Stage 7: decoding ${s} -> ${_dir} (${inference_nj} jobs)"
+        cmd="decode ${_opts} ${inference_args}"
+        sig=$(signature "${cmd}" "${_data}/wav.scp" "${final_exp}/${inference_model}" "${final_exp}/config.yaml")
+        if is_done "stage7.${tag}.${inference_tag}.${s}" "${sig}" "${_dir}/text"; then
+            log "Stage 7: ${s}: skipped (decoded with the same model and options)"
+            continue
+        fi
+        _nj=$(min "${inference_nj}" "$(wc -l < "${_data}/wav.scp")")
+        mkdir -p "${_dir}/logdir"
+        ${python} -m espnet_sllm.bin.split_keys "${_data}/wav.scp" "${_dir}/logdir" "${_nj}"
+        # shellcheck disable=SC2046,SC2086
+        ${_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${_dir}/logdir/decode.JOB.log" \
+            ${python} -m espnet_sllm.bin.sllm_inference --ngpu "${_ngpu}" \
+                --train_config "${final_exp}/config.yaml" \
+                --model_file "${final_exp}/${inference_model}" \
+                --key_file "${_dir}/logdir/keys.JOB.scp" \
+                --output_dir "${_dir}/logdir/output.JOB" \
+                $(data_opts "" "${_data}" false) ${_opts} ${inference_args}
+        ${python} -m espnet_sllm.bin.merge_outputs "${_dir}/logdir" --nj "${_nj}" --out_dir "${_dir}"
+        mark_done "stage7.${tag}.${inference_tag}.${s}" "${sig}" "${_dir}/text"
+    done
+fi
+
+# ---------------------------------------------------------------------------------------------
+if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
+    if [ "${context_decoding}" = true ]; then
+        require local/context_decoding.sh
+        log "Stage 8: context re-decoding: local/context_decoding.sh"
+        local/context_decoding.sh --exp "${final_exp}" --decode_tag "${inference_tag}" \
+            --test_sets "${test_sets}" --dumpdir "${dumpdir}"
+    else
+        log "Stage 8: skipped (no context re-decoding requested: --context_decoding false)"
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
+    for _dir in "${final_exp}"/decode_*/*/; do
+        _dir=${_dir%/}
+        s=$(basename "${_dir}")
+        [ -f "${_dir}/text" ] || continue
+        _data=${dumpdir}/raw/${s}
+        if [ ! -f "${_data}/text" ]; then
+            log "Stage 9: ${s}: no reference text (evaluation set): not scored"
+            continue
+        fi
+        log "Stage 9: scoring ${_dir}"
+        _opts=()
+        [ -f "${_data}/utt2lang" ] && _opts+=(--utt2lang "${_data}/utt2lang")
+        [ -f "${_data}/utt2spk" ] && _opts+=(--utt2spk "${_data}/utt2spk")
+        # shellcheck disable=SC2086
+        ${python} -m espnet_sllm.bin.sllm_score --ref "${_data}/text" --hyp "${_dir}/text" \
+            --output_dir "${_dir}" --set_name "${s}" "${_opts[@]}" ${score_opts}
+    done
+    ${python} -m espnet_sllm.bin.sllm_score --collect_results "${final_exp}"
+    log "Stage 9: results in ${final_exp}/RESULTS.md"
+    cat "${final_exp}/RESULTS.md"
+fi
+
+# ---------------------------------------------------------------------------------------------
+if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
+    require "${final_exp}/config.yaml" "${final_exp}/${inference_model}"
+    log "Stage 10: packing ${final_exp}"
+    ${python} -m espnet_sllm.bin.pack_model --exp "${final_exp}" --model_file "${inference_model}" \
+        --out "${final_exp}/packed/sllm_${tag}.zip"
+fi
+
+log "Successfully finished stages ${stage}-${stop_stage} of ${sllm_exp}"
