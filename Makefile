@@ -2,6 +2,7 @@
 #   make install   # create tools/venv (idempotent) with every Python and Debian dependency
 #   make test      # install, then run the test suite
 #   make demo      # install, then run the CPU demo recipe egs2/mini_mlc/asr1
+#   make demo-debug  # the demo's CI-sized run (./run.sh --debug true)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := tools/venv
@@ -9,7 +10,7 @@ PY := $(VENV)/bin/python
 PIP_VERSION := 23.2.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo clean-venv debian
+.PHONY: install test demo demo-debug clean-venv debian
 
 install: $(STAMP)
 
@@ -27,10 +28,14 @@ $(STAMP): setup.py tools/requirements.txt tools/install_debian.sh
 	@touch $(STAMP)
 
 test: install
-	$(PY) -m pytest -x -q tests
+	$(PY) -m pytest -q tests
 
 demo: install
 	cd egs2/mini_mlc/asr1 && ./run.sh
+
+demo-debug: install
+	cd egs2/mini_mlc/asr1 && ./run.sh --debug true
+	test -s egs2/mini_mlc/asr1/exp_debug/sllm_train_debug/RESULTS.md
 
 clean-venv:
 	rm -rf $(VENV)
