@@ -33,9 +33,15 @@ test: install
 demo: install
 	cd egs2/mini_mlc/asr1 && ./run.sh
 
+# The debug demo, then stage 7 again in 3 jobs: the merged text must equal the 1-job text.
+DEBUG_EXP := egs2/mini_mlc/asr1/exp_debug/sllm_train_debug
 demo-debug: install
-	cd egs2/mini_mlc/asr1 && ./run.sh --debug true
-	test -s egs2/mini_mlc/asr1/exp_debug/sllm_train_debug/RESULTS.md
+	cd egs2/mini_mlc/asr1 && ./run.sh --debug true --inference_nj 1
+	test -s $(DEBUG_EXP)/RESULTS.md
+	cd egs2/mini_mlc/asr1 && ./run.sh --debug true --stage 7 --stop_stage 7 \
+		--inference_nj 3 --inference_tag decode_nj3
+	cmp $(DEBUG_EXP)/decode_valid.acc.best/test/text $(DEBUG_EXP)/decode_nj3/test/text
+	@echo "demo-debug: 3-job decoding equals 1-job decoding"
 
 clean-venv:
 	rm -rf $(VENV)

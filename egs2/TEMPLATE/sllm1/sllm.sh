@@ -44,6 +44,7 @@
 #   --inference_config          YAML of sllm_inference options [""]
 #   --inference_args            extra options of sllm_inference [""]
 #   --inference_model           checkpoint file name in the exp dir [valid.acc.best.pth]
+#   --inference_tag             name of the decoding dir [decode_<config>_<model>]
 #   --context_decoding          run stage 8 [false]
 #   --score_opts                extra options of sllm_score (e.g. --unit char) [""]
 #   --python                    the Python interpreter [python3]
@@ -53,8 +54,10 @@ log() {
     local fname=${BASH_SOURCE[1]##*/}
     echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*" >&2
 }
-die() {
-    log "ERROR: $*"
+die() {  # reports the line of the stage that failed, not of the helper that noticed it
+    local i=1
+    while [[ "${FUNCNAME[$i]:-main}" =~ ^(require|die)$ ]]; do i=$((i + 1)); done
+    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[$i]##*/}:${BASH_LINENO[$((i - 1))]}:${FUNCNAME[$i]:-main}) ERROR: $*" >&2
     exit 1
 }
 min() {
@@ -88,6 +91,7 @@ tag=
 inference_config=
 inference_args=
 inference_model=valid.acc.best.pth
+inference_tag=
 context_decoding=false
 score_opts=
 python=python3
@@ -325,10 +329,12 @@ fi
 
 final_exp=${sllm_exp}
 [ -f "${sllm_exp}/final_exp" ] && final_exp=$(cat "${sllm_exp}/final_exp")
-_conf_name=$(basename "${inference_config:-decode}" .yaml)
-_conf_name=${_conf_name#decode}
-inference_tag=decode${_conf_name:+_${_conf_name#_}}_${inference_model%.pth}
-[ -n "${inference_args}" ] && inference_tag+=_$(echo "${inference_args}" | md5sum | cut -c1-6)
+if [ -z "${inference_tag}" ]; then
+    _conf_name=$(basename "${inference_config:-decode}" .yaml)
+    _conf_name=${_conf_name#decode}
+    inference_tag=decode${_conf_name:+_${_conf_name#_}}_${inference_model%.pth}
+    [ -n "${inference_args}" ] && inference_tag+=_$(echo "${inference_args}" | md5sum | cut -c1-6)
+fi
 
 # ---------------------------------------------------------------------------------------------
 if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
