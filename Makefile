@@ -40,7 +40,7 @@ demo-debug: install
 	test -s $(DEBUG_EXP)/RESULTS.md
 	cd egs2/mini_mlc/asr1 && ./run.sh --debug true --stage 7 --stop_stage 7 \
 		--inference_nj 3 --inference_tag decode_nj3
-	cmp $(DEBUG_EXP)/decode_valid.acc.best/test/text $(DEBUG_EXP)/decode_nj3/test/text
+	cmp $(DEBUG_EXP)/decode_valid.acc.ave/test/text $(DEBUG_EXP)/decode_nj3/test/text
 	@echo "demo-debug: 3-job decoding equals 1-job decoding"
 
 clean-venv:

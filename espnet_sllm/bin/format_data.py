@@ -52,6 +52,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import soundfile as sf
 
+from espnet_sllm.bin.cli import str2bool
 from espnet_sllm.data.kaldi_dir import (
     OPTIONAL_FILES,
     Utterance,
@@ -426,15 +427,6 @@ def format_data(in_dir: str, out_dir: str, fs: int = 16000, nj: int = 2, channel
     for utt, reason in dropped:
         logger.warning("dropped %s: %s", utt, reason)
     return counts
-
-
-def str2bool(value: str) -> bool:
-    v = value.lower()
-    if v in ("true", "yes", "1"):
-        return True
-    if v in ("false", "no", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got '{value}'")
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -21,13 +21,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
+from espnet2.train.dataset import ESPnetDataset
 from espnet2.utils import config_argparse
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str2triple_str, str_or_none
 
 from espnet_sllm.data.check import check_data_triples
-from espnet_sllm.llm.hf_causal_lm import parse_dtype
 from espnet_sllm.tasks.sllm import SLLMTask
+from espnet_sllm.torch_utils import parse_dtype
 
 
 def load_model(train_config: str, model_file: Optional[str], device: str):
@@ -52,6 +53,12 @@ def load_model(train_config: str, model_file: Optional[str], device: str):
             )
     model.eval()
     return model, args
+
+
+def read_keys(path: str) -> List[str]:
+    """First column of a key file (ESPnet's --key_file: one ``key [anything]`` per line)."""
+    with open(path, encoding="utf-8") as f:
+        return [line.split(maxsplit=1)[0] for line in f if line.strip()]
 
 
 def write_sorted(path: str, rows: Dict[str, str]) -> None:
@@ -89,34 +96,47 @@ def inference(
     set_all_random_seed(seed)
     device = "cuda" if ngpu > 0 else "cpu"
     model, train_args = load_model(train_config, model_file, device)
-    model.to(dtype=parse_dtype(dtype)) if dtype != "float32" else None
+    if dtype != "float32":
+        model.to(dtype=parse_dtype(dtype))
     if preprocessor_conf:
         train_args.preprocessor_conf = {**(train_args.preprocessor_conf or {}), **preprocessor_conf}
     preprocess = SLLMTask.build_preprocess_fn(train_args, train=False)
     tokenizer = preprocess.tokenizer
-    loader = SLLMTask.build_streaming_iterator(
+    # ESPnet's map-style dataset (not the streaming one): it accepts the empty values of
+    # text_prev/text_next for the first and last segment of a session.
+    dataset = ESPnetDataset(
         data_path_and_name_and_type,
-        preprocess_fn=preprocess,
+        preprocess=preprocess,
+        float_dtype="float32",
+        keys_to_load=set(read_keys(key_file)) if key_file else None,
+    )
+    names = set(dataset.names())
+    required = set(SLLMTask.required_data_names(train=False, inference=True))
+    allowed = required | set(SLLMTask.optional_data_names(train=False, inference=True))
+    if not required <= names:
+        raise ValueError(f"--data_path_and_name_and_type must give {sorted(required - names)}")
+    if not allow_variable_data_keys and not names <= allowed:
+        raise ValueError(
+            f"unknown data names {sorted(names - allowed)}; valid: {sorted(allowed)} "
+            f"(or --allow_variable_data_keys true)"
+        )
+    first_loader = next(iter(dataset.loader_dict.values()))
+    keys_all = read_keys(key_file) if key_file else list(first_loader.keys())
+    missing = [k for k in keys_all if k not in first_loader]
+    if missing:
+        raise KeyError(f"{key_file}: {len(missing)} keys not in the data, e.g. {missing[0]}")
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=[keys_all[i : i + batch_size] for i in range(0, len(keys_all), batch_size)],
         collate_fn=SLLMTask.build_collate_fn(train_args, False),
-        key_file=key_file,
-        batch_size=batch_size,
-        dtype=parse_dtype(dtype) if dtype != "float32" else "float32",
         num_workers=num_workers,
-        allow_variable_data_keys=allow_variable_data_keys,
-        ngpu=ngpu,
-        inference=True,
     )
     texts, tokens, token_ints, scores = {}, {}, {}, {}
     try:
         from tqdm import tqdm
     except ImportError:  # progress bars are a nicety
         tqdm = None
-    n_total = None
-    if key_file is not None or data_path_and_name_and_type:
-        src = key_file or data_path_and_name_and_type[0][0]
-        with open(src, encoding="utf-8") as f:
-            n_total = sum(1 for line in f if line.strip())
-    bar = tqdm(total=n_total, desc="decoding", unit="utt", file=sys.stderr) if tqdm else None
+    bar = tqdm(total=len(keys_all), desc="decoding", unit="utt", file=sys.stderr) if tqdm else None
     for keys, batch in loader:
         batch = {k: v.to(device) for k, v in batch.items() if not k.startswith("text")}
         results = model.generate(

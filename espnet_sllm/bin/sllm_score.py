@@ -32,19 +32,10 @@ import logging
 import sys
 from typing import Dict, List, Optional
 
+from espnet_sllm.bin.cli import str2bool
 from espnet_sllm.scoring.normalize import NORMALIZERS
 from espnet_sllm.scoring.report import collect_results, score_set
 from espnet_sllm.scoring.sclite import ScliteError, ScliteNotFoundError
-
-
-def str2bool(value: str) -> bool:
-    """``true``/``false`` (also yes/no, 1/0) as ESPnet's shell scripts pass them."""
-    v = value.lower()
-    if v in ("true", "yes", "1"):
-        return True
-    if v in ("false", "no", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got '{value}'")
 
 
 def get_parser() -> argparse.ArgumentParser:

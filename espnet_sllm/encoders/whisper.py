@@ -34,16 +34,9 @@ from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from transformers import WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-logger = logging.getLogger(__name__)
+from espnet_sllm.torch_utils import parse_dtype
 
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-}
+logger = logging.getLogger(__name__)
 
 # openai/whisper-* checkpoints are full encoder-decoder models, saved as WhisperForConditionalGeneration
 # (keys "model.encoder.*") or WhisperModel (keys "encoder.*"); map both onto a bare WhisperEncoder.
@@ -66,8 +59,8 @@ class HFWhisperEncoder(AbsEncoder):
         pad_to_30s: pad every segment to the 30 s window (faithful default) or run on the real length.
         long_audio: "error" (audio longer than the window raises) or "split" (see module docstring).
         freeze: no gradients to the encoder, which always runs in eval mode (dropout off) under no_grad.
-        dtype: dtype of the encoder weights ("float32", "bfloat16", "float16"); the log-mel is always
-            computed in float32 and the output ys is always float32.
+        dtype: dtype of the encoder weights ("float32", "bfloat16", "float16"; or fp32/bf16/fp16);
+            the log-mel is always computed in float32 and the output ys is always float32.
         attn_implementation: "eager", "sdpa", ... as in transformers; None = transformers' default.
             With pad_to_30s=False a batch of unequal lengths needs a padding mask, which only the
             eager/sdpa paths accept here.
@@ -94,10 +87,7 @@ class HFWhisperEncoder(AbsEncoder):
         super().__init__()
         if long_audio not in ("error", "split"):
             raise ValueError(f"long_audio must be 'error' or 'split', got {long_audio!r}")
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-
-        load_kwargs = {"dtype": _DTYPES[dtype]}
+        load_kwargs = {"dtype": parse_dtype(dtype)}
         if attn_implementation is not None:
             load_kwargs["attn_implementation"] = attn_implementation
         encoder, info = _WhisperEncoderOnly.from_pretrained(

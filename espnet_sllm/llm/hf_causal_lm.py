@@ -7,14 +7,7 @@ import torch
 
 from espnet_sllm.llm.abs_llm import AbsLLM
 from espnet_sllm.llm.tokenizer import load_tokenizer
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def parse_dtype(name: str) -> torch.dtype:
-    if name not in DTYPES:
-        raise ValueError(f"unknown dtype {name!r}; valid: {sorted(DTYPES)}")
-    return DTYPES[name]
+from espnet_sllm.torch_utils import parse_dtype
 
 
 class HFCausalLM(AbsLLM):
@@ -27,7 +20,7 @@ class HFCausalLM(AbsLLM):
         pretrained: False builds the architecture of ``config.json`` with random weights
             (training from scratch; the directory then needs only config + tokenizer).
         tokenizer_name_or_path: defaults to ``model_name_or_path``.
-        dtype: weights' dtype: float32 | bfloat16 | float16.
+        dtype: weights' dtype: float32 | bfloat16 | float16 (or fp32 | bf16 | fp16).
         attn_implementation: ``eager`` | ``sdpa`` | ``flash_attention_2`` | None (transformers'
             default). Gemma-2 recommends ``eager`` for training (attention soft-capping).
         gradient_checkpointing: recompute activations in backward to save memory.

@@ -4,7 +4,7 @@ from typing import Optional, Tuple
 import torch
 
 from espnet_sllm.projectors.abs_projector import AbsProjector
-from espnet_sllm.projectors.utils import check_input, zero_padding
+from espnet_sllm.projectors.utils import check_input, check_positive, zero_padding
 
 
 class Conv1dProjector(AbsProjector):
@@ -42,22 +42,22 @@ class Conv1dProjector(AbsProjector):
         num_layers: int = 1,
     ):
         super().__init__()
-        if input_size < 1 or output_size < 1 or hidden < 1:
-            raise ValueError(
-                f"Conv1dProjector: input_size, output_size and hidden must be >= 1, "
-                f"got {input_size}, {output_size}, {hidden}"
-            )
-        if downsample < 1:
-            raise ValueError(f"Conv1dProjector: downsample must be >= 1, got {downsample}")
+        name = type(self).__name__
+        check_positive(
+            name,
+            input_size=input_size,
+            output_size=output_size,
+            hidden=hidden,
+            downsample=downsample,
+            num_layers=num_layers,
+        )
         if kernel_size is None:
             kernel_size = downsample + 2
         if kernel_size < downsample:
             raise ValueError(
-                f"Conv1dProjector: kernel_size ({kernel_size}) must be >= downsample "
+                f"{name}: kernel_size ({kernel_size}) must be >= downsample "
                 f"({downsample}), otherwise input frames are skipped"
             )
-        if num_layers < 1:
-            raise ValueError(f"Conv1dProjector: num_layers must be >= 1, got {num_layers}")
         self.input_size = input_size
         self._output_size = output_size
         self.downsample = downsample

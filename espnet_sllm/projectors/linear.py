@@ -4,7 +4,7 @@ from typing import Tuple
 import torch
 
 from espnet_sllm.projectors.abs_projector import AbsProjector
-from espnet_sllm.projectors.utils import check_input, stack_frames, zero_padding
+from espnet_sllm.projectors.utils import check_input, check_positive, stack_and_project
 
 
 class LinearProjector(AbsProjector):
@@ -24,13 +24,12 @@ class LinearProjector(AbsProjector):
 
     def __init__(self, input_size: int, output_size: int, downsample: int = 1):
         super().__init__()
-        if input_size < 1 or output_size < 1:
-            raise ValueError(
-                f"LinearProjector: input_size and output_size must be >= 1, "
-                f"got {input_size} and {output_size}"
-            )
-        if downsample < 1:
-            raise ValueError(f"LinearProjector: downsample must be >= 1, got {downsample}")
+        check_positive(
+            type(self).__name__,
+            input_size=input_size,
+            output_size=output_size,
+            downsample=downsample,
+        )
         self.input_size = input_size
         self._output_size = output_size
         self.downsample = downsample
@@ -43,7 +42,4 @@ class LinearProjector(AbsProjector):
         self, x: torch.Tensor, x_lens: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         check_input(x, x_lens, self.input_size, type(self).__name__)
-        x, y_lens = stack_frames(x, x_lens, self.downsample)
-        # The bias would otherwise make the padding frames non-zero.
-        y = zero_padding(self.linear(x), y_lens)
-        return y, y_lens
+        return stack_and_project(x, x_lens, self.downsample, self.linear)

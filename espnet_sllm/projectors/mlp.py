@@ -4,7 +4,7 @@ from typing import Tuple
 import torch
 
 from espnet_sllm.projectors.abs_projector import AbsProjector
-from espnet_sllm.projectors.utils import check_input, stack_frames, zero_padding
+from espnet_sllm.projectors.utils import check_input, check_positive, stack_and_project
 
 _ACTIVATIONS = {
     "relu": torch.nn.ReLU,
@@ -37,16 +37,17 @@ class MLPProjector(AbsProjector):
         activation: str = "relu",
     ):
         super().__init__()
-        if input_size < 1 or output_size < 1 or hidden < 1:
-            raise ValueError(
-                f"MLPProjector: input_size, output_size and hidden must be >= 1, "
-                f"got {input_size}, {output_size}, {hidden}"
-            )
-        if downsample < 1:
-            raise ValueError(f"MLPProjector: downsample must be >= 1, got {downsample}")
+        name = type(self).__name__
+        check_positive(
+            name,
+            input_size=input_size,
+            output_size=output_size,
+            hidden=hidden,
+            downsample=downsample,
+        )
         if activation not in _ACTIVATIONS:
             raise ValueError(
-                f"MLPProjector: unknown activation {activation!r}, "
+                f"{name}: unknown activation {activation!r}, "
                 f"choose one of {sorted(_ACTIVATIONS)}"
             )
         self.input_size = input_size
@@ -65,7 +66,4 @@ class MLPProjector(AbsProjector):
         self, x: torch.Tensor, x_lens: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         check_input(x, x_lens, self.input_size, type(self).__name__)
-        x, y_lens = stack_frames(x, x_lens, self.downsample)
-        # The biases would otherwise make the padding frames non-zero.
-        y = zero_padding(self.mlp(x), y_lens)
-        return y, y_lens
+        return stack_and_project(x, x_lens, self.downsample, self.mlp)

@@ -4,7 +4,14 @@ from typing import Tuple
 import torch
 
 from espnet_sllm.projectors.abs_projector import AbsProjector
-from espnet_sllm.projectors.utils import check_input, valid_mask, zero_padding
+from espnet_sllm.projectors.utils import (
+    check_dropout,
+    check_heads,
+    check_input,
+    check_positive,
+    valid_mask,
+    zero_padding,
+)
 
 
 class QFormerLayer(torch.nn.Module):
@@ -82,21 +89,18 @@ class QFormerProjector(AbsProjector):
     ):
         super().__init__()
         name = type(self).__name__
-        if min(input_size, output_size, hidden, ffn, num_heads) < 1:
-            raise ValueError(
-                f"{name}: input_size, output_size, hidden, ffn and num_heads must be >= 1, "
-                f"got {input_size}, {output_size}, {hidden}, {ffn}, {num_heads}"
-            )
-        if num_queries < 1:
-            raise ValueError(f"{name}: num_queries must be >= 1, got {num_queries}")
-        if num_layers < 1:
-            raise ValueError(f"{name}: num_layers must be >= 1, got {num_layers}")
-        if hidden % num_heads != 0:
-            raise ValueError(
-                f"{name}: hidden ({hidden}) must be divisible by num_heads ({num_heads})"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout}")
+        check_positive(
+            name,
+            input_size=input_size,
+            output_size=output_size,
+            hidden=hidden,
+            ffn=ffn,
+            num_heads=num_heads,
+            num_queries=num_queries,
+            num_layers=num_layers,
+        )
+        check_heads(name, hidden, num_heads)
+        check_dropout(name, dropout)
         self.input_size = input_size
         self._output_size = output_size
         self.num_queries = num_queries

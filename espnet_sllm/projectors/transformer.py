@@ -4,7 +4,15 @@ from typing import Tuple
 import torch
 
 from espnet_sllm.projectors.abs_projector import AbsProjector
-from espnet_sllm.projectors.utils import check_input, stack_frames, valid_mask, zero_padding
+from espnet_sllm.projectors.utils import (
+    check_dropout,
+    check_heads,
+    check_input,
+    check_positive,
+    stack_and_project,
+    valid_mask,
+    zero_padding,
+)
 
 
 class TransformerProjector(AbsProjector):
@@ -36,21 +44,18 @@ class TransformerProjector(AbsProjector):
     ):
         super().__init__()
         name = type(self).__name__
-        if min(input_size, output_size, hidden, ffn, num_heads) < 1:
-            raise ValueError(
-                f"{name}: input_size, output_size, hidden, ffn and num_heads must be >= 1, "
-                f"got {input_size}, {output_size}, {hidden}, {ffn}, {num_heads}"
-            )
-        if downsample < 1:
-            raise ValueError(f"{name}: downsample must be >= 1, got {downsample}")
-        if num_layers < 1:
-            raise ValueError(f"{name}: num_layers must be >= 1, got {num_layers}")
-        if hidden % num_heads != 0:
-            raise ValueError(
-                f"{name}: hidden ({hidden}) must be divisible by num_heads ({num_heads})"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout}")
+        check_positive(
+            name,
+            input_size=input_size,
+            output_size=output_size,
+            hidden=hidden,
+            ffn=ffn,
+            num_heads=num_heads,
+            downsample=downsample,
+            num_layers=num_layers,
+        )
+        check_heads(name, hidden, num_heads)
+        check_dropout(name, dropout)
         self.input_size = input_size
         self._output_size = output_size
         self.downsample = downsample
@@ -84,7 +89,4 @@ class TransformerProjector(AbsProjector):
         padding_mask = ~valid_mask(x_lens, x.size(1))
         for layer in self.layers:
             x = layer(x, src_key_padding_mask=padding_mask)
-        x = self.norm(x)
-        x, y_lens = stack_frames(x, x_lens, self.downsample)
-        y = zero_padding(self.output_layer(x), y_lens)
-        return y, y_lens
+        return stack_and_project(self.norm(x), x_lens, self.downsample, self.output_layer)

@@ -1,7 +1,28 @@
-"""Helpers shared by the projectors: input checks, length masks and frame stacking."""
-from typing import Tuple
+"""Helpers shared by the projectors: argument and input checks, length masks, frame stacking."""
+from typing import Callable, Tuple
 
 import torch
+
+
+def check_positive(name: str, **values: int) -> None:
+    """Raise ValueError naming the first of ``values`` that is < 1."""
+    for key, value in values.items():
+        if value < 1:
+            raise ValueError(f"{name}: {key} must be >= 1, got {value}")
+
+
+def check_dropout(name: str, dropout: float) -> None:
+    """Raise ValueError unless 0 <= dropout < 1."""
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"{name}: dropout must be in [0, 1), got {dropout}")
+
+
+def check_heads(name: str, hidden: int, num_heads: int) -> None:
+    """Raise ValueError unless the attention width splits evenly over the heads."""
+    if hidden % num_heads != 0:
+        raise ValueError(
+            f"{name}: hidden ({hidden}) must be divisible by num_heads ({num_heads})"
+        )
 
 
 def check_input(
@@ -59,8 +80,7 @@ def stack_frames(
     zeroed first, so that this group holds exactly what the utterance alone would hold: this is
     what makes the result batch-invariant.
     """
-    if k < 1:
-        raise ValueError(f"stack_frames: k must be >= 1, got {k}")
+    check_positive("stack_frames", k=k)
     x = zero_padding(x, x_lens)
     y_lens = torch.div(x_lens + (k - 1), k, rounding_mode="floor")
     if k == 1:
@@ -71,3 +91,18 @@ def stack_frames(
         x = torch.nn.functional.pad(x, (0, 0, 0, extra))
     y = x.reshape(batch, (length + extra) // k, k * dim)
     return y, y_lens
+
+
+def stack_and_project(
+    x: torch.Tensor,
+    x_lens: torch.Tensor,
+    k: int,
+    head: Callable[[torch.Tensor], torch.Tensor],
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``stack_frames`` then ``head``, with the output frames beyond y_lens set to zero.
+
+    The head's biases would otherwise make the padding frames non-zero.
+    Returns (y (B, ceil(T / k), D_out), y_lens = ceil(x_lens / k)).
+    """
+    x, y_lens = stack_frames(x, x_lens, k)
+    return zero_padding(head(x), y_lens), y_lens

@@ -1,11 +1,13 @@
 """The preprocessor (ESPnet's ``preprocess_fn``): one utterance's fields -> token-id arrays."""
+import random
 from typing import Dict, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from espnet2.train.preprocessor import AbsPreprocessor
 
 from espnet_sllm.llm.tokenizer import bos_ids, load_tokenizer
-from espnet_sllm.prompts.template import PromptSelector
+from espnet_sllm.prompts.masking import mask_context
+from espnet_sllm.prompts.template import ContextPrompt, PromptSelector
 
 
 class SLLMPreprocessor(AbsPreprocessor):
@@ -17,14 +19,20 @@ class SLLMPreprocessor(AbsPreprocessor):
         suffix: (S,) int64, tokens of the text after {speech}
         text:   (N + 1,) int64, target tokens + EOS (only when the utterance has a text)
     String fields (``lang``, ``text_prev``, ...) are consumed here: they fill the template and do
-    not reach the model.
+    not reach the model. ``text_prev`` / ``text_next`` may be absent or empty (no context).
 
     Args:
-        train: True in training (later issues apply context masking only then).
+        train: True in training: context masking applies only then.
         tokenizer_name_or_path, special_tokens, trust_remote_code: exactly the LLM's
             tokenizer arguments, so ids agree with the model's embedding table.
         prompt_template: one template or a mapping language -> template (see PromptSelector).
         speech_name, text_name, lang_name: data names in ``--*_data_path_and_name_and_type``.
+        context_templates: language -> {history: "...{text_prev}...", future: "...{text_next}..."};
+            renders the ``{context}`` field of the prompt template (see ContextPrompt).
+        context_masking: apply Algorithm 1 (``mask_context``) to history and future, independently,
+            in training; ``context_masking_conf`` holds its keep_prob / max_ratio / max_spans.
+        seed: of the masking's random generator (the generator is per process: data-loader
+            workers get ESPnet's worker seeds through ``random``'s global state otherwise).
     """
 
     def __init__(
@@ -37,6 +45,10 @@ class SLLMPreprocessor(AbsPreprocessor):
         text_name: str = "text",
         lang_name: str = "lang",
         trust_remote_code: bool = False,
+        context_templates: Optional[Mapping[str, Mapping[str, str]]] = None,
+        context_masking: bool = False,
+        context_masking_conf: Optional[Mapping[str, float]] = None,
+        seed: int = 0,
     ):
         super().__init__(train)
         self.tokenizer = load_tokenizer(tokenizer_name_or_path, special_tokens, trust_remote_code)
@@ -45,16 +57,25 @@ class SLLMPreprocessor(AbsPreprocessor):
         self.speech_name = speech_name
         self.text_name = text_name
         self.lang_name = lang_name
+        self.context = ContextPrompt(context_templates) if context_templates else None
+        self.context_masking = context_masking
+        self.context_masking_conf = dict(context_masking_conf or {})
+        self.rng = random.Random(seed)
 
     def encode(self, text: str) -> np.ndarray:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
         return np.asarray(ids, dtype=np.int64)
 
     def prompt_fields(self, uid: str, data: Dict) -> Dict[str, str]:
-        """The string fields a template may use; later issues add context building here."""
-        return {
-            k: v for k, v in data.items() if isinstance(v, str) and k != self.text_name
-        }
+        """The string fields a template may use, plus ``context`` when context templates are set."""
+        fields = {k: v for k, v in data.items() if isinstance(v, str) and k != self.text_name}
+        for name in ("text_prev", "text_next"):
+            fields[name] = (fields.get(name) or "").strip()
+            if self.train and self.context_masking and fields[name]:
+                fields[name] = mask_context(fields[name], self.rng, **self.context_masking_conf)[0]
+        if self.context is not None:
+            fields["context"] = self.context.render(fields.get(self.lang_name), fields)
+        return fields
 
     def __call__(self, uid: str, data: Dict[str, Union[str, np.ndarray]]) -> Dict[str, np.ndarray]:
         speech = data.get(self.speech_name)

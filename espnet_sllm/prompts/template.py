@@ -58,10 +58,54 @@ class PromptSelector:
         }
 
     def select(self, lang: str = None) -> PromptTemplate:
-        for key in (lang, (lang or "").split("-")[0], "default"):
-            if key and key in self.templates:
-                return self.templates[key]
-        raise KeyError(
-            f"no prompt template for language {lang!r} and no 'default' template; "
-            f"templates exist for {sorted(self.templates)}"
-        )
+        return select_by_language(self.templates, lang, "prompt template")
+
+
+def select_by_language(table: Mapping, lang: str = None, what: str = "entry"):
+    """``table[lang]``, else ``table[language part of lang]`` (before ``-``), else ``table['default']``."""
+    for key in (lang, (lang or "").split("-")[0], "default"):
+        if key and key in table:
+            return table[key]
+    raise KeyError(
+        f"no {what} for language {lang!r} and no 'default' one; they exist for {sorted(table)}"
+    )
+
+
+class ContextPrompt:
+    """Renders the ``{context}`` field of a template from the neighbouring utterances.
+
+    ``templates`` maps a language (with ``default`` fallback, as PromptSelector) to
+    ``{"history": "... {text_prev} ...", "future": "... {text_next} ..."}``; either may be absent
+    (S2 of the bi-directional-context paper uses history only, S3 both). A side whose text is
+    empty (the first/last segment of a session, or a decoding pass without context) is left out,
+    so "only one side exists" gives only that half of the prompt and none gives ``""``.
+    """
+
+    SIDES = (("history", "text_prev"), ("future", "text_next"))
+
+    def __init__(self, templates: Mapping[str, Mapping[str, str]]):
+        if not templates:
+            raise ValueError("context_templates is empty")
+        for lang, sides in templates.items():
+            unknown = set(sides) - {"history", "future"}
+            if unknown:
+                raise ValueError(
+                    f"context_templates[{lang!r}]: unknown side(s) {sorted(unknown)}; "
+                    f"valid: history, future"
+                )
+            for side, field in self.SIDES:
+                if side in sides and "{" + field + "}" not in sides[side]:
+                    raise ValueError(
+                        f"context_templates[{lang!r}][{side!r}] must contain {{{field}}}: "
+                        f"{sides[side]!r}"
+                    )
+        self.templates = dict(templates)
+
+    def render(self, lang: str, fields: Mapping[str, str]) -> str:
+        sides = select_by_language(self.templates, lang, "context template")
+        out = []
+        for side, field in self.SIDES:
+            value = (fields.get(field) or "").strip()
+            if side in sides and value:
+                out.append(sides[side].replace("{" + field + "}", value))
+        return "".join(out)

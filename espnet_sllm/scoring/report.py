@@ -199,6 +199,15 @@ def _missing_line(d: Dict[str, object]) -> Optional[str]:
     )
 
 
+def _language_section(d: Dict[str, object]) -> List[str]:
+    """Per-language table, MER line and the missing-hypothesis warning (if any) of one set."""
+    lines = language_table(d["by_language"]) + ["", _mer_line(d), ""]
+    missing = _missing_line(d)
+    if missing:
+        lines += [missing, ""]
+    return lines
+
+
 def set_markdown(d: Dict[str, object], heading_level: int = 2) -> str:
     """RESULTS.md section of one set, from its scores.json content."""
     h = "#" * heading_level
@@ -211,11 +220,7 @@ def set_markdown(d: Dict[str, object], heading_level: int = 2) -> str:
             lines += _table_from_dict([(d["set_name"], d["by_unit"][unit])])
             lines.append("")
     lines += [f"{h}# Per language", ""]
-    lines += language_table(d["by_language"])
-    lines += ["", _mer_line(d), ""]
-    missing = _missing_line(d)
-    if missing:
-        lines += [missing, ""]
+    lines += _language_section(d)
     return "\n".join(lines)
 
 
@@ -497,11 +502,7 @@ def collect_results(exp_dir: PathLike, write: bool = True) -> str:
                 lines += [f"### {METRICS[unit]}", ""] + _table_from_dict(rows) + [""]
         for name, d in sets:
             lines += [f"### {name}: per language (normalizer `{d['normalizer']}`)", ""]
-            lines += language_table(d["by_language"])
-            lines += ["", _mer_line(d), ""]
-            missing = _missing_line(d)
-            if missing:
-                lines += [missing, ""]
+            lines += _language_section(d)
     text = "\n".join(lines)
     if write:
         (exp_dir / "RESULTS.md").write_text(text, encoding="utf-8")

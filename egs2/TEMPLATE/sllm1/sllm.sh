@@ -18,7 +18,10 @@
 #   6  training                one or more chained configs (--train_config "a.yaml b.yaml"),
 #                              each initialised from the previous one's best model
 #   7  decoding                context-agnostic, --inference_nj jobs -> <exp>/decode_*/<set>
-#   8  context re-decoding     hook for recipes whose config asks for it (--context_decoding)
+#   8  context re-decoding     text_prev/text_next rebuilt from stage 7's hypotheses of the
+#                              neighbouring segments (or the references: --context_source
+#                              reference, the upper bound), then decoded again
+#                              -> <exp>/decode_*_ctx_{hyp,ref}/<set> (--context_decoding true)
 #   9  scoring                 sclite result.txt per set, per-language table, MER, RESULTS.md
 #   10 packing                 <exp>/packed/<name>.zip for sharing
 #
@@ -46,6 +49,7 @@
 #   --inference_model           checkpoint file name in the exp dir [valid.acc.best.pth]
 #   --inference_tag             name of the decoding dir [decode_<config>_<model>]
 #   --context_decoding          run stage 8 [false]
+#   --context_source            hypothesis | reference [hypothesis]
 #   --score_opts                extra options of sllm_score (e.g. --unit char) [""]
 #   --python                    the Python interpreter [python3]
 set -euo pipefail
@@ -93,6 +97,7 @@ inference_args=
 inference_model=valid.acc.best.pth
 inference_tag=
 context_decoding=false
+context_source=hypothesis
 score_opts=
 python=python3
 
@@ -239,13 +244,15 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-data_opts() {  # $1: prefix (train_/valid_/""), $2: data dir, $3: include text (true/false)
-    local prefix=$1 d=$2 with_text=$3 name
+data_opts() {  # $1 prefix (train_/valid_/""), $2 data dir, $3 with text, $4 with context
+    local prefix=$1 d=$2 with_text=$3 with_context=${4:-false} name
     echo -n "--${prefix}data_path_and_name_and_type ${d}/wav.scp,speech,sound "
     [ "${with_text}" = true ] && echo -n "--${prefix}data_path_and_name_and_type ${d}/text,text,text "
-    # text_prev/text_next are not passed: ESPnet's text reader refuses the empty values of the
-    # first/last segment of a session; the context recipes give them their own data names.
-    for name in utt2lang:lang utt2task:task text_src:text_src text_tgt:text_tgt; do
+    local names="utt2lang:lang utt2task:task text_src:text_src text_tgt:text_tgt"
+    # Context files hold empty values at session ends, which ESPnet's streaming reader (used by
+    # --collect_stats) refuses; training reads them with the map-style dataset, decoding too.
+    [ "${with_context}" = true ] && names+=" text_prev:text_prev text_next:text_next"
+    for name in ${names}; do
         [ -f "${d}/${name%%:*}" ] && echo -n "--${prefix}data_path_and_name_and_type ${d}/${name%%:*},${name##*:},text "
     done
     return 0
@@ -315,7 +322,8 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
                     --valid_shape_file "${stats_dir}/valid/speech_shape" \
                     --valid_shape_file "${stats_dir}/valid/text_shape" \
                     --fold_length "${speech_fold_length}" --fold_length "${text_fold_length}" \
-                    $(data_opts train_ "${_train}" true) $(data_opts valid_ "${_valid}" true) \
+                    $(data_opts train_ "${_train}" true true) \
+                    $(data_opts valid_ "${_valid}" true true) \
                     "${init_opts[@]}" ${train_args}
             require "${_exp}/valid.acc.best.pth"
             mark_done "stage6.${k}" "${sig}" "${_exp}/valid.acc.best.pth"
@@ -371,13 +379,55 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
-    if [ "${context_decoding}" = true ]; then
-        require local/context_decoding.sh
-        log "Stage 8: context re-decoding: local/context_decoding.sh"
-        local/context_decoding.sh --exp "${final_exp}" --decode_tag "${inference_tag}" \
-            --test_sets "${test_sets}" --dumpdir "${dumpdir}"
-    else
+    if [ "${context_decoding}" != true ]; then
         log "Stage 8: skipped (no context re-decoding requested: --context_decoding false)"
+    else
+        case "${context_source}" in
+            hypothesis) ctx_tag=${inference_tag}_ctx_hyp ;;
+            reference) ctx_tag=${inference_tag}_ctx_ref ;;
+            *) die "--context_source must be hypothesis or reference, got '${context_source}'" ;;
+        esac
+        _opts=""
+        [ -n "${inference_config}" ] && _opts=$(yaml_opts "${inference_config}")
+        if [ "${gpu_inference}" = true ]; then _cmd=${cuda_cmd}; _ngpu=1; else _cmd=${decode_cmd}; _ngpu=0; fi
+        for s in ${test_sets}; do
+            _data=${dumpdir}/raw/${s}
+            _first=${final_exp}/${inference_tag}/${s}
+            _dir=${final_exp}/${ctx_tag}/${s}
+            require "data/${s}/segments" "${_data}/wav.scp"
+            if [ "${context_source}" = hypothesis ]; then
+                _src=${_first}/text
+                require "${_src}"   # stage 7's context-agnostic hypotheses
+            else
+                _src=${_data}/text
+                require "${_src}"
+            fi
+            log "Stage 8: ${s}: context from ${_src} -> re-decoding into ${_dir}"
+            cmd="ctxdecode ${context_source} ${_opts} ${inference_args}"
+            sig=$(signature "${cmd}" "${_src}" "${_data}/wav.scp" "${final_exp}/${inference_model}")
+            if is_done "stage8.${tag}.${ctx_tag}.${s}" "${sig}" "${_dir}/text"; then
+                log "Stage 8: ${s}: skipped (unchanged)"
+                continue
+            fi
+            ${python} -m espnet_sllm.bin.build_context --segments "data/${s}/segments" \
+                --text "${_src}" --keys "${_data}/wav.scp" --out "${_dir}/context"
+            _nj=$(min "${inference_nj}" "$(wc -l < "${_data}/wav.scp")")
+            mkdir -p "${_dir}/logdir"
+            ${python} -m espnet_sllm.bin.split_keys "${_data}/wav.scp" "${_dir}/logdir" "${_nj}"
+            # shellcheck disable=SC2046,SC2086
+            ${_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${_dir}/logdir/decode.JOB.log" \
+                ${python} -m espnet_sllm.bin.sllm_inference --ngpu "${_ngpu}" \
+                    --train_config "${final_exp}/config.yaml" \
+                    --model_file "${final_exp}/${inference_model}" \
+                    --key_file "${_dir}/logdir/keys.JOB.scp" \
+                    --output_dir "${_dir}/logdir/output.JOB" \
+                    $(data_opts "" "${_data}" false false) \
+                    --data_path_and_name_and_type "${_dir}/context/text_prev,text_prev,text" \
+                    --data_path_and_name_and_type "${_dir}/context/text_next,text_next,text" \
+                    ${_opts} ${inference_args}
+            ${python} -m espnet_sllm.bin.merge_outputs "${_dir}/logdir" --nj "${_nj}" --out_dir "${_dir}"
+            mark_done "stage8.${tag}.${ctx_tag}.${s}" "${sig}" "${_dir}/text"
+        done
     fi
 fi
 

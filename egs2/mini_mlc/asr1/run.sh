@@ -37,5 +37,6 @@ fi
     --scratch_llm_opts "$(cat conf/scratch_llm.conf)" \
     --train_config "${train_config}" \
     --inference_config conf/decode.yaml \
+    --inference_model valid.acc.ave.pth \
     --max_sec 30 \
     "${args[@]+"${args[@]}"}"
