@@ -30,6 +30,8 @@ Rules enforced here (the ones Kaldi's and ESPnet's tools rely on):
 
 Usage:
     python -m espnet_sllm.data.kaldi_dir validate data/dev [data/train ...]
+    python -m espnet_sllm.data.kaldi_dir combine --out data/train data/train_1 data/train_2 \\
+        [--drop text_prev text_next]
 
     from espnet_sllm.data.kaldi_dir import Segment, Utterance, write_data_dir, validate_data_dir
     utts = [Utterance("spk1-utt1", "/abs/a.wav", spk="spk1", text="hello", lang="English-American")]
@@ -408,20 +410,179 @@ def read_data_dir(data_dir: PathLike) -> List[Utterance]:
     return utts
 
 
+# Optional files that a combined directory may only lose on request (--drop): a set without
+# them would silently change what the prompts of its utterances look like.
+_CONTEXT_FILES = ("text_prev", "text_next")
+
+
+def _recording_duration(wav: str, where: str) -> float:
+    entry = wav.strip()
+    if entry.endswith("|"):
+        raise ValueError(
+            f"{where}: cannot get the duration of the pipe {entry!r} to make a whole-recording "
+            f"segment; combine directories that all have segments, or none"
+        )
+    import soundfile  # local import: the rest of this module needs no audio library
+
+    try:
+        return soundfile.info(entry).duration
+    except RuntimeError as e:  # soundfile reports unreadable files as RuntimeError
+        raise ValueError(f"{where}: cannot read the audio header of {entry}: {e}") from None
+
+
+def combine_data_dirs(
+    out_dir: PathLike, in_dirs: Iterable[PathLike], drop: Iterable[str] = ()
+) -> Dict[str, int]:
+    """Merge data directories into ``out_dir``; returns `validate_data_dir`'s counts.
+
+    Rules:
+
+    * every input is validated first; an utterance id found in two inputs is an error naming
+      both directories (as is a recording id pointing to two different wav files);
+    * an optional file (``OPTIONAL_FILES``) is kept when every input has it.  ``utt2task``
+      missing from some inputs is filled with ``asr`` (its meaning when absent); ``text_prev``
+      / ``text_next`` missing from some inputs is an error (a set would mix context-aware and
+      context-free utterances): drop them explicitly with ``drop``; any other optional file
+      missing from some inputs is dropped with a warning;
+    * ``drop``: optional files (e.g. ``text_prev text_next``) removed from all inputs, logged;
+    * when some inputs have ``segments`` and others not, every utterance of the latter gets a
+      segment over its whole recording (recording id = utterance id, end = the duration
+      read from the audio header), since a directory has segments for all utterances or none;
+    * files other than the Kaldi ones and ``OPTIONAL_FILES`` (utt2dur, reports, ...) are not
+      carried over (they would no longer match), which is logged.
+    """
+    out_dir = os.fspath(out_dir)
+    in_dirs = [os.fspath(d) for d in in_dirs]
+    if not in_dirs:
+        raise ValueError("combine: no input directory given")
+    drop = list(drop)
+    file_to_field = {fname: name for name, fname in OPTIONAL_FILES.items()}
+    bad = [f for f in drop if f not in file_to_field]
+    if bad:
+        raise ValueError(
+            f"combine: --drop {bad}: only optional files can be dropped "
+            f"({' '.join(OPTIONAL_FILES.values())})"
+        )
+    real_out = os.path.realpath(out_dir)
+    for d in in_dirs:
+        if os.path.realpath(d) == real_out:
+            raise ValueError(f"combine: the output {out_dir} is also an input")
+    if len({os.path.realpath(d) for d in in_dirs}) != len(in_dirs):
+        raise ValueError(f"combine: an input directory is given twice: {in_dirs}")
+
+    known = {"wav.scp", "segments", "utt2spk", "spk2utt", *OPTIONAL_FILES.values()}
+    per_dir: List[List[Utterance]] = []
+    has_file: Dict[str, List[str]] = {fname: [] for fname in OPTIONAL_FILES.values()}
+    for d in in_dirs:
+        if not os.path.isdir(d):
+            raise ValueError(f"combine: input directory {d} does not exist")
+        per_dir.append(read_data_dir(d))
+        for fname in OPTIONAL_FILES.values():
+            if os.path.isfile(os.path.join(d, fname)):
+                has_file[fname].append(d)
+        other = sorted(set(os.listdir(d)) - known)
+        if other:
+            logger.info("combine: %s: not carried over: %s", d, " ".join(other))
+
+    # Decide, per optional file, to keep it, fill it, or drop it.
+    fill: Dict[str, str] = {}
+    removed: List[str] = []
+    for fname, field_name in file_to_field.items():
+        have = has_file[fname]
+        if not have:
+            continue
+        if fname in drop:
+            logger.info("combine: dropping %s (--drop) from %s", fname, " ".join(have))
+            removed.append(field_name)
+            continue
+        if len(have) == len(in_dirs):
+            continue
+        lacking = [d for d in in_dirs if d not in have]
+        if fname == "utt2task":
+            logger.info("combine: utt2task absent from %s: their utterances get task 'asr'",
+                        " ".join(lacking))
+            fill[field_name] = "asr"
+        elif fname in _CONTEXT_FILES:
+            raise ValueError(
+                f"combine: {fname} is in {' '.join(have)} but not in {' '.join(lacking)}; a "
+                f"set must have context for all utterances or none: drop it explicitly with "
+                f"--drop {' '.join(_CONTEXT_FILES)}"
+            )
+        else:
+            logger.warning("combine: %s absent from %s: the combined set has no %s",
+                           fname, " ".join(lacking), fname)
+            removed.append(field_name)
+
+    segmented = [d for d, utts in zip(in_dirs, per_dir) if utts[0].segment is not None]
+    whole = bool(segmented) and len(segmented) != len(in_dirs)
+    if whole:
+        logger.info("combine: %s have segments, %s not: giving the latter's utterances a "
+                    "segment over their whole recording", " ".join(segmented),
+                    " ".join(d for d in in_dirs if d not in segmented))
+
+    origin: Dict[str, str] = {}
+    merged: List[Utterance] = []
+    for d, utts in zip(in_dirs, per_dir):
+        for u in utts:
+            if u.uttid in origin:
+                raise ValueError(
+                    f"combine: utterance id {u.uttid!r} is in both {origin[u.uttid]} and {d}"
+                )
+            origin[u.uttid] = d
+            for field_name in removed:
+                setattr(u, field_name, None)
+            for field_name, value in fill.items():
+                if getattr(u, field_name) is None:
+                    setattr(u, field_name, value)
+            if whole and u.segment is None:
+                duration = _recording_duration(u.wav, f"{d}/wav.scp: {u.uttid}")
+                if duration <= 0:
+                    raise ValueError(f"{d}/wav.scp: {u.uttid}: empty recording {u.wav}")
+                u.segment = Segment(u.uttid, 0.0, duration)
+            merged.append(u)
+    try:
+        write_data_dir(out_dir, merged)
+    except ValueError as e:
+        raise ValueError(f"combine {' '.join(in_dirs)}: {e}") from None
+    counts = validate_data_dir(out_dir)
+    logger.info("combine: %s = %s: %d utterances, %d speakers, %d recordings", out_dir,
+                " + ".join(in_dirs), counts["utterances"], counts["speakers"],
+                counts["recordings"])
+    return counts
+
+
 # Guard against the dataclass drifting away from the table of optional files.
 assert set(OPTIONAL_FILES) <= {f.name for f in fields(Utterance)}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Validate Kaldi-style data directories.",
+        description="Validate or combine Kaldi-style data directories.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="cmd", required=True)
     val = sub.add_parser("validate", help="check one or more data directories")
     val.add_argument("dirs", nargs="+")
+    comb = sub.add_parser(
+        "combine", help="merge data directories (see combine_data_dirs for the rules)",
+        description=combine_data_dirs.__doc__.split("Rules:")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    comb.add_argument("--out", required=True, help="output data directory")
+    comb.add_argument("--drop", nargs="+", default=[], metavar="FILE",
+                      help="optional files to leave out, e.g. text_prev text_next")
+    comb.add_argument("dirs", nargs="+", help="input data directories")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    if args.cmd == "combine":
+        try:
+            counts = combine_data_dirs(args.out, args.dirs, args.drop)
+        except (ValueError, OSError) as e:
+            print(f"ERROR: {e}", file=sys.stderr)
+            return 1
+        print(f"{args.out}: combined {len(args.dirs)} directories ({counts['utterances']} "
+              f"utterances, {counts['speakers']} speakers, {counts['recordings']} recordings)")
+        return 0
     status = 0
     for d in args.dirs:
         try:

@@ -1,0 +1,166 @@
+"""Tests of espnet_sllm.data.common_voice on tiny synthetic Common Voice language folders.
+
+The clips are real MP3 files written by soundfile (libsndfile >= 1.1 encodes and decodes MP3),
+the format of the release; stage 2 (format_data) is run on the result to check that the .mp3
+paths of wav.scp are decoded without any external tool.
+"""
+import os
+
+import numpy as np
+import pytest
+import soundfile
+
+from espnet_sllm.bin.format_data import format_data
+from espnet_sllm.data.common_voice import (
+    CV_LANGUAGES,
+    language_code,
+    main,
+    read_common_voice,
+)
+from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
+
+SR = 48000
+CLIENT_A = "a1b2c3d4" + "e" * 120
+CLIENT_B = "0f0f0f0f" + "1" * 120
+# Extra columns, and a column order different from the release's (read by name).
+HEADER = ["sentence_id", "sentence", "client_id", "up_votes", "path", "locale", "segment"]
+
+
+def _mp3(path, seconds=0.5, freq=440.0):
+    t = np.arange(int(seconds * SR)) / SR
+    soundfile.write(path, (0.1 * np.sin(2 * np.pi * freq * t)).astype(np.float32), SR,
+                    format="MP3")
+
+
+def _lang_dir(root, code, rows, clips=None, split="train", header=HEADER):
+    """rows: dicts of column values (missing columns are empty); clips: stems to create
+    (default: every row's path)."""
+    d = root / code
+    (d / "clips").mkdir(parents=True)
+    lines = ["\t".join(header)]
+    for r in rows:
+        lines.append(r if isinstance(r, str) else "\t".join(r.get(c, "") for c in header))
+    (d / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    names = clips if clips is not None else [r["path"] for r in rows if isinstance(r, dict)]
+    for name in names:
+        _mp3(str(d / "clips" / name))
+    return d
+
+
+def _row(path, sentence, client=CLIENT_A):
+    return {"path": path, "sentence": sentence, "client_id": client, "locale": "x",
+            "sentence_id": "s" + path, "up_votes": "2"}
+
+
+@pytest.fixture
+def cv_root(tmp_path):
+    root = tmp_path / "cv"
+    _lang_dir(root, "fr", [
+        _row("common_voice_fr_1.mp3", 'Il a dit "bonjour" à tous.'),  # quotes kept literally
+        _row("common_voice_fr_2.mp3", "   "),  # empty sentence: skipped, counted
+        _row("common_voice_fr_3.mp3", "Encore une phrase.", client=CLIENT_B),
+        _row("common_voice_fr_4.mp3", "Son clip manque."),  # missing clip: skipped, counted
+        _row("common_voice_fr_5.mp3", "«Guillemets» et 'apostrophes'"),
+    ], clips=["common_voice_fr_1.mp3", "common_voice_fr_2.mp3", "common_voice_fr_3.mp3",
+              "common_voice_fr_5.mp3"])
+    _lang_dir(root, "ja", [_row("common_voice_ja_9.mp3", "こんにちは。")])
+    return root
+
+
+def test_read_ids_text_skips(cv_root):
+    utts, stats = read_common_voice(str(cv_root / "fr"))
+    assert [u.uttid for u in utts] == [
+        "cv-fr-a1b2c3d4-common_voice_fr_1",
+        "cv-fr-0f0f0f0f-common_voice_fr_3",
+        "cv-fr-a1b2c3d4-common_voice_fr_5",
+    ]
+    assert [u.spk for u in utts] == ["cv-fr-a1b2c3d4", "cv-fr-0f0f0f0f", "cv-fr-a1b2c3d4"]
+    assert utts[0].text == 'Il a dit "bonjour" à tous.'
+    assert utts[2].text == "«Guillemets» et 'apostrophes'"
+    assert {u.lang for u in utts} == {"French"}
+    assert utts[0].wav == os.path.abspath(cv_root / "fr" / "clips" / "common_voice_fr_1.mp3")
+    assert all(u.segment is None and u.text_prev is None and u.text_next is None for u in utts)
+    assert stats.rows == 5 and stats.kept == 3
+    assert stats.skipped == {"empty_sentence": 1, "missing_clip": 1}
+    assert stats.per_language == {"French": 3}
+
+
+def test_max_utts_label_and_split(cv_root):
+    utts, stats = read_common_voice(str(cv_root / "fr"), max_utts=2, lang_label="French-X")
+    assert len(utts) == 2 and stats.kept == 2 and {u.lang for u in utts} == {"French-X"}
+    with pytest.raises(FileNotFoundError, match=r"fr/dev\.tsv: not found"):
+        read_common_voice(str(cv_root / "fr"), split="dev")
+
+
+def test_malformed_row_names_file_and_line(tmp_path):
+    d = _lang_dir(tmp_path, "de", [
+        _row("a.mp3", "Gut."),
+        "x\tzu wenige Spalten",
+    ])
+    with pytest.raises(ValueError, match=r"de/train\.tsv:3: 2 TAB-separated columns, but the "
+                                         r"header has 7"):
+        read_common_voice(str(d))
+
+
+def test_header_without_required_column(tmp_path):
+    d = _lang_dir(tmp_path, "it", [{"path": "a.mp3", "text": "ciao"}], header=["path", "text"])
+    with pytest.raises(ValueError, match=r"it/train\.tsv:1: header lacks column\(s\) "
+                                         r"\['sentence'\]"):
+        read_common_voice(str(d))
+
+
+def test_without_client_id_each_utterance_is_its_own_speaker(tmp_path):
+    d = _lang_dir(tmp_path, "es", [{"path": "c_1.mp3", "sentence": "Hola."},
+                                   {"path": "c_2.mp3", "sentence": "Adiós."}],
+                  header=["path", "sentence"])
+    utts, _ = read_common_voice(str(d))
+    assert [(u.uttid, u.speaker) for u in utts] == [("cv-es-c_1", "cv-es-c_1"),
+                                                    ("cv-es-c_2", "cv-es-c_2")]
+    assert utts[0].lang == "Spanish"
+
+
+def test_unknown_code_needs_label(tmp_path):
+    d = _lang_dir(tmp_path, "eo", [_row("a.mp3", "Saluton.")])
+    with pytest.raises(ValueError, match="no MLC-SLM label for Common Voice language 'eo'"):
+        read_common_voice(str(d))
+    utts, _ = read_common_voice(str(d), lang_label="Esperanto")
+    assert utts[0].lang == "Esperanto"
+
+
+def test_language_codes():
+    assert language_code("ja") == "ja"
+    assert language_code("Japanese") == "ja"
+    assert language_code("English-American") == "en"
+    assert CV_LANGUAGES["en"] == "English" and len(CV_LANGUAGES) == 11
+    with pytest.raises(ValueError, match="unknown language 'Klingon'"):
+        language_code("Klingon")
+
+
+def test_cli_and_format_reads_mp3(cv_root, tmp_path, capsys):
+    out = tmp_path / "data" / "cv_train"
+    assert main(["--cv_root", str(cv_root), "--langs", "fr", "Japanese", "--out", str(out)]) == 0
+    assert "kept=4" in capsys.readouterr().out
+    validate_data_dir(str(out))
+    assert not (out / "segments").exists() and not (out / "text_prev").exists()
+    assert read_kv(out / "utt2lang") == {
+        "cv-fr-0f0f0f0f-common_voice_fr_3": "French",
+        "cv-fr-a1b2c3d4-common_voice_fr_1": "French",
+        "cv-fr-a1b2c3d4-common_voice_fr_5": "French",
+        "cv-ja-a1b2c3d4-common_voice_ja_9": "Japanese",
+    }
+    wav_scp = read_kv(out / "wav.scp")
+    assert all(v.endswith(".mp3") and os.path.isfile(v) for v in wav_scp.values())
+
+    # Stage 2 decodes the MP3 clips with soundfile and resamples them to 16 kHz.
+    dump = tmp_path / "dump" / "cv_train"
+    counts = format_data(str(out), str(dump), fs=16000, nj=1, progress=False)
+    assert counts["written"] == 4
+    for path in read_kv(dump / "wav.scp").values():
+        info = soundfile.info(path)
+        assert info.samplerate == 16000 and info.channels == 1
+        assert abs(info.duration - 0.5) < 0.06
+
+
+def test_cli_missing_language_folder(cv_root, tmp_path):
+    with pytest.raises(SystemExit, match=r"cv/de: no such folder"):
+        main(["--cv_root", str(cv_root), "--langs", "de", "--out", str(tmp_path / "o")])
