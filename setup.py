@@ -11,7 +11,7 @@ setup(
         "espnet==202511",
         "torch",
         "torchaudio",
-        "transformers>=4.45",
+        "transformers>=5.0",  # tested with 5.23 (dtype=, key_mapping, embed_scale)
         "peft>=0.11",
         "sentencepiece",
         "kaldiio",
