@@ -3,6 +3,7 @@
 #   make test      # install, then run the test suite
 #   make demo      # install, then run the CPU demo recipe egs2/mini_mlc/asr1
 #   make demo-debug  # the demo's CI-sized run (./run.sh --debug true)
+#   make mlc-slm-debug  # egs2/mlc_slm/asr1: all five systems with --debug true (CPU; ~20 min)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := tools/venv
@@ -10,7 +11,7 @@ PY := $(VENV)/bin/python
 PIP_VERSION := 23.2.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo demo-debug clean-venv debian
+.PHONY: install test demo demo-debug mlc-slm-debug clean-venv debian
 
 install: $(STAMP)
 
@@ -42,6 +43,17 @@ demo-debug: install
 		--inference_nj 3 --inference_tag decode_nj3
 	cmp $(DEBUG_EXP)/decode_valid.acc.ave/test/text $(DEBUG_EXP)/decode_nj3/test/text
 	@echo "demo-debug: 3-job decoding equals 1-job decoding"
+
+# egs2/mlc_slm/asr1 with the debug configs: synthetic corpus in the real release layout, tiny
+# random Whisper-large-v3 / Gemma-2 checkpoints, every stage of each system (S2/S3: stage 8 with
+# hypothesis and with reference context); each system must end with a RESULTS.md.
+MLC_SLM_SYSTEMS := baseline s1 s2 s3 s4
+mlc-slm-debug: install
+	set -e; cd egs2/mlc_slm/asr1; for s in $(MLC_SLM_SYSTEMS); do \
+		./run.sh --system $$s --debug true; \
+		test -s exp_debug/sllm_$${s}_debug/RESULTS.md; \
+	done
+	@echo "mlc-slm-debug: $(MLC_SLM_SYSTEMS) trained, decoded and scored"
 
 clean-venv:
 	rm -rf $(VENV)

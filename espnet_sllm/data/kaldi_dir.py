@@ -138,7 +138,9 @@ def _check_key(key: str, path: PathLike) -> None:
 
 
 def write_kv(path: PathLike, items: Mapping[str, str]) -> None:
-    """Write ``key value`` lines sorted by key (C-locale order); empty values give ``key``."""
+    """Write ``key value`` lines sorted by key (C-locale order); empty values give ``key``.
+
+    A file whose bytes would not change is not rewritten (its mtime is kept)."""
     lines = []
     for key in sorted(items):
         _check_key(key, path)
@@ -149,11 +151,22 @@ def write_kv(path: PathLike, items: Mapping[str, str]) -> None:
             # A newline inside a value would silently split one entry into two lines.
             raise ValueError(f"{path}: value of {key!r} contains a line break: {value!r}")
         lines.append(f"{key} {value}\n" if value else f"{key}\n")
+    data = "".join(lines).encode("utf-8")
+    # A file that already holds exactly this content is left untouched: the recipes' stage
+    # stamps compare sizes and mtimes, so rewriting identical content (e.g. stage 1 re-run with
+    # other options) would make every later stage run again.
+    try:
+        if os.path.getsize(path) == len(data):
+            with open(path, "rb") as f:
+                if f.read() == data:
+                    return
+    except OSError:
+        pass
     # Write to a temporary name first so that an interrupted run never leaves half a file
     # that a later stage would take for a complete one.
     tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(lines)
+    with open(tmp, "wb") as f:
+        f.write(data)
     os.replace(tmp, path)
 
 

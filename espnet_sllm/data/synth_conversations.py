@@ -37,9 +37,20 @@ so ``--nj`` does not change it).  A marker file ``<out>/.mini_mlc_complete`` rec
 configuration: a second run with the same configuration does nothing; with another one it is
 an error (remove the folder or choose another ``--out``).
 
+With ``--release_layout`` the split folders are named as in the real release
+(``MLC-SLM_Workshop-Training_Set_1``, ``MLC-SLM_Workshop-Development_Set``, and
+``MLC-SLM_Workshop-Evaluation_Set`` for the test split, with its text), so that
+``egs2/mlc_slm/asr1/local/data.sh`` reads the synthetic corpus as the real one (its ``--debug``
+run).  ``--common_voice`` writes single read sentences of the training sentence space in the
+Common Voice layout instead (``<out>/<code>/train.tsv`` + ``clips/*.mp3``, for system S4).
+
 Usage:
     python -m espnet_sllm.data.synth_conversations --out downloads/mini_mlc --nj 2
     python -m espnet_sllm.data.synth_conversations --out downloads/mini_mlc_debug --debug
+    python -m espnet_sllm.data.synth_conversations --out downloads/mlc_slm_debug --debug \\
+        --release_layout
+    python -m espnet_sllm.data.synth_conversations --out downloads/cv_debug --debug \\
+        --common_voice
     python -m espnet_sllm.data.synth_conversations --out /tmp/mm --langs English-American \\
         Japanese --n_train_sessions 2 --n_valid_sessions 2 --n_test_sessions 2 \\
         --turns_per_session 4
@@ -71,6 +82,11 @@ logger = logging.getLogger(__name__)
 
 SR = 16000
 SPLITS = ("train", "valid", "test")
+# --release_layout: the folder of each split, named as in the MLC-SLM release (the evaluation
+# folder is read by egs2/mlc_slm/asr1/local/data.sh's default --eval_sets).
+RELEASE_FOLDERS = {"train": "MLC-SLM_Workshop-Training_Set_1",
+                   "valid": "MLC-SLM_Workshop-Development_Set",
+                   "test": "MLC-SLM_Workshop-Evaluation_Set"}
 MARKER = ".mini_mlc_complete"
 FORMAT_VERSION = 1
 # Percent of the sentence space given to each split (by a hash of the sentence text).
@@ -380,12 +396,13 @@ class Job:
     number: int  # session number, unique over the splits of a label
     turns: int
     seed: int
+    folder: str = ""  # the split's folder under ``out`` (default: the split name)
 
 
 def session_paths(job: Job) -> Tuple[str, str]:
     """(folder, stem) of a session in the MLC-SLM layout (see the module docstring)."""
     acc = ACCENTS[job.label]
-    parts = [job.out, job.split, "data", acc.language]
+    parts = [job.out, job.folder or job.split, "data", acc.language]
     if acc.accent:
         parts.append(acc.accent + ("_English" if job.split == "train" else ""))
     if job.split == "train":
@@ -475,11 +492,20 @@ def check_disjoint(results: List[Dict]) -> None:
 
 
 # ----------------------------------------------------------------------------- main
+def split_folder(split: str, release_layout: bool = False) -> str:
+    """The folder of ``split`` under the corpus root: ``train`` / ``valid`` / ``test``, or with
+    ``release_layout`` the MLC-SLM release names (`RELEASE_FOLDERS`)."""
+    return RELEASE_FOLDERS[split] if release_layout else split
+
+
 def synthesise(out: str, labels: Sequence[str], sizes: Dict[str, int], seed: int = 0,
-               nj: int = 1, progress: bool = True) -> Dict:
+               nj: int = 1, progress: bool = True, release_layout: bool = False) -> Dict:
     """Write the corpus under ``out`` (see the module docstring); returns the summary stored
-    in the marker file.  Does nothing when ``out`` holds a complete corpus of this config."""
+    in the marker file.  Does nothing when ``out`` holds a complete corpus of this config.
+    ``release_layout``: split folders named as in the MLC-SLM release (`RELEASE_FOLDERS`)."""
     config = dict(version=FORMAT_VERSION, langs=list(labels), seed=seed, **sizes)
+    if release_layout:  # only when set, so that corpora written before the option stay valid
+        config["release_layout"] = True
     marker = os.path.join(out, MARKER)
     if os.path.exists(marker):
         with open(marker, encoding="utf-8") as f:
@@ -496,9 +522,10 @@ def synthesise(out: str, labels: Sequence[str], sizes: Dict[str, int], seed: int
     check_espeak(labels)
     # A half-written corpus (no marker) is redone from scratch, split by split.
     for split in SPLITS:
-        if os.path.isdir(os.path.join(out, split)):
-            logger.info("removing incomplete %s", os.path.join(out, split))
-            shutil.rmtree(os.path.join(out, split))
+        folder = os.path.join(out, split_folder(split, release_layout))
+        if os.path.isdir(folder):
+            logger.info("removing incomplete %s", folder)
+            shutil.rmtree(folder)
 
     n = {s: sizes[f"n_{s}_sessions"] for s in SPLITS}
     jobs = []
@@ -507,7 +534,8 @@ def synthesise(out: str, labels: Sequence[str], sizes: Dict[str, int], seed: int
         for split in SPLITS:
             for i in range(n[split]):
                 number += 1
-                jobs.append(Job(out, split, label, i, number, sizes["turns_per_session"], seed))
+                jobs.append(Job(out, split, label, i, number, sizes["turns_per_session"], seed,
+                                split_folder(split, release_layout)))
 
     from tqdm import tqdm
 
@@ -554,6 +582,125 @@ def synthesise(out: str, labels: Sequence[str], sizes: Dict[str, int], seed: int
     return summary
 
 
+# ----------------------------------------------------------------------------- Common Voice
+CV_MARKER = ".mini_cv_complete"
+CV_SR = 48000  # Common Voice clips are 48 kHz MP3: stage 2 resamples them, as for the real ones
+CV_HEADER = ("client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes",
+             "down_votes", "age", "gender", "accents", "variant", "locale", "segment")
+CV_SPEAKERS = 4  # speakers per language
+
+
+@dataclass
+class CVJob:
+    out: str
+    code: str  # Common Voice language code
+    labels: Tuple[str, ...]  # accent labels whose voices may read this language
+    index: int
+    seed: int
+
+
+def _cv_code(language: str) -> str:
+    from espnet_sllm.data.common_voice import CV_LANGUAGES
+
+    return {v: k for k, v in CV_LANGUAGES.items()}[language]
+
+
+def _cv_speaker(job: CVJob, k: int) -> Dict:
+    rng = np.random.default_rng([job.seed, 99, list(ACCENTS).index(job.labels[0]), k])
+    label = job.labels[int(rng.integers(len(job.labels)))]
+    return dict(voice=f"{ACCENTS[label].voice}+{VARIANTS[int(rng.integers(len(VARIANTS)))]}",
+                pitch=int(rng.integers(30, 71)), speed=int(rng.integers(140, 176)),
+                client_id=hashlib.sha1(f"mini_cv-{job.code}-{k}".encode()).hexdigest())
+
+
+def synth_cv_clip(job: CVJob) -> Tuple[str, str, str]:
+    """One read sentence of the training part of the sentence space -> (client_id, path, text)."""
+    language = ACCENTS[job.labels[0]].language
+    lang = LANGUAGES[language]
+    rng = np.random.default_rng([job.seed, 98, list(ACCENTS).index(job.labels[0]), job.index])
+    templates = sorted(lang.templates)
+    for _ in range(10000):
+        tpl = templates[rng.integers(len(templates))]
+        sent = render(lang, tpl, {slot: int(rng.integers(len(lang.vocab[slot])))
+                                  for slot in template_slots(lang, tpl)})
+        if split_of(language, sent.text) == "train":
+            break
+    spk = _cv_speaker(job, job.index % CV_SPEAKERS)
+    x = synth_turn(sent, spk["voice"], spk["pitch"], spk["speed"])
+    edge = np.zeros(int(0.2 * SR), np.float32)
+    x = np.concatenate([edge, x * (0.5 / max(1e-6, float(np.abs(x).max()))), edge])
+    x = x + rng.normal(0, NOISE_STD, len(x)).astype(np.float32)
+    from scipy.signal import resample_poly
+
+    x = np.clip(resample_poly(x, CV_SR // SR, 1), -1.0, 1.0).astype(np.float32)
+    name = f"common_voice_{job.code}_{job.index + 1:06d}.mp3"
+    soundfile.write(os.path.join(job.out, job.code, "clips", name), x, CV_SR, format="MP3")
+    return spk["client_id"], name, sent.text
+
+
+def synthesise_common_voice(out: str, labels: Sequence[str], n_clips: int, seed: int = 0,
+                            nj: int = 1) -> Dict:
+    """Write a Common Voice-layout corpus of single read sentences under ``out``::
+
+        <out>/<code>/train.tsv            (header row; the columns of Common Voice 21.0)
+        <out>/<code>/clips/<path>.mp3     (48 kHz MP3)
+
+    one folder per LANGUAGE of ``labels`` (English accents share ``en``), ``n_clips`` clips each,
+    sentences from the training part of the sentence space read by ``CV_SPEAKERS`` voices.  Read
+    by :mod:`espnet_sllm.data.common_voice` (system S4 of egs2/mlc_slm).  Idempotent like
+    `synthesise` (marker ``<out>/.mini_cv_complete``)."""
+    config = dict(version=FORMAT_VERSION, kind="common_voice", langs=list(labels), seed=seed,
+                  n_clips=n_clips)
+    marker = os.path.join(out, CV_MARKER)
+    if os.path.exists(marker):
+        with open(marker, encoding="utf-8") as f:
+            done = json.load(f)
+        if done.get("config") != config:
+            raise ValueError(
+                f"{out} holds a Common Voice-layout corpus of another configuration "
+                f"({done.get('config')}, asked {config}): remove it or choose another --out")
+        logger.info("%s: complete corpus found (%s), nothing to do", out, CV_MARKER)
+        return done
+    unknown = [x for x in labels if x not in ACCENTS]
+    if unknown:
+        raise ValueError(f"unknown language label(s) {unknown}; valid: {list(ACCENTS)}")
+    if n_clips < 1:
+        raise ValueError(f"n_clips must be at least 1, got {n_clips}")
+    check_espeak(labels)
+    by_lang: Dict[str, List[str]] = {}
+    for label in labels:
+        by_lang.setdefault(ACCENTS[label].language, []).append(label)
+    jobs = []
+    for language, accent_labels in by_lang.items():
+        code = _cv_code(language)
+        folder = os.path.join(out, code)
+        if os.path.isdir(folder):
+            shutil.rmtree(folder)
+        os.makedirs(os.path.join(folder, "clips"))
+        jobs += [CVJob(out, code, tuple(accent_labels), i, seed) for i in range(n_clips)]
+    t0 = time.time()
+    if nj > 1:
+        with Pool(nj) as pool:
+            rows = pool.map(synth_cv_clip, jobs)
+    else:
+        rows = [synth_cv_clip(j) for j in jobs]
+    per_code: Dict[str, List[str]] = {}
+    for job, (client, path, text) in zip(jobs, rows):
+        values = dict(client_id=client, path=path, sentence_id=f"{job.code}{job.index:06d}",
+                      sentence=text, up_votes="2", down_votes="0", locale=job.code)
+        per_code.setdefault(job.code, []).append("\t".join(values.get(c, "") for c in CV_HEADER))
+    for code, lines in per_code.items():
+        with open(os.path.join(out, code, "train.tsv"), "w", encoding="utf-8") as f:
+            f.write("\t".join(CV_HEADER) + "\n" + "".join(line + "\n" for line in lines))
+    summary = dict(config=config, clips={c: len(v) for c, v in per_code.items()},
+                   seconds=round(time.time() - t0, 1))
+    with open(marker, "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=1)
+    logger.info("%s: Common Voice layout, %s clips, synthesised in %.1f s", out,
+                summary["clips"], time.time() - t0)
+    return summary
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         description="Synthesise the mini_mlc demo corpus (espeak-ng) in the MLC-SLM layout.",
@@ -573,6 +720,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--nj", type=int, default=2, help="parallel synthesis processes")
     parser.add_argument("--debug", action="store_true",
                         help="a tiny corpus (about 100 / 20 / 20 utterances)")
+    parser.add_argument("--release_layout", action="store_true",
+                        help="name the split folders as the MLC-SLM release does: "
+                             + ", ".join(f"{k} -> {v}" for k, v in RELEASE_FOLDERS.items()))
+    parser.add_argument("--common_voice", action="store_true",
+                        help="write single read sentences in the Common Voice layout "
+                             "(<out>/<code>/train.tsv + clips/*.mp3) instead of conversations")
+    parser.add_argument("--n_clips_per_lang", type=int, default=None,
+                        help="--common_voice: clips per language (default 40; --debug: 10)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
 
@@ -582,7 +737,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if bad:
         parser.error(f"{bad} must be at least 1")
     try:
-        synthesise(args.out, args.langs, sizes, seed=args.seed, nj=args.nj)
+        if args.common_voice:
+            n_clips = args.n_clips_per_lang or (10 if args.debug else 40)
+            synthesise_common_voice(args.out, args.langs, n_clips, seed=args.seed, nj=args.nj)
+        else:
+            synthesise(args.out, args.langs, sizes, seed=args.seed, nj=args.nj,
+                       release_layout=args.release_layout)
     except (ValueError, RuntimeError) as e:  # a refusal or an espeak-ng problem: no traceback
         logger.error("%s", e)
         return 1

@@ -49,6 +49,18 @@ def test_write_kv_sorted_c_locale(tmp_path):
     assert list(read_kv(p)) == ["B", "a-1", "a1", "b", "é"]
 
 
+def test_write_kv_keeps_unchanged_file(tmp_path):
+    # Recipe stamps compare size + mtime: identical content must not look like a new input.
+    p = tmp_path / "f"
+    write_kv(p, {"a": "1", "b": "é"})
+    os.utime(p, ns=(1_000_000_000, 1_000_000_000))
+    write_kv(p, {"b": "é", "a": "1"})
+    assert os.stat(p).st_mtime_ns == 1_000_000_000
+    write_kv(p, {"a": "1", "b": "ü"})  # same size, other bytes: rewritten
+    assert p.read_text(encoding="utf-8") == "a 1\nb ü\n"
+    assert os.stat(p).st_mtime_ns != 1_000_000_000 and not (tmp_path / "f.tmp").exists()
+
+
 @pytest.mark.parametrize("items", [{"a b": "x"}, {"": "x"}, {"a": "x\ny"}])
 def test_write_kv_rejects_bad_entries(tmp_path, items):
     with pytest.raises(ValueError):

@@ -155,3 +155,44 @@ def test_check_espeak_catches_spelled_out_script(monkeypatch):
 def test_bad_label(tmp_path):
     with pytest.raises(ValueError, match="unknown language"):
         sc.synthesise(str(tmp_path / "x"), ["Klingon"], SIZES, progress=False)
+
+
+def test_release_layout_is_read_like_the_release(tmp_path):
+    sizes = dict(n_train_sessions=1, n_valid_sessions=1, n_test_sessions=1, turns_per_session=2)
+    out = str(tmp_path / "rel")
+    sc.synthesise(out, ["English-British", "Thai"], sizes, seed=0, nj=1, progress=False,
+                  release_layout=True)
+    assert sorted(os.listdir(out)) == sorted([sc.MARKER, *sc.RELEASE_FOLDERS.values()])
+    train = os.path.join(out, "MLC-SLM_Workshop-Training_Set_1", "data")
+    assert os.path.isfile(os.path.join(train, "English", "British_English", "0001", "0001_tts.wav"))
+    dev = os.path.join(out, "MLC-SLM_Workshop-Development_Set")
+    assert os.path.isfile(os.path.join(dev, "data", "Thai", "0002_tts.txt"))
+    for folder in sc.RELEASE_FOLDERS.values():
+        utts, stats = read_mlc_slm(os.path.join(out, folder))
+        assert dict(stats.per_language) == {"English-British": 2, "Thai": 2}
+    # the same content as the default layout (only the folder names differ)
+    sc.synthesise(str(tmp_path / "plain"), ["Thai"], sizes, seed=0, nj=1, progress=False)
+    with open(tmp_path / "plain/valid/data/Thai/0002_tts.txt", "rb") as a, \
+            open(os.path.join(dev, "data", "Thai", "0002_tts.txt"), "rb") as b:
+        assert a.read() == b.read()
+    # idempotent; the marker records the layout
+    sc.synthesise(out, ["English-British", "Thai"], sizes, seed=0, nj=1, progress=False,
+                  release_layout=True)
+    with pytest.raises(ValueError, match="another configuration"):
+        sc.synthesise(out, ["English-British", "Thai"], sizes, seed=0, nj=1, progress=False)
+
+
+def test_common_voice_layout_is_read_by_the_cv_reader(tmp_path):
+    from espnet_sllm.data.common_voice import read_common_voice
+
+    out = str(tmp_path / "cv")
+    assert sc.main(["--out", out, "--common_voice", "--langs", "English-American",
+                    "English-British", "Japanese", "--n_clips_per_lang", "5", "--nj", "1"]) == 0
+    assert sorted(os.listdir(out)) == sorted([sc.CV_MARKER, "en", "ja"])
+    utts, _ = read_common_voice(os.path.join(out, "ja"), split="train")
+    assert len(utts) == 5 and len({u.spk for u in utts}) == 4
+    assert all(u.lang == "Japanese" and u.text for u in utts)
+    info = soundfile.info(utts[0].wav)
+    assert (info.samplerate, info.format) == (48000, "MP3")
+    train_text = {u.text for u in utts}
+    assert all(sc.split_of("Japanese", t) == "train" for t in train_text)

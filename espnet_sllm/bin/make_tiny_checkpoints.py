@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Write tiny random checkpoints of the real architectures for a recipe's debug configs.
+
+Usage:
+    python -m espnet_sllm.bin.make_tiny_checkpoints --out exp_debug/tiny \\
+        [--sentences_from data/train/text ...] [--prompt_config conf/tuning/s3_debug.yaml ...] \\
+        [--whisper_mel_bins 128] [--llm_family gemma2] [--vocab_size 500] [--seed 0]
+
+Writes, with ``save_pretrained`` (the layout of the hub releases, loaded by the same code):
+
+    <out>/whisper   tiny random WhisperForConditionalGeneration: 128 mel bins and a 30-s window
+                    (1500 encoder positions) like openai/whisper-large-v3, d_model 64, 2 layers
+    <out>/<family>  tiny random causal LM of ``--llm_family`` (default gemma2, the architecture of
+                    google/gemma-2-2b): hidden 64, 2 layers, with a sentencepiece tokenizer trained
+                    on the sentences below
+
+Tokenizer text: the transcripts of ``--sentences_from`` (Kaldi ``text`` files: ``<uttid> <text>``)
+and the prompt strings of ``--prompt_config`` (the ``prompt_template`` / ``context_templates`` of
+``preprocessor_conf``, placeholders removed), so that the prompts of all languages tokenise to
+real pieces, not ``<unk>``.  Without either, a few built-in sentences are used.
+
+The result is deterministic for given inputs and ``--seed``.  ``<out>/tiny_checkpoints.json``
+records the options and a digest of the tokenizer text: a second run with the same ones does
+nothing (so re-running a recipe does not rewrite the checkpoints), a run with other ones rewrites.
+"""
+import argparse
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+from typing import Iterable, List, Optional
+
+import yaml
+
+from espnet_sllm.testing.llm import FAMILIES
+
+logger = logging.getLogger("make_tiny_checkpoints")
+
+STAMP = "tiny_checkpoints.json"
+_PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+def read_kaldi_text(path: str) -> List[str]:
+    """Transcripts of a Kaldi ``text`` file (the id column dropped, empty ones skipped)."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.rstrip("\r\n").split(maxsplit=1)
+            if len(parts) == 2 and parts[1].strip():
+                out.append(parts[1].strip())
+    return out
+
+
+def _strings(x) -> Iterable[str]:
+    if isinstance(x, str):
+        yield x
+    elif isinstance(x, dict):
+        for v in x.values():
+            yield from _strings(v)
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            yield from _strings(v)
+
+
+def prompt_strings(config_path: str) -> List[str]:
+    """The prompt texts of a training config (templates with their placeholders removed)."""
+    with open(config_path, encoding="utf-8") as f:
+        conf = yaml.safe_load(f) or {}
+    pre = conf.get("preprocessor_conf") or {}
+    out = []
+    for key in ("prompt_template", "context_templates"):
+        for s in _strings(pre.get(key)):
+            for piece in _PLACEHOLDER.split(s):
+                piece = " ".join(piece.split())
+                if piece:
+                    out.append(piece)
+    return out
+
+
+def make_tiny_checkpoints(
+    out: str,
+    sentences: List[str],
+    whisper_mel_bins: int = 128,
+    llm_family: str = "gemma2",
+    vocab_size: int = 500,
+    seed: int = 0,
+) -> dict:
+    """Write ``<out>/whisper`` and ``<out>/<llm_family>``; returns the stamp written."""
+    from espnet_sllm.testing.llm import make_tiny_llm
+    from espnet_sllm.testing.whisper import make_tiny_whisper
+
+    if llm_family not in FAMILIES:
+        raise ValueError(f"unknown --llm_family {llm_family!r}; valid: {sorted(FAMILIES)}")
+    # sentencepiece with character_coverage 1.0 needs a piece per distinct character.
+    chars = {c for s in sentences for c in s if not c.isspace()}
+    vocab = max(vocab_size, len(chars) + 64)
+    stamp = dict(whisper_mel_bins=whisper_mel_bins, llm_family=llm_family, vocab_size=vocab,
+                 seed=seed, sentences_sha1=hashlib.sha1(
+                     "\n".join(sentences).encode("utf-8")).hexdigest(),
+                 n_sentences=len(sentences))
+    stamp_path = os.path.join(out, STAMP)
+    llm_dir, whisper_dir = os.path.join(out, llm_family), os.path.join(out, "whisper")
+    if os.path.isfile(stamp_path):
+        with open(stamp_path, encoding="utf-8") as f:
+            if json.load(f) == stamp and os.path.isdir(llm_dir) and os.path.isdir(whisper_dir):
+                logger.info("%s: tiny checkpoints of these inputs exist: nothing to do", out)
+                return stamp
+        os.remove(stamp_path)
+    for d in (llm_dir, whisper_dir):
+        if os.path.isdir(d):
+            shutil.rmtree(d)
+    make_tiny_whisper(whisper_dir, num_mel_bins=whisper_mel_bins, d_model=64, encoder_layers=2,
+                      encoder_attention_heads=4, max_source_positions=1500, seed=seed)
+    make_tiny_llm(llm_dir, llm_family, hidden_size=64, num_layers=2, num_heads=4,
+                  num_kv_heads=2, intermediate_size=128, sentences=sentences or None,
+                  vocab_size=vocab, seed=seed)
+    with open(stamp_path, "w", encoding="utf-8") as f:
+        json.dump(stamp, f, indent=1)
+    logger.info("wrote %s (Whisper, %d mel bins) and %s (%s, tokenizer on %d sentences)",
+                whisper_dir, whisper_mel_bins, llm_dir, llm_family, len(sentences))
+    return stamp
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("Usage:")[0].strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Usage:" + __doc__.split("Usage:")[1],
+    )
+    parser.add_argument("--out", required=True, help="output folder (gets whisper/, <family>/)")
+    parser.add_argument("--sentences_from", nargs="+", default=[], metavar="TEXT",
+                        help="Kaldi text files whose transcripts train the tokenizer")
+    parser.add_argument("--prompt_config", nargs="+", default=[], metavar="YAML",
+                        help="training configs whose prompt strings train the tokenizer too")
+    parser.add_argument("--whisper_mel_bins", type=int, default=128,
+                        help="128 = whisper-large-v3, 80 = earlier Whisper releases")
+    parser.add_argument("--llm_family", default="gemma2", choices=sorted(FAMILIES))
+    parser.add_argument("--vocab_size", type=int, default=500,
+                        help="tokenizer size (raised to cover every character of the text)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sentences: List[str] = []
+    try:
+        for path in args.sentences_from:
+            sentences += read_kaldi_text(path)
+        for path in args.prompt_config:
+            sentences += prompt_strings(path)
+        make_tiny_checkpoints(args.out, sentences, args.whisper_mel_bins, args.llm_family,
+                              args.vocab_size, args.seed)
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""espnet_sllm.bin.make_tiny_checkpoints: the tiny checkpoints of a recipe's debug configs."""
+import json
+import os
+
+import yaml
+
+from espnet_sllm.bin.make_tiny_checkpoints import STAMP, main, prompt_strings
+
+
+def test_checkpoints_tokenizer_and_idempotence(tmp_path, capsys):
+    from transformers import AutoConfig, AutoTokenizer
+
+    text = tmp_path / "text"
+    text.write_text("u1 hello world\nu2 สวัสดี ครับ\nu3\n", encoding="utf-8")
+    conf = tmp_path / "c.yaml"
+    conf.write_text(yaml.safe_dump({"preprocessor_conf": {
+        "prompt_template": {"Korean": "{speech}USER: {context}음성을 받아 적으세요.\n ASSISTANT:"},
+        "context_templates": {"Korean": {"history": "이전 문맥은 \"{text_prev}\"입니다. "}}}},
+        allow_unicode=True), encoding="utf-8")
+    assert prompt_strings(str(conf)) == ["USER:", "음성을 받아 적으세요. ASSISTANT:",
+                                         "이전 문맥은 \"", "\"입니다."]
+    out = tmp_path / "tiny"
+    argv = ["--out", str(out), "--sentences_from", str(text), "--prompt_config", str(conf)]
+    assert main(argv) == 0
+    whisper = AutoConfig.from_pretrained(out / "whisper")
+    assert (whisper.model_type, whisper.num_mel_bins, whisper.max_source_positions) == (
+        "whisper", 128, 1500)
+    assert AutoConfig.from_pretrained(out / "gemma2").model_type == "gemma2"
+    tok = AutoTokenizer.from_pretrained(out / "gemma2")
+    for s in ("สวัสดี", "음성을 받아 적으세요", "hello world"):
+        ids = tok(s, add_special_tokens=False)["input_ids"]
+        assert ids and tok.unk_token_id not in ids, s
+    # same inputs: nothing rewritten; other inputs: rewritten
+    mtime = os.stat(out / "gemma2" / "model.safetensors").st_mtime_ns
+    assert main(argv) == 0
+    assert os.stat(out / "gemma2" / "model.safetensors").st_mtime_ns == mtime
+    assert main(argv[:4]) == 0
+    assert json.loads((out / STAMP).read_text())["n_sentences"] == 2
+    assert main(["--out", str(out), "--sentences_from", str(tmp_path / "missing")]) == 1
+    assert "missing" in capsys.readouterr().err
