@@ -503,7 +503,46 @@ def collect_results(exp_dir: PathLike, write: bool = True) -> str:
         for name, d in sets:
             lines += [f"### {name}: per language (normalizer `{d['normalizer']}`)", ""]
             lines += _language_section(d)
+    lines += decoding_pass_table(groups)
     text = "\n".join(lines)
     if write:
         (exp_dir / "RESULTS.md").write_text(text, encoding="utf-8")
     return text
+
+
+#: Decode-directory suffixes written by stage 8 of sllm.sh, and the paper's names for them.
+PASS_NAMES = (("_ctx_hyp", "Stage2 (context: stage-1 hypotheses)"),
+              ("_ctx_ref", "Stage2-G (context: references)"))
+
+
+def decoding_pass_table(groups: Dict[str, List[Tuple[str, Dict[str, object]]]]) -> List[str]:
+    """Markdown comparing the MER of each set across decoding passes, side by side.
+
+    A first-pass directory ``decode_x`` and its context re-decodings ``decode_x_ctx_hyp`` /
+    ``decode_x_ctx_ref`` (stage 8) become the columns Stage1 / Stage2 / Stage2-G; other decode
+    directories get a column of their own. Returns [] when there is a single pass.
+    """
+    if len(groups) < 2:
+        return []
+    columns = []
+    for decode in groups:
+        label = f"`{decode}`"
+        for suffix, name in PASS_NAMES:
+            if decode.endswith(suffix) and decode[: -len(suffix)] in groups:
+                label = f"{name}, `{decode}`"
+        if not any(decode.endswith(sfx) for sfx, _ in PASS_NAMES) and any(
+            f"{decode}{sfx}" in groups for sfx, _ in PASS_NAMES
+        ):
+            label = f"Stage1 (no context), `{decode}`"
+        columns.append((decode, label))
+    sets = sorted({name for rows in groups.values() for name, _ in rows})
+    out = ["## MER by decoding pass", "",
+           "|dataset|" + "|".join(label for _, label in columns) + "|",
+           "|---|" + "---|" * len(columns)]
+    for name in sets:
+        cells = []
+        for decode, _ in columns:
+            d = dict(groups[decode]).get(name)
+            cells.append(_fmt(d["mer"]["mer"]) if d else "")
+        out.append(f"|{name}|" + "|".join(cells) + "|")
+    return out + [""]

@@ -383,3 +383,24 @@ def test_collect_results(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no scores.json"):
         score_main(["--collect_results", str(tmp_path / "empty")])
+
+
+def test_collect_results_puts_decoding_passes_side_by_side(tmp_path):
+    from espnet_sllm.scoring.report import collect_results, score_set
+
+    ref = tmp_path / "ref"
+    ref.write_text("u1 a b c d e\nu2 f g h i j\n")
+    # 5, 3 and 1 substituted words out of 10: MER 50, 30, 10
+    hyps = {"decode_b": "u1 x x x d e\nu2 x x h i j\n",
+            "decode_b_ctx_hyp": "u1 x b c d e\nu2 x x h i j\n",
+            "decode_b_ctx_ref": "u1 a b c d e\nu2 x g h i j\n"}
+    for decode, text in hyps.items():
+        d = tmp_path / "exp" / decode / "dev"
+        d.mkdir(parents=True)
+        (d / "text").write_text(text)
+        score_set(ref, d / "text", d, set_name="dev", use_sclite=False, plot=False)
+    text = collect_results(tmp_path / "exp")
+    table = text[text.index("## MER by decoding pass"):]
+    header, _, row = table.splitlines()[2:5]
+    assert header.index("Stage1") < header.index("Stage2 (") < header.index("Stage2-G")
+    assert row.split("|")[1:5] == ["dev", "50.0", "30.0", "10.0"]

@@ -33,6 +33,8 @@
 #   --gpu_inference             decode on a GPU [false]
 #   --train_set, --valid_set, --test_sets   data set names (test_sets: space separated)
 #   --dumpdir, --expdir         [dump, exp]
+#   --stats_dir                 stage 5 output; give each system its own when several share an
+#                               expdir [${expdir}/stats]
 #   --fs                        sampling rate [16000]
 #   --min_sec, --max_sec        filter limits of stage 3 [0.1, 30]
 #   --speech_fold_length, --text_fold_length   ESPnet's --fold_length for batch_type folded:
@@ -96,6 +98,7 @@ inference_config=
 inference_args=
 inference_model=valid.acc.best.pth
 inference_tag=
+stats_dir=
 context_decoding=false
 context_source=hypothesis
 score_opts=
@@ -118,7 +121,7 @@ for c in ${train_config}; do [ -f "${c}" ] || die "train config not found: ${c}"
 last_config=${train_config##* }
 [ -n "${tag}" ] || tag=$(basename "${last_config}" .yaml)
 sllm_exp=${expdir}/sllm_${tag}
-stats_dir=${expdir}/stats
+[ -n "${stats_dir}" ] || stats_dir=${expdir}/stats
 stamp_dir=${expdir}/.stamps
 mkdir -p "${sllm_exp}" "${stamp_dir}"
 echo "${run_args}" >> "${sllm_exp}/run.sh.cmd"   # the exact command, one line per invocation
@@ -167,13 +170,16 @@ print(" ".join(f"--{k} {shlex.quote(str(v))}" for k, v in conf.items()))
 EOF
 }
 
-all_sets="${train_set} ${valid_set} ${test_sets}"
+# Each set once, in order (the validation set may also be a test set).
+all_sets=$(echo "${train_set} ${valid_set} ${test_sets}" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
 
 # ---------------------------------------------------------------------------------------------
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     log "Stage 1: data preparation: local/data.sh ${local_data_opts}"
     require local/data.sh
-    sig=$(signature "local/data.sh ${local_data_opts}" local db.sh)
+    # The corpus roots as db.sh resolves them now (environment overrides included).
+    db_values=$(set +u; . ./db.sh >/dev/null 2>&1; for v in $(grep -oE '^[A-Za-z_][A-Za-z0-9_]*=' db.sh | tr -d =); do echo "${v}=${!v}"; done)
+    sig=$(signature "local/data.sh ${local_data_opts} ${db_values}" local db.sh)
     data_dirs=()
     for s in ${all_sets}; do data_dirs+=("data/${s}"); done
     if is_done stage1 "${sig}" "${data_dirs[@]}"; then
@@ -265,7 +271,8 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     require "${_train}/wav.scp" "${_valid}/wav.scp"
     first_config=${train_config%% *}
     cmd="collect_stats ${first_config} ${train_args}"
-    sig=$(signature "${cmd}" "${_train}" "${_valid}" "${first_config}")
+    sig=$(signature "${cmd}" "${_train}/wav.scp" "${_train}/text" "${_valid}/wav.scp" \
+        "${_valid}/text" "${first_config}")
     if is_done stage5 "${sig}" "${stats_dir}/train/speech_shape"; then
         log "Stage 5: skipped (unchanged)"
     else

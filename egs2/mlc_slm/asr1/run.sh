@@ -136,7 +136,8 @@ sllm() {
         --stage "${first}" --stop_stage "${last}" \
         --train_set "${train_set}" --valid_set dev --test_sets "${test_sets}" \
         --local_data_opts "${local_data_opts}" \
-        --dumpdir "${dumpdir}" --expdir "${expdir}" --ngpu "${ngpu}" "${extra[@]}" \
+        --dumpdir "${dumpdir}" --expdir "${expdir}" --stats_dir "${expdir}/stats_${system}" \
+        --ngpu "${ngpu}" "${extra[@]}" \
         --train_config "${train_config}" --train_args "${train_args}" \
         --inference_config conf/decode.yaml --inference_model valid.acc.best.pth \
         --max_sec 30 \
