@@ -318,6 +318,14 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
         if is_done "stage6.${k}" "${sig}" "${_exp}/valid.acc.best.pth"; then
             log "Stage 6: ${c}: skipped (trained with the same inputs)"
         else
+            if [ -f "${stamp_dir}/stage6.${k}" ] && [ -e "${_exp}/checkpoint.pth" ]; then
+                # It finished before with other inputs: ESPnet's --resume would take the old
+                # run as complete, so the old run is kept aside and training starts afresh.
+                _old=${_exp}.old.$(date '+%Y%m%d%H%M%S')
+                log "Stage 6: inputs changed since ${_exp} was trained: moving it to ${_old}"
+                mv "${_exp}" "${_old}"
+                rm -f "${stamp_dir}/stage6.${k}"
+            fi
             mkdir -p "${_exp}"
             # --resume true continues from ${_exp}/checkpoint.pth after a crash.
             # shellcheck disable=SC2046,SC2086
