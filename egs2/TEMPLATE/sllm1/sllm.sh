@@ -359,12 +359,32 @@ if [ -z "${inference_tag}" ]; then
     [ -n "${inference_args}" ] && inference_tag+=_$(echo "${inference_args}" | md5sum | cut -c1-6)
 fi
 
+# decode_set <data dir> <output dir> [extra sllm_inference options]: --inference_nj jobs through
+# ${decode_cmd} (or ${cuda_cmd} with --gpu_inference true), merged into <output dir>/text etc.
+decode_set() {
+    local data=$1 dir=$2 cmd ngpu nj opts=""
+    shift 2
+    [ -n "${inference_config}" ] && opts=$(yaml_opts "${inference_config}")
+    if [ "${gpu_inference}" = true ]; then cmd=${cuda_cmd}; ngpu=1; else cmd=${decode_cmd}; ngpu=0; fi
+    nj=$(min "${inference_nj}" "$(wc -l < "${data}/wav.scp")")
+    mkdir -p "${dir}/logdir"
+    ${python} -m espnet_sllm.bin.split_keys "${data}/wav.scp" "${dir}/logdir" "${nj}"
+    # shellcheck disable=SC2046,SC2086
+    ${cmd} --gpu "${ngpu}" JOB=1:"${nj}" "${dir}/logdir/decode.JOB.log" \
+        ${python} -m espnet_sllm.bin.sllm_inference --ngpu "${ngpu}" \
+            --train_config "${final_exp}/config.yaml" \
+            --model_file "${final_exp}/${inference_model}" \
+            --key_file "${dir}/logdir/keys.JOB.scp" \
+            --output_dir "${dir}/logdir/output.JOB" \
+            $(data_opts "" "${data}" false false) "$@" ${opts} ${inference_args}
+    ${python} -m espnet_sllm.bin.merge_outputs "${dir}/logdir" --nj "${nj}" --out_dir "${dir}"
+}
+
 # ---------------------------------------------------------------------------------------------
 if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
     require "${final_exp}/config.yaml" "${final_exp}/${inference_model}"
     _opts=""
     [ -n "${inference_config}" ] && _opts=$(yaml_opts "${inference_config}")
-    if [ "${gpu_inference}" = true ]; then _cmd=${cuda_cmd}; _ngpu=1; else _cmd=${decode_cmd}; _ngpu=0; fi
     for s in ${test_sets}; do
         _data=${dumpdir}/raw/${s}
         _dir=${final_exp}/${inference_tag}/${s}
@@ -376,18 +396,7 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
             log "Stage 7: ${s}: skipped (decoded with the same model and options)"
             continue
         fi
-        _nj=$(min "${inference_nj}" "$(wc -l < "${_data}/wav.scp")")
-        mkdir -p "${_dir}/logdir"
-        ${python} -m espnet_sllm.bin.split_keys "${_data}/wav.scp" "${_dir}/logdir" "${_nj}"
-        # shellcheck disable=SC2046,SC2086
-        ${_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${_dir}/logdir/decode.JOB.log" \
-            ${python} -m espnet_sllm.bin.sllm_inference --ngpu "${_ngpu}" \
-                --train_config "${final_exp}/config.yaml" \
-                --model_file "${final_exp}/${inference_model}" \
-                --key_file "${_dir}/logdir/keys.JOB.scp" \
-                --output_dir "${_dir}/logdir/output.JOB" \
-                $(data_opts "" "${_data}" false) ${_opts} ${inference_args}
-        ${python} -m espnet_sllm.bin.merge_outputs "${_dir}/logdir" --nj "${_nj}" --out_dir "${_dir}"
+        decode_set "${_data}" "${_dir}"
         mark_done "stage7.${tag}.${inference_tag}.${s}" "${sig}" "${_dir}/text"
     done
 fi
@@ -404,7 +413,6 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
         esac
         _opts=""
         [ -n "${inference_config}" ] && _opts=$(yaml_opts "${inference_config}")
-        if [ "${gpu_inference}" = true ]; then _cmd=${cuda_cmd}; _ngpu=1; else _cmd=${decode_cmd}; _ngpu=0; fi
         for s in ${test_sets}; do
             _data=${dumpdir}/raw/${s}
             _first=${final_exp}/${inference_tag}/${s}
@@ -426,21 +434,9 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
             fi
             ${python} -m espnet_sllm.bin.build_context --segments "data/${s}/segments" \
                 --text "${_src}" --keys "${_data}/wav.scp" --out "${_dir}/context"
-            _nj=$(min "${inference_nj}" "$(wc -l < "${_data}/wav.scp")")
-            mkdir -p "${_dir}/logdir"
-            ${python} -m espnet_sllm.bin.split_keys "${_data}/wav.scp" "${_dir}/logdir" "${_nj}"
-            # shellcheck disable=SC2046,SC2086
-            ${_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${_dir}/logdir/decode.JOB.log" \
-                ${python} -m espnet_sllm.bin.sllm_inference --ngpu "${_ngpu}" \
-                    --train_config "${final_exp}/config.yaml" \
-                    --model_file "${final_exp}/${inference_model}" \
-                    --key_file "${_dir}/logdir/keys.JOB.scp" \
-                    --output_dir "${_dir}/logdir/output.JOB" \
-                    $(data_opts "" "${_data}" false false) \
-                    --data_path_and_name_and_type "${_dir}/context/text_prev,text_prev,text" \
-                    --data_path_and_name_and_type "${_dir}/context/text_next,text_next,text" \
-                    ${_opts} ${inference_args}
-            ${python} -m espnet_sllm.bin.merge_outputs "${_dir}/logdir" --nj "${_nj}" --out_dir "${_dir}"
+            decode_set "${_data}" "${_dir}" \
+                --data_path_and_name_and_type "${_dir}/context/text_prev,text_prev,text" \
+                --data_path_and_name_and_type "${_dir}/context/text_next,text_next,text"
             mark_done "stage8.${tag}.${ctx_tag}.${s}" "${sig}" "${_dir}/text"
         done
     fi
