@@ -2,41 +2,84 @@
 # Usage:
 #   ./run.sh                      # the whole demo: synthesis, training, decoding, scoring
 #   ./run.sh --debug true         # CI-sized: ~100 training utterances, 1 epoch (<= 5 minutes)
+#   ./run.sh --system s3          # S3-style bi-directional context model: trained on train_ctx2x,
+#                                 # decoded without context (Stage1), with the neighbours'
+#                                 # stage-1 hypotheses (Stage2) and references (Stage2-G)
 #   ./run.sh --stage 7 --stop_stage 9   # any option of sllm.sh (see ./sllm.sh --help)
 #
 # mini_mlc: multilingual two-speaker conversations synthesised with espeak-ng in the MLC-SLM
 # release layout (English US/GB, French, Japanese, Thai), read by the same reader as the real
 # corpus, and a tiny Speech LLM trained from scratch on a CPU.
 set -euo pipefail
+. ./path.sh
+
+log() {
+    echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*" >&2
+}
 
 debug=false
+system=base
+stage=1
+stop_stage=10
 args=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --debug) debug=$2; shift 2 ;;
         --debug=*) debug=${1#*=}; shift ;;
+        --system) system=$2; shift 2 ;;
+        --stage) stage=$2; shift 2 ;;
+        --stop_stage) stop_stage=$2; shift 2 ;;
         *) args+=("$1"); shift ;;
     esac
 done
 case "${debug}" in true|false) ;; *) echo "$0: --debug must be true or false" >&2; exit 1 ;; esac
+case "${system}" in base|s3) ;; *) echo "$0: --system must be base or s3" >&2; exit 1 ;; esac
 
+suffix=""
+[ "${system}" = s3 ] && suffix=_s3
 if [ "${debug}" = true ]; then
-    train_config=conf/train_debug.yaml
+    train_config=conf/train${suffix}_debug.yaml
     expdir=exp_debug
     dumpdir=dump_debug
 else
-    train_config=conf/train.yaml
+    train_config=conf/train${suffix}.yaml
     expdir=exp
     dumpdir=dump
 fi
 
-./sllm.sh \
-    --train_set train --valid_set valid --test_sets "test" \
-    --local_data_opts "--debug ${debug}" \
-    --dumpdir "${dumpdir}" --expdir "${expdir}" \
-    --scratch_llm_opts "$(cat conf/scratch_llm.conf)" \
-    --train_config "${train_config}" \
-    --inference_config conf/decode.yaml \
-    --inference_model valid.acc.ave.pth \
-    --max_sec 30 \
-    "${args[@]+"${args[@]}"}"
+# sllm <first> <last> [options]: one sllm.sh call (nothing when first > last)
+sllm() {
+    local first=$1 last=$2
+    shift 2
+    [ "${first}" -le "${last}" ] || return 0
+    ./sllm.sh --stage "${first}" --stop_stage "${last}" \
+        --valid_set valid --test_sets "test" \
+        --local_data_opts "--debug ${debug}" \
+        --dumpdir "${dumpdir}" --expdir "${expdir}" \
+        --scratch_llm_opts "$(cat conf/scratch_llm.conf)" \
+        --train_config "${train_config}" \
+        --inference_config conf/decode.yaml \
+        --inference_model valid.acc.ave.pth \
+        --max_sec 30 \
+        "$@" "${args[@]+"${args[@]}"}"
+}
+max() { [ "$1" -ge "$2" ] && echo "$1" || echo "$2"; }
+min() { [ "$1" -le "$2" ] && echo "$1" || echo "$2"; }
+
+if [ "${system}" = base ]; then
+    sllm "${stage}" "${stop_stage}" --train_set train
+else
+    sllm "${stage}" "$(min 3 "${stop_stage}")" --train_set train
+    if [ "${stop_stage}" -ge 4 ] && [ "${stage}" -le 6 ]; then
+        log "2x context training set: ${dumpdir}/raw/train with and without its context"
+        python -m espnet_sllm.data.context_copy --in "${dumpdir}/raw/train" \
+            --out "${dumpdir}/raw/train_ctx2x"
+    fi
+    s3=(--train_set train_ctx2x --stats_dir "${expdir}/stats_s3")
+    sllm "$(max 4 "${stage}")" "$(min 8 "${stop_stage}")" "${s3[@]}" \
+        --context_decoding true --context_source hypothesis
+    if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
+        sllm 8 8 "${s3[@]}" --context_decoding true --context_source reference
+    fi
+    sllm "$(max 9 "${stage}")" "${stop_stage}" "${s3[@]}"
+fi
