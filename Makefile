@@ -2,7 +2,7 @@
 #   make install   # create tools/venv (idempotent) with every Python and Debian dependency
 #   make test      # install, then run the test suite
 #   make demo      # install, then run the CPU demo recipe egs2/mini_mlc/asr1
-#   make demo-debug  # the demo's CI-sized run (./run.sh --debug true)
+#   make demo-debug  # the demo's CI-sized runs (./run.sh --debug true, then --system s3)
 #   make mlc-slm-debug  # egs2/mlc_slm/asr1: all five systems with --debug true (CPU; ~20 min)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -43,6 +43,8 @@ demo-debug: install
 		--inference_nj 3 --inference_tag decode_nj3
 	cmp $(DEBUG_EXP)/decode_valid.acc.ave/test/text $(DEBUG_EXP)/decode_nj3/test/text
 	@echo "demo-debug: 3-job decoding equals 1-job decoding"
+	cd egs2/mini_mlc/asr1 && ./run.sh --debug true --system s3
+	grep -q "MER by decoding pass" egs2/mini_mlc/asr1/exp_debug/sllm_train_s3_debug/RESULTS.md
 
 # egs2/mlc_slm/asr1 with the debug configs: synthetic corpus in the real release layout, tiny
 # random Whisper-large-v3 / Gemma-2 checkpoints, every stage of each system (S2/S3: stage 8 with
