@@ -336,6 +336,11 @@ def format_data(in_dir: str, out_dir: str, fs: int = 16000, nj: int = 2, channel
         utts = read_data_dir(in_dir)
     except ValueError as e:
         raise FormatError(str(e)) from None
+    if utts[0].wav is None:
+        raise FormatError(
+            f"{in_dir} is a text-only data directory (no wav.scp): give it speech first (the "
+            f"recipe's TTS stage), then format the result"
+        )
     unknown = sorted(set(os.listdir(in_dir)) - _KNOWN_FILES)
     if unknown:
         logger.warning("%s: not copied (unknown to this tool): %s", in_dir, " ".join(unknown))

@@ -16,7 +16,11 @@ text_prev      ``<uttid> <text of the previous utterance of the same recording>`
 text_next      ``<uttid> <text of the next utterance of the same recording>``
 text_src       ``<uttid> <source transcript>`` (speech translation)
 text_tgt       ``<uttid> <translation>`` (speech translation)
+utt2subdialect ``<uttid> <dialect label>``, e.g. ``Southwestern`` (KeSpeech)
 =============  ==============================================================
+
+A *text-only* directory (e.g. WMT19 or Alpaca-zh before the TTS stage gives it speech) has no
+``wav.scp`` and no ``segments``, but a ``text``; every other rule is the same.
 
 Rules enforced here (the ones Kaldi's and ESPnet's tools rely on):
 
@@ -63,6 +67,7 @@ OPTIONAL_FILES: Dict[str, str] = {
     "text_next": "text_next",
     "text_src": "text_src",
     "text_tgt": "text_tgt",
+    "subdialect": "utt2subdialect",
 }
 
 
@@ -81,14 +86,16 @@ class Utterance:
     Args:
         uttid: utterance id, should start with ``spk`` (see the module docstring).
         wav: path of the audio file; with ``segment`` it is the path of the whole recording.
+            None for every utterance of a text-only directory (no wav.scp).
         spk: speaker id; None means "unknown", and the utterance becomes its own speaker.
-        text, lang, task, text_prev, text_next, text_src, text_tgt: optional fields; within one
-            data directory a field is either given for every utterance or for none.
+        text, lang, task, text_prev, text_next, text_src, text_tgt, subdialect: optional
+            fields; within one data directory a field is either given for every utterance or
+            for none.
         segment: (recid, start, end) when the utterance is cut out of a longer recording.
     """
 
     uttid: str
-    wav: str
+    wav: Optional[str]
     spk: Optional[str] = None
     text: Optional[str] = None
     lang: Optional[str] = None
@@ -98,6 +105,7 @@ class Utterance:
     text_next: Optional[str] = None
     text_src: Optional[str] = None
     text_tgt: Optional[str] = None
+    subdialect: Optional[str] = None
 
     @property
     def speaker(self) -> str:
@@ -210,6 +218,21 @@ def write_data_dir(data_dir: PathLike, utts: Iterable[Union[Utterance, Mapping]]
             raise ValueError(f"{data_dir}: duplicate utterance id {u.uttid!r}")
         seen[u.uttid] = u
 
+    no_wav = [u.uttid for u in utts if u.wav is None]
+    text_only = bool(no_wav)
+    if text_only and len(no_wav) != len(utts):
+        raise ValueError(
+            f"{data_dir}: {len(no_wav)} of {len(utts)} utterances have no wav; a data directory "
+            f"is text-only (no wav at all) or has a wav for every utterance (e.g. {no_wav[0]!r} "
+            f"has none)"
+        )
+    if text_only:
+        if any(u.segment is not None for u in utts):
+            raise ValueError(f"{data_dir}: a text-only directory (no wav) cannot have segments")
+        if any(u.text is None for u in utts):
+            raise ValueError(f"{data_dir}: a text-only directory (no wav) needs a text for "
+                             f"every utterance")
+
     with_seg = [u for u in utts if u.segment is not None]
     if with_seg and len(with_seg) != len(utts):
         missing = next(u.uttid for u in utts if u.segment is None)
@@ -221,6 +244,8 @@ def write_data_dir(data_dir: PathLike, utts: Iterable[Union[Utterance, Mapping]]
     wav_scp: Dict[str, str] = {}
     segments: Dict[str, str] = {}
     for u in utts:
+        if text_only:
+            continue
         key = u.uttid
         if u.segment is not None:
             recid, start, end = u.segment
@@ -260,7 +285,12 @@ def write_data_dir(data_dir: PathLike, utts: Iterable[Union[Utterance, Mapping]]
         optional[fname] = have
 
     os.makedirs(data_dir, exist_ok=True)
-    write_kv(os.path.join(data_dir, "wav.scp"), wav_scp)
+    wav_path = os.path.join(data_dir, "wav.scp")
+    if text_only:
+        if os.path.exists(wav_path):
+            os.remove(wav_path)
+    else:
+        write_kv(wav_path, wav_scp)
     seg_path = os.path.join(data_dir, "segments")
     if segments:
         write_kv(seg_path, segments)
@@ -275,7 +305,8 @@ def write_data_dir(data_dir: PathLike, utts: Iterable[Union[Utterance, Mapping]]
         elif os.path.exists(path):
             os.remove(path)
     validate_data_dir(data_dir)
-    logger.info("wrote %s: %d utterances, %d speakers", data_dir, len(utts), len(spk2utts))
+    logger.info("wrote %s: %d utterances, %d speakers%s", data_dir, len(utts), len(spk2utts),
+                " (text only)" if text_only else "")
 
 
 def _check_speaker_order(utt2spk: Mapping[str, str], where: str) -> None:
@@ -327,6 +358,9 @@ def _parse_time(path: str, key: str, s: str) -> float:
 def validate_data_dir(data_dir: PathLike) -> Dict[str, int]:
     """Check a data directory; raise ValueError naming the file (and line) of the first problem.
 
+    A directory without ``wav.scp`` is accepted as text-only when it has a ``text`` (and no
+    ``segments``); its count of recordings is 0.
+
     Returns counts ``{"utterances", "speakers", "recordings"}``.
     """
     data_dir = os.fspath(data_dir)
@@ -334,9 +368,13 @@ def validate_data_dir(data_dir: PathLike) -> Dict[str, int]:
     def p(name: str) -> str:
         return os.path.join(data_dir, name)
 
-    for name in ("wav.scp", "utt2spk", "spk2utt"):
+    for name in ("utt2spk", "spk2utt"):
         if not os.path.isfile(p(name)):
             raise ValueError(f"{data_dir}: missing {name}")
+    text_only = not os.path.isfile(p("wav.scp"))
+    if text_only and (not os.path.isfile(p("text")) or os.path.isfile(p("segments"))):
+        raise ValueError(f"{data_dir}: missing wav.scp (only a text-only directory, with a text "
+                         f"and without segments, may lack it)")
 
     utt2spk = _read_sorted(p("utt2spk"))
     if not utt2spk:
@@ -360,7 +398,7 @@ def validate_data_dir(data_dir: PathLike) -> Dict[str, int]:
                 f"lists must match utt2spk exactly and be sorted)"
             )
 
-    wav_scp = _read_sorted(p("wav.scp"))
+    wav_scp = {} if text_only else _read_sorted(p("wav.scp"))
     for key, wav in wav_scp.items():
         if not wav:
             raise ValueError(f"{p('wav.scp')}: {key}: empty wav entry")
@@ -387,7 +425,7 @@ def validate_data_dir(data_dir: PathLike) -> Dict[str, int]:
             # Harmless for every consumer (nothing points to them), so only worth a warning.
             logger.warning("%s: %d recordings without segments (e.g. %s)",
                            p("wav.scp"), len(unused), unused[0])
-    else:
+    elif not text_only:
         _compare_keys(p("wav.scp"), wav_scp, "utt2spk", utt2spk)
 
     for fname in OPTIONAL_FILES.values():
@@ -402,7 +440,8 @@ def read_data_dir(data_dir: PathLike) -> List[Utterance]:
     data_dir = os.fspath(data_dir)
     validate_data_dir(data_dir)
     utt2spk = read_kv(os.path.join(data_dir, "utt2spk"))
-    wav_scp = read_kv(os.path.join(data_dir, "wav.scp"))
+    wav_path = os.path.join(data_dir, "wav.scp")
+    wav_scp = read_kv(wav_path) if os.path.isfile(wav_path) else None
     seg_path = os.path.join(data_dir, "segments")
     segments = read_kv(seg_path) if os.path.isfile(seg_path) else None
     extra = {
@@ -417,7 +456,7 @@ def read_data_dir(data_dir: PathLike) -> List[Utterance]:
             seg = Segment(recid, float(start), float(end))
             wav = wav_scp[recid]
         else:
-            seg, wav = None, wav_scp[utt]
+            seg, wav = None, (wav_scp[utt] if wav_scp is not None else None)
         kw = {name: values[utt] for name, values in extra.items()}
         utts.append(Utterance(uttid=utt, wav=wav, spk=utt2spk[utt], segment=seg, **kw))
     return utts
@@ -526,6 +565,13 @@ def combine_data_dirs(
                            fname, " ".join(lacking), fname)
             removed.append(field_name)
 
+    text_only = [d for d, utts in zip(in_dirs, per_dir) if utts[0].wav is None]
+    if text_only and len(text_only) != len(in_dirs):
+        raise ValueError(
+            f"combine: {' '.join(text_only)} are text-only (no wav.scp) but "
+            f"{' '.join(d for d in in_dirs if d not in text_only)} have audio; combine "
+            f"text-only sets after giving them speech (TTS stage), or among themselves"
+        )
     segmented = [d for d, utts in zip(in_dirs, per_dir) if utts[0].segment is not None]
     whole = bool(segmented) and len(segmented) != len(in_dirs)
     if whole:

@@ -6,6 +6,7 @@ import pytest
 from espnet_sllm.data.kaldi_dir import (
     Segment,
     Utterance,
+    combine_data_dirs,
     main,
     read_data_dir,
     read_kv,
@@ -153,3 +154,49 @@ def test_cli_validate(tmp_path, capsys):
     os.remove(d / "spk2utt")
     assert main(["validate", str(d)]) == 1
     assert "missing spk2utt" in capsys.readouterr().err
+
+
+def test_text_only_directory_round_trip(tmp_path):
+    """WMT19 / Alpaca-zh before TTS: no wav.scp, but text, text_tgt, utt2task."""
+    d = tmp_path / "wmt"
+    utts = [
+        Utterance("wmt-000002", None, text="你好", text_tgt="hello", task="st", lang="zh"),
+        Utterance("wmt-000001", None, text="世界", text_tgt="world", task="st", lang="zh"),
+    ]
+    write_data_dir(d, utts)
+    assert not (d / "wav.scp").exists()
+    assert (d / "text_tgt").read_text(encoding="utf-8") == "wmt-000001 world\nwmt-000002 hello\n"
+    assert validate_data_dir(d) == {"utterances": 2, "speakers": 2, "recordings": 0}
+    back = read_data_dir(d)
+    assert [u.wav for u in back] == [None, None]
+    assert back[1].text == "你好" and back[1].task == "st"
+
+
+def test_text_only_rules(tmp_path):
+    with pytest.raises(ValueError, match="text-only"):
+        write_data_dir(tmp_path / "a", [Utterance("u1", None, text="x"),
+                                        Utterance("u2", "/a.wav", text="y")])
+    with pytest.raises(ValueError, match="needs a text"):
+        write_data_dir(tmp_path / "b", [Utterance("u1", None, lang="zh")])
+    # A directory that lost its wav.scp is not taken for a text-only one when it has segments
+    # or no text.
+    write_data_dir(tmp_path / "c", [Utterance("u1", "/a.wav", lang="zh")])
+    (tmp_path / "c" / "wav.scp").unlink()
+    with pytest.raises(ValueError, match="missing wav.scp"):
+        validate_data_dir(tmp_path / "c")
+    # Text-only and audio sets do not combine.
+    write_data_dir(tmp_path / "t", [Utterance("t1", None, text="x")])
+    write_data_dir(tmp_path / "w", [Utterance("w1", "/a.wav", text="y")])
+    with pytest.raises(ValueError, match="text-only"):
+        combine_data_dirs(tmp_path / "tw", [tmp_path / "t", tmp_path / "w"])
+    # Re-writing a directory as text-only removes its stale wav.scp.
+    write_data_dir(tmp_path / "w", [Utterance("w1", None, text="y")])
+    assert not (tmp_path / "w" / "wav.scp").exists()
+
+
+def test_subdialect_file(tmp_path):
+    d = tmp_path / "ke"
+    write_data_dir(d, [Utterance("s1-u1", "/a.wav", spk="s1", text="好", lang="zh",
+                                 subdialect="Southwestern")])
+    assert (d / "utt2subdialect").read_text(encoding="utf-8") == "s1-u1 Southwestern\n"
+    assert read_data_dir(d)[0].subdialect == "Southwestern"

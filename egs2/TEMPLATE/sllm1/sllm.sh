@@ -43,9 +43,10 @@
 #   --scratch_llm_opts          options of espnet_sllm.bin.prepare_scratch_llm; non-empty means
 #                               stage 4 writes a from-scratch tokenizer + LLM config to
 #                               ${expdir}/llm_scratch [""]
-#   --train_config              training YAML(s), space separated for chained stages
+#   --train_config              training YAML(s), space separated for chained stages; needed
+#                               from stage 4 on (stages 1-3 run without it)
 #   --train_args                extra options of sllm_train (all of ESPnet's trainer options) [""]
-#   --tag                       experiment name [train config basename]
+#   --tag                       experiment name [train config basename; "data" without one]
 #   --inference_config          YAML of sllm_inference options [""]
 #   --inference_args            extra options of sllm_inference [""]
 #   --inference_model           checkpoint file name in the exp dir [valid.acc.best.pth]
@@ -113,13 +114,19 @@ run_args=$(printf '%q ' "$0" "$@")
 
 [ -n "${train_set}" ] || die "--train_set is required"
 [ -n "${valid_set}" ] || die "--valid_set is required"
-[ -n "${train_config}" ] || die "--train_config is required"
+# Stages 1-3 (data preparation) need no model: a recipe can prepare its data before it has
+# a training config (e.g. ./run.sh --stage 1 --stop_stage 3 on a new corpus).
+if [ -z "${train_config}" ] && [ "${stop_stage}" -ge 4 ]; then
+    die "--train_config is required (stages 4-10 use it; stages 1-3 can run without it)"
+fi
 for c in ${train_config}; do [ -f "${c}" ] || die "train config not found: ${c}"; done
 [ -z "${inference_config}" ] || [ -f "${inference_config}" ] \
     || die "inference config not found: ${inference_config}"
 
 last_config=${train_config##* }
-[ -n "${tag}" ] || tag=$(basename "${last_config}" .yaml)
+if [ -z "${tag}" ]; then
+    if [ -n "${last_config}" ]; then tag=$(basename "${last_config}" .yaml); else tag=data; fi
+fi
 sllm_exp=${expdir}/sllm_${tag}
 [ -n "${stats_dir}" ] || stats_dir=${expdir}/stats
 stamp_dir=${expdir}/.stamps
