@@ -3,7 +3,7 @@
 #   make test      # install, then run the test suite
 #   make demo      # install, then run the CPU demo recipe egs2/mini_mlc/asr1
 #   make demo-debug  # the demo's CI-sized runs (./run.sh --debug true, then --system s3)
-#   make mlc-slm-debug  # egs2/mlc_slm/asr1: all five systems with --debug true (CPU; ~20 min)
+#   make mlc-slm-debug  # egs2/mlc_slm/asr1: all five systems with --debug true (CPU; ~9 min)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := tools/venv
