@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Usage:
+#   local/data.sh [--wenetspeech true|false] [--data_dir data]
+#
+# Stage 1 of egs2/kespeech/asr1: makes the Kaldi data directories (corpus roots in db.sh:
+# ${KESPEECH}, ${WENETSPEECH}; both overridable from the environment).
+#   1. KeSpeech Tasks/ASR/<part> -> <data_dir>/<part> for train_phase1 train_phase2 dev_phase1
+#      dev_phase2 test (python -m espnet_sllm.data.kespeech: noise tags such as <SPOKEN_NOISE>
+#      and spaces removed from the text, utterances with only noise / no text / a missing wav
+#      dropped and counted, utt2lang = zh, utt2subdialect kept for per-subdialect scoring);
+#   2. <data_dir>/train = train_phase1 + train_phase2, <data_dir>/dev = dev_phase1 + dev_phase2
+#      (python -m espnet_sllm.data.kaldi_dir combine; utt2subdialect is carried over);
+#   3. with --wenetspeech true: the TEST_NET and TEST_MEETING segments of WenetSpeech.json ->
+#      <data_dir>/test_net, <data_dir>/test_meeting (python -m espnet_sllm.data.wenetspeech:
+#      wav.scp = the long-form .opus recordings, segments = the cuts; audio files listed but
+#      absent are dropped and counted).
+#
+# Options:
+#   --wenetspeech true|false   also make test_net and test_meeting from ${WENETSPEECH}; with
+#                              true a missing WenetSpeech root is an error   (default: true)
+#   --data_dir DIR             where the data directories go                 (default: data)
+#
+# Run from the recipe directory (egs2/kespeech/asr1).  Example:
+#   KESPEECH=/db/KeSpeech WENETSPEECH=/db/WenetSpeech local/data.sh
+set -euo pipefail
+
+wenetspeech=true
+data_dir=data
+help_message=$(sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//')
+
+log() {
+    echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*"
+}
+
+die() {
+    echo "${0##*/}: ERROR: $*" >&2
+    exit 1
+}
+
+if [ ! -f db.sh ] || [ ! -d local ]; then
+    die "run me from the recipe directory egs2/kespeech/asr1"
+fi
+_po=scripts/utils/parse_options.sh
+[ -f "${_po}" ] || _po=../../TEMPLATE/sllm1/scripts/utils/parse_options.sh
+# shellcheck disable=SC1090
+. "${_po}"
+if [ $# -ne 0 ]; then
+    echo "${0##*/}: unexpected arguments: $*" >&2
+    printf '%s\n' "${help_message}" >&2
+    exit 1
+fi
+
+# shellcheck disable=SC1091
+[ -f ./path.sh ] && . ./path.sh
+# shellcheck disable=SC1091
+. ./db.sh
+
+if [ ! -d "${KESPEECH}/KeSpeech/Tasks/ASR" ] && [ ! -d "${KESPEECH}/Tasks/ASR" ]; then
+    die "KeSpeech corpus root KESPEECH=${KESPEECH} has no Tasks/ASR (nor KeSpeech/Tasks/ASR):" \
+        "set KESPEECH to the extracted KeSpeech/ folder or the folder holding it," \
+        "e.g. 'KESPEECH=/path/to/KeSpeech ./run.sh' (see db.sh)"
+fi
+if [ "${wenetspeech}" = true ] && [ ! -f "${WENETSPEECH}/WenetSpeech.json" ]; then
+    die "WenetSpeech root WENETSPEECH=${WENETSPEECH} has no WenetSpeech.json (needed for" \
+        "test_net and test_meeting): set WENETSPEECH to the release folder holding" \
+        "WenetSpeech.json and audio/, e.g. 'WENETSPEECH=/path/to/WenetSpeech ./run.sh'" \
+        "(see db.sh), or run without these test sets: './run.sh --wenetspeech false'"
+fi
+
+mkdir -p "${data_dir}"
+parts="train_phase1 train_phase2 dev_phase1 dev_phase2 test"
+log "Reading KeSpeech ${KESPEECH} (${parts}) into ${data_dir}/<part>"
+# shellcheck disable=SC2086
+python -m espnet_sllm.data.kespeech --root "${KESPEECH}" --out_dir "${data_dir}" --parts ${parts}
+
+log "Combining ${data_dir}/train_phase{1,2} into ${data_dir}/train" \
+    "and ${data_dir}/dev_phase{1,2} into ${data_dir}/dev"
+python -m espnet_sllm.data.kaldi_dir combine --out "${data_dir}/train" \
+    "${data_dir}/train_phase1" "${data_dir}/train_phase2"
+python -m espnet_sllm.data.kaldi_dir combine --out "${data_dir}/dev" \
+    "${data_dir}/dev_phase1" "${data_dir}/dev_phase2"
+made=(train_phase1 train_phase2 train dev_phase1 dev_phase2 dev test)
+
+if [ "${wenetspeech}" = true ]; then
+    log "Reading WenetSpeech ${WENETSPEECH}/WenetSpeech.json (TEST_NET, TEST_MEETING) into" \
+        "${data_dir}/test_net and ${data_dir}/test_meeting"
+    python -m espnet_sllm.data.wenetspeech --json "${WENETSPEECH}/WenetSpeech.json" \
+        --subsets TEST_NET TEST_MEETING --out_dir "${data_dir}"
+    made+=(test_net test_meeting)
+else
+    log "--wenetspeech false: no test_net / test_meeting"
+fi
+
+log "Data directories:"
+for name in "${made[@]}"; do
+    d=${data_dir}/${name}
+    line="  ${d}: $(wc -l <"${d}/utt2spk") utterances, $(wc -l <"${d}/wav.scp") recordings"
+    if [ -f "${d}/utt2subdialect" ]; then
+        line+="; per subdialect: $(cut -d' ' -f2 "${d}/utt2subdialect" | sort | uniq -c \
+                                   | awk '{printf "%s=%s ", $2, $1}')"
+    fi
+    echo "${line}"
+done
+log "Successfully finished. [elapsed=${SECONDS}s]"
