@@ -1,15 +1,19 @@
 """Reader of Common Voice releases (single-segment read speech) into Kaldi data directories.
 
 Used by the MLC-SLM recipe's system S4 (MLC-SLM training data + Common Voice 21.0 ``train`` of
-the same 11 languages).  A Common Voice release, once extracted, is one folder per language::
+the same 11 languages); its table reader (`read_cv_table`) is shared with the CoVoST 2 reader
+(``espnet_sllm.data.covost2``), which takes transcripts and speakers from ``validated.tsv``.
+A Common Voice release, once extracted, is one folder per language::
 
     <cv_root>/<lang>/train.tsv   (and dev.tsv, test.tsv, validated.tsv, other.tsv, ...)
     <cv_root>/<lang>/clips/<path>.mp3
 
 A split ``.tsv`` is UTF-8, TAB-separated, with a header row.  Columns are read BY NAME
-(their set and order change between releases): ``path`` (clip file name under ``clips/``) and
-``sentence`` are required, ``client_id`` (the hashed speaker) is used when present.  Quotes
-are literal characters of the sentence (``csv.QUOTE_NONE``), never field delimiters.
+(their set and order change between releases: v4 has ``client_id path sentence up_votes
+down_votes age gender accent``, later releases add ``locale``, ``segment``, ``sentence_id``,
+...): ``path`` (clip file name under ``clips/``) and ``sentence`` are required, ``client_id``
+(the hashed speaker) is used when present.  Quotes are literal characters of the sentence
+(``csv.QUOTE_NONE``), never field delimiters; a backslash is an ordinary character too.
 
 Ids (prefixed by the speaker id, the Kaldi rule)::
 
@@ -32,11 +36,14 @@ label is plain ``English`` (the prompt selector falls back from ``English-Americ
 ``English``, so the English prompt is shared; per-accent scoring is unaffected because Common
 Voice is used for training only).
 
-Checks: skipped and counted (logged, not errors): rows with an empty sentence, rows whose clip
-file is missing (CV releases list a few clips that are absent), blank lines.  Errors
-(ValueError naming ``file:line``): a header without ``path`` or ``sentence``, a row whose column
-count differs from the header's, an empty ``path``, whitespace in a clip name, and a clip listed
-twice.  Common Voice is single-segment data: no ``segments``, no ``text_prev`` / ``text_next``.
+Checks: dropped and counted (`ReaderStats`, logged with examples, not errors): rows with an
+empty sentence (``empty_sentence``) and rows whose clip file is missing (``missing_clip``: CV
+releases list a few clips that are absent).  Blank lines are not rows and are passed over.
+Errors (`ReaderError`, a ValueError naming ``file:line``): a header without ``path`` or
+``sentence``, a row whose column count differs from the header's, an empty ``path``, whitespace
+in a clip name or a client_id, a clip listed twice (the message names both lines), bytes that
+are not UTF-8, and a file without any usable row.  Common Voice is single-segment data: no
+``segments``, no ``text_prev`` / ``text_next``.
 
 Usage:
     python -m espnet_sllm.data.common_voice --cv_root /db/cv-corpus-21.0 \\
@@ -46,19 +53,18 @@ Usage:
     ``--langs`` also accepts MLC-SLM names (``English``, ``English-American``, ``Japanese``);
     without it, all 11 MLC-SLM languages are read.
 
-    from espnet_sllm.data.common_voice import read_common_voice
+    from espnet_sllm.data.common_voice import read_common_voice, read_cv_table
     utts, stats = read_common_voice("/db/cv-corpus-21.0/ja", split="train")
+    table = read_cv_table("/db/cv-corpus-4/en/validated.tsv")   # clip path -> CvRow
 """
 import argparse
-import csv
 import logging
 import os
 import sys
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Container, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from espnet_sllm.data.kaldi_dir import Utterance, write_data_dir
+from espnet_sllm.data.reader_utils import ReaderError, ReaderStats, iter_lines, run_main
 
 logger = logging.getLogger(__name__)
 
@@ -81,25 +87,13 @@ SPEAKER_COLUMN = "client_id"
 SPEAKER_PREFIX_LEN = 8
 
 
-@dataclass
-class CommonVoiceStats:
-    """What the reader kept and skipped, for the log of the data preparation stage."""
+class CvRow(NamedTuple):
+    """One row of a Common Voice table: the hashed speaker ("" when the release has none),
+    the sentence (stripped; may be empty: the caller decides), and the line it came from."""
 
-    rows: int = 0
-    kept: int = 0
-    skipped: Counter = field(default_factory=Counter)
-    per_language: Counter = field(default_factory=Counter)
-
-    def update(self, other: "CommonVoiceStats") -> None:
-        self.rows += other.rows
-        self.kept += other.kept
-        self.skipped.update(other.skipped)
-        self.per_language.update(other.per_language)
-
-    def summary(self) -> str:
-        skipped = ", ".join(f"{k}={v}" for k, v in sorted(self.skipped.items())) or "none"
-        langs = ", ".join(f"{k}={v}" for k, v in sorted(self.per_language.items()))
-        return f"rows={self.rows} kept={self.kept} skipped: {skipped}; per language: {langs}"
+    client_id: str
+    sentence: str
+    line: int
 
 
 def language_code(lang: str) -> str:
@@ -118,23 +112,97 @@ def language_code(lang: str) -> str:
     )
 
 
+def clip_stem(path: str, where: str) -> str:
+    """The id part of a clip (``common_voice_en_123`` of ``common_voice_en_123.mp3``)."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if not stem or any(c.isspace() for c in stem):
+        raise ReaderError(f"{where}: clip name {path!r} cannot be part of an id")
+    return stem
+
+
+def speaker_and_utterance(code: str, client_id: str, stem: str) -> Tuple[Optional[str], str]:
+    """``(speaker id or None, utterance id)`` of a clip (see the module docstring)."""
+    if client_id:
+        spk = f"cv-{code}-{client_id[:SPEAKER_PREFIX_LEN]}"
+        return spk, f"{spk}-{stem}"
+    return None, f"cv-{code}-{stem}"  # unknown speaker: the utterance is its own speaker
+
+
+def iter_cv_table(tsv: str) -> Iterator[Tuple[str, CvRow]]:
+    """Yield ``(clip path, CvRow)`` for every row of a Common Voice ``<split>.tsv``, in file
+    order, with the checks of the module docstring (`ReaderError` naming ``file:line``).
+
+    Rows are checked as they are read, so a caller that stops early reads only part of the
+    file; a clip listed twice is an error when its second row is reached.
+    """
+    if not os.path.isfile(tsv):
+        raise FileNotFoundError(
+            f"{tsv}: not found (expected a Common Voice language folder with "
+            f"{os.path.basename(tsv)} and clips/)"
+        )
+    lines = iter_lines(tsv)
+    first = next(lines, None)
+    if first is None:
+        raise ReaderError(f"{tsv}:1: empty file, expected a header row")
+    header = [name.strip() for name in first[1].split("\t")]
+    col = {name: i for i, name in enumerate(header)}
+    absent = [c for c in REQUIRED_COLUMNS if c not in col]
+    if absent:
+        raise ReaderError(f"{tsv}:{first[0]}: header lacks column(s) {absent}; found: {header}")
+    i_path, i_sentence = col["path"], col["sentence"]
+    i_client = col.get(SPEAKER_COLUMN)
+    line_of: Dict[str, int] = {}
+    for lineno, line in lines:
+        where = f"{tsv}:{lineno}"
+        row = line.split("\t")
+        if len(row) != len(header):
+            raise ReaderError(f"{where}: {len(row)} TAB-separated columns, but the header has "
+                              f"{len(header)}: {line!r}")
+        path = row[i_path].strip()
+        if not path:
+            raise ReaderError(f"{where}: empty 'path' column")
+        clip_stem(path, where)
+        client = row[i_client].strip() if i_client is not None else ""
+        if any(c.isspace() for c in client):
+            raise ReaderError(f"{where}: client_id {client!r} contains whitespace")
+        if path in line_of:
+            raise ReaderError(f"{where}: clip {path!r} is listed again (first on line "
+                              f"{line_of[path]})")
+        line_of[path] = lineno
+        yield path, CvRow(client, row[i_sentence].strip(), lineno)
+
+
+def read_cv_table(tsv: str, keep: Optional[Container[str]] = None) -> Dict[str, CvRow]:
+    """Read a whole Common Voice ``<split>.tsv`` (e.g. ``validated.tsv``) into
+    ``{clip path: CvRow}``, in file order, with every check of `iter_cv_table`.
+
+    Args:
+        tsv: the table file.
+        keep: when given, only rows whose clip path is in it are returned (all rows are still
+            checked); this bounds the memory when a few paths of a large table are needed.
+    """
+    return {path: row for path, row in iter_cv_table(tsv) if keep is None or path in keep}
+
+
 def read_common_voice(
     lang_dir: str,
     split: str = "train",
     lang_label: Optional[str] = None,
     max_utts: Optional[int] = None,
-) -> Tuple[List[Utterance], CommonVoiceStats]:
+) -> Tuple[List[Utterance], ReaderStats]:
     """Read one split of one Common Voice language folder.
 
     Args:
         lang_dir: ``<cv_root>/<lang>``; its base name is the Common Voice code used in ids.
         split: name of the ``.tsv`` to read (``train``, ``dev``, ``test``, ``validated``, ...).
         lang_label: ``utt2lang`` label; default: the MLC-SLM name of the code (`CV_LANGUAGES`).
-        max_utts: keep only the first N usable rows of the file (None or 0: all).
+        max_utts: keep only the first N usable rows of the file (None or 0: all); reading
+            stops there.
 
     Returns:
-        (utterances in file order, statistics).  Each utterance has ``wav`` = absolute path of
-        the clip, ``text`` = the sentence (stripped, otherwise verbatim), ``lang``, ``spk``.
+        (utterances in file order, statistics with the label as group).  Each utterance has
+        ``wav`` = absolute path of the clip, ``text`` = the sentence (stripped, otherwise
+        verbatim), ``lang``, ``spk``.
     """
     lang_dir = os.path.normpath(lang_dir)
     code = os.path.basename(lang_dir)
@@ -148,92 +216,35 @@ def read_common_voice(
     if not code or any(c.isspace() for c in code):
         raise ValueError(f"{lang_dir}: language folder name {code!r} cannot be part of an id")
     tsv = os.path.join(lang_dir, f"{split}.tsv")
-    if not os.path.isfile(tsv):
-        raise FileNotFoundError(
-            f"{tsv}: not found (expected a Common Voice language folder with {split}.tsv and "
-            f"clips/)"
-        )
     clips = os.path.join(lang_dir, "clips")
 
-    stats = CommonVoiceStats()
+    stats = ReaderStats(tsv)
     utts: List[Utterance] = []
     line_of: Dict[str, int] = {}
-    missing_examples: List[str] = []
-    # utf-8-sig: tolerate a byte-order mark before the header.
-    with open(tsv, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE, strict=False)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{tsv}:1: empty file, expected a header row")
-        col = {name.strip(): i for i, name in enumerate(header)}
-        absent = [c for c in REQUIRED_COLUMNS if c not in col]
-        if absent:
-            raise ValueError(
-                f"{tsv}:1: header lacks column(s) {absent}; found: {[h.strip() for h in header]}"
-            )
-        i_path, i_sentence = col["path"], col["sentence"]
-        i_client = col.get(SPEAKER_COLUMN)
-        for row in reader:
-            lineno = reader.line_num
-            where = f"{tsv}:{lineno}"
-            if not row or (len(row) == 1 and not row[0].strip()):
-                stats.skipped["blank_line"] += 1
-                continue
-            stats.rows += 1
-            if len(row) != len(header):
-                raise ValueError(
-                    f"{where}: {len(row)} TAB-separated columns, but the header has "
-                    f"{len(header)}: {chr(9).join(row)!r}"
-                )
-            sentence = row[i_sentence].strip()
-            if not sentence:
-                stats.skipped["empty_sentence"] += 1
-                logger.debug("%s: empty sentence, row skipped", where)
-                continue
-            path = row[i_path].strip()
-            if not path:
-                raise ValueError(f"{where}: empty 'path' column")
-            stem = os.path.splitext(os.path.basename(path))[0]
-            if not stem or any(c.isspace() for c in stem):
-                raise ValueError(f"{where}: clip name {path!r} cannot be part of an id")
-            clip = os.path.join(clips, path)
-            if not os.path.isfile(clip):
-                stats.skipped["missing_clip"] += 1
-                if len(missing_examples) < 3:
-                    missing_examples.append(clip)
-                logger.debug("%s: clip %s not found, row skipped", where, clip)
-                continue
-            client = row[i_client].strip() if i_client is not None else ""
-            if any(c.isspace() for c in client):
-                raise ValueError(f"{where}: client_id {client!r} contains whitespace")
-            if client:
-                spk = f"cv-{code}-{client[:SPEAKER_PREFIX_LEN]}"
-                uttid = f"{spk}-{stem}"
-            else:
-                spk = None  # unknown speaker: the utterance is its own speaker
-                uttid = f"cv-{code}-{stem}"
-            if uttid in line_of:
-                raise ValueError(
-                    f"{where}: clip {path!r} gives utterance id {uttid!r}, already given by "
-                    f"line {line_of[uttid]}"
-                )
-            line_of[uttid] = lineno
-            utts.append(Utterance(uttid=uttid, wav=os.path.abspath(clip), spk=spk,
-                                  text=sentence, lang=lang_label))
-            stats.kept += 1
-            stats.per_language[lang_label] += 1
-            if max_utts and stats.kept >= max_utts:
-                logger.info("%s: stopping after the first %d usable rows (max_utts)",
-                            tsv, max_utts)
-                break
-    if stats.skipped["missing_clip"]:
-        logger.warning("%s: %d rows skipped because their clip is missing (e.g. %s)", tsv,
-                       stats.skipped["missing_clip"], ", ".join(missing_examples))
-    if stats.skipped["empty_sentence"]:
-        logger.warning("%s: %d rows skipped because their sentence is empty", tsv,
-                       stats.skipped["empty_sentence"])
+    for path, row in iter_cv_table(tsv):
+        where = f"{tsv}:{row.line}"
+        stats.rows += 1
+        if not row.sentence:
+            stats.drop("empty_sentence", where, path)
+            continue
+        clip = os.path.join(clips, path)
+        if not os.path.isfile(clip):
+            stats.drop("missing_clip", where, clip)
+            continue
+        spk, uttid = speaker_and_utterance(code, row.client_id, clip_stem(path, where))
+        if uttid in line_of:  # two clip names with one stem (e.g. a.mp3 and a.wav)
+            raise ReaderError(f"{where}: clip {path!r} gives utterance id {uttid!r}, already "
+                              f"given by line {line_of[uttid]}")
+        line_of[uttid] = row.line
+        utts.append(Utterance(uttid=uttid, wav=os.path.abspath(clip), spk=spk,
+                              text=row.sentence, lang=lang_label))
+        stats.keep(lang_label)
+        if max_utts and stats.kept >= max_utts:
+            logger.info("%s: stopping after the first %d usable rows (max_utts)", tsv, max_utts)
+            break
+    stats.log_drops(logger)
     if not utts:
-        raise ValueError(f"{tsv}: no usable row ({stats.summary()})")
+        raise ReaderError(f"{tsv}: no usable row ({stats.summary()})")
     return utts, stats
 
 
@@ -252,36 +263,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--max_utts_per_lang", type=int, default=0,
                         help="keep the first N usable rows of each language (0: all)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
 
-    codes: List[str] = []
-    for lang in args.langs or list(CV_LANGUAGES):
-        code = language_code(lang)
-        if code not in codes:
-            codes.append(code)
-    if not os.path.isdir(args.cv_root):
-        raise SystemExit(f"ERROR: Common Voice root {args.cv_root!r} does not exist")
+    def body() -> int:
+        codes: List[str] = []
+        for lang in args.langs or list(CV_LANGUAGES):
+            code = language_code(lang)
+            if code not in codes:
+                codes.append(code)
+        if not os.path.isdir(args.cv_root):
+            raise FileNotFoundError(f"Common Voice root {args.cv_root!r} does not exist")
 
-    utts: List[Utterance] = []
-    total = CommonVoiceStats()
-    for code in codes:
-        lang_dir = os.path.join(args.cv_root, code)
-        if not os.path.isdir(lang_dir):
-            raise SystemExit(
-                f"ERROR: {lang_dir}: no such folder; --cv_root must hold one folder per "
-                f"language ({', '.join(codes)})"
-            )
-        try:
+        utts: List[Utterance] = []
+        total = ReaderStats()
+        for code in codes:
+            lang_dir = os.path.join(args.cv_root, code)
+            if not os.path.isdir(lang_dir):
+                raise FileNotFoundError(
+                    f"{lang_dir}: no such folder; --cv_root must hold one folder per "
+                    f"language ({', '.join(codes)})"
+                )
             lang_utts, stats = read_common_voice(lang_dir, args.split,
                                                  max_utts=args.max_utts_per_lang or None)
-        except (ValueError, FileNotFoundError) as e:
-            raise SystemExit(f"ERROR: {e}") from None
-        logger.info("%s: %s", lang_dir, stats.summary())
-        utts.extend(lang_utts)
-        total.update(stats)
-    write_data_dir(args.out, utts)
-    print(f"{args.out}: {total.summary()}")
-    return 0
+            logger.info("%s", stats.summary())
+            utts.extend(lang_utts)
+            total.update(stats)
+        write_data_dir(args.out, utts)
+        print(f"{args.out}: {total.summary()}")
+        return 0
+
+    return run_main(body)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ the format of the release; stage 2 (format_data) is run on the result to check t
 paths of wav.scp are decoded without any external tool.
 """
 import os
+import re
 
 import numpy as np
 import pytest
@@ -13,11 +14,14 @@ import soundfile
 from espnet_sllm.bin.format_data import format_data
 from espnet_sllm.data.common_voice import (
     CV_LANGUAGES,
+    CvRow,
     language_code,
     main,
     read_common_voice,
+    read_cv_table,
 )
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
+from espnet_sllm.data.reader_utils import ReaderError
 
 SR = 48000
 CLIENT_A = "a1b2c3d4" + "e" * 120
@@ -81,8 +85,10 @@ def test_read_ids_text_skips(cv_root):
     assert utts[0].wav == os.path.abspath(cv_root / "fr" / "clips" / "common_voice_fr_1.mp3")
     assert all(u.segment is None and u.text_prev is None and u.text_next is None for u in utts)
     assert stats.rows == 5 and stats.kept == 3
-    assert stats.skipped == {"empty_sentence": 1, "missing_clip": 1}
-    assert stats.per_language == {"French": 3}
+    assert stats.dropped == {"empty_sentence": 1, "missing_clip": 1}
+    assert stats.per_group == {"French": 3}
+    assert stats.examples["missing_clip"] == [
+        f"{cv_root / 'fr' / 'train.tsv'}:5: {cv_root / 'fr' / 'clips' / 'common_voice_fr_4.mp3'}"]
 
 
 def test_max_utts_label_and_split(cv_root):
@@ -161,6 +167,42 @@ def test_cli_and_format_reads_mp3(cv_root, tmp_path, capsys):
         assert abs(info.duration - 0.5) < 0.06
 
 
-def test_cli_missing_language_folder(cv_root, tmp_path):
-    with pytest.raises(SystemExit, match=r"cv/de: no such folder"):
-        main(["--cv_root", str(cv_root), "--langs", "de", "--out", str(tmp_path / "o")])
+def test_cli_errors(cv_root, tmp_path, capsys):
+    assert main(["--cv_root", str(cv_root), "--langs", "de", "--out", str(tmp_path / "o")]) == 1
+    assert re.search(r"^ERROR: .*cv/de: no such folder", capsys.readouterr().err, re.M)
+    assert not (tmp_path / "o").exists()
+    assert main(["--cv_root", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["--cv_root", str(cv_root), "--langs", "xx", "--out", str(tmp_path / "o")]) == 1
+    assert "unknown language 'xx'" in capsys.readouterr().err
+
+
+def test_cv_table_by_name_literal_quotes_and_keep(cv_root):
+    tsv = str(cv_root / "fr" / "train.tsv")
+    table = read_cv_table(tsv)
+    assert list(table) == [f"common_voice_fr_{i}.mp3" for i in (1, 2, 3, 4, 5)]
+    assert table["common_voice_fr_1.mp3"] == CvRow(CLIENT_A, 'Il a dit "bonjour" à tous.', 2)
+    assert table["common_voice_fr_2.mp3"] == CvRow(CLIENT_A, "", 3)  # the caller decides
+    assert read_cv_table(tsv, keep={"common_voice_fr_3.mp3", "other.mp3"}) == {
+        "common_voice_fr_3.mp3": CvRow(CLIENT_B, "Encore une phrase.", 4)}
+
+
+@pytest.mark.parametrize("rows,message", [
+    ([_row("a.mp3", "Eins."), _row("b.mp3", "Zwei."), _row("a.mp3", "Drei.")],
+     r"train\.tsv:4: clip 'a.mp3' is listed again \(first on line 2\)"),
+    ([_row("a b.mp3", "Eins.")], r"train\.tsv:2: clip name 'a b.mp3' cannot be part of an id"),
+    ([_row("", "Eins.")], r"train\.tsv:2: empty 'path' column"),
+    ([_row("a.mp3", "Eins.", client="ab cd")], r"train\.tsv:2: client_id 'ab cd' contains"),
+])
+def test_cv_table_errors(tmp_path, rows, message):
+    d = _lang_dir(tmp_path, "de", rows, clips=[])
+    with pytest.raises(ReaderError, match=message):
+        read_cv_table(str(d / "train.tsv"))
+    with pytest.raises(ReaderError, match=message):
+        read_common_voice(str(d))
+
+
+def test_no_usable_row(tmp_path):
+    d = _lang_dir(tmp_path, "de", [_row("a.mp3", "Eins.")], clips=[])
+    with pytest.raises(ReaderError, match=r"de/train\.tsv: no usable row .*missing_clip=1"):
+        read_common_voice(str(d))

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Usage:
+#   local/data.sh [--pairs "en_de de_en es_en fr_en it_en"] [--data_dir data]
+#                 [--work_dir data/local/covost2]
+#
+# Stage 1 of egs2/mls/st1: makes the Kaldi data directories of CoVoST 2 speech translation
+# (corpus roots in db.sh: ${COMMONVOICE}, ${COVOST2}; both overridable from the environment).
+#   1. for each pair <src>_<tgt>: ${COVOST2}/covost_v2.<src>_<tgt>.tsv (or its .tsv.tar.gz,
+#      extracted into --work_dir) joined with ${COMMONVOICE}/<src>/validated.tsv and the clips
+#      of ${COMMONVOICE}/<src>/clips -> <data_dir>/covost_<src>_<tgt>_{train,dev,test}
+#      (train = CoVoST splits train + train_covost), read by `python -m espnet_sllm.data.covost2`:
+#      text = transcript, text_tgt = translation, utt2task = st, utt2lang = <src>;
+#   2. <data_dir>/train = the train sets of all pairs, <data_dir>/dev = their dev sets (one model
+#      for all directions); the test sets stay per pair, for BLEU per direction.
+# Rows are dropped and counted (printed) when their translation or transcript is empty, when
+# their clip is not in validated.tsv, or when the MP3 file is missing.
+#
+# Options:
+#   --pairs "P1 P2 ..."   <src>_<tgt> pairs, separated by spaces or commas
+#                         (default: "en_de de_en es_en fr_en it_en", Ideal-LLM's directions)
+#   --data_dir DIR        where the data directories go                  (default: data)
+#   --work_dir DIR        where a table found only as .tsv.tar.gz is extracted (the corpus
+#                         folder may be read-only)             (default: data/local/covost2)
+#
+# Run from the recipe directory (egs2/mls/st1).  Example:
+#   COMMONVOICE=/db/cv-corpus-4-2019-12-10 COVOST2=/db/covost2 local/data.sh --pairs "fr_en"
+set -euo pipefail
+
+pairs="en_de de_en es_en fr_en it_en"
+data_dir=data
+work_dir=data/local/covost2
+help_message=$(sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//')
+
+log() {
+    echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*"
+}
+
+die() {
+    echo "${0##*/}: ERROR: $*" >&2
+    exit 1
+}
+
+if [ ! -f db.sh ] || [ ! -d local ]; then
+    die "run me from the recipe directory egs2/mls/st1"
+fi
+_po=scripts/utils/parse_options.sh
+[ -f "${_po}" ] || _po=../../TEMPLATE/sllm1/scripts/utils/parse_options.sh
+# shellcheck disable=SC1090
+. "${_po}"
+if [ $# -ne 0 ]; then
+    echo "${0##*/}: unexpected arguments: $*" >&2
+    printf '%s\n' "${help_message}" >&2
+    exit 1
+fi
+pairs=${pairs//,/ }
+[ -n "${pairs// /}" ] || die "--pairs is empty"
+
+# shellcheck disable=SC1091
+[ -f ./path.sh ] && . ./path.sh
+# shellcheck disable=SC1091
+. ./db.sh
+
+[ -d "${COMMONVOICE}" ] \
+    || die "Common Voice root COMMONVOICE=${COMMONVOICE} does not exist: set COMMONVOICE to the" \
+           "extracted Common Voice 4 release (cv-corpus-4-2019-12-10) holding <src>/validated.tsv" \
+           "and <src>/clips/ for the source languages, e.g." \
+           "'COMMONVOICE=/path/to/cv-corpus-4 ./run.sh' (see db.sh)"
+[ -d "${COVOST2}" ] \
+    || die "CoVoST 2 root COVOST2=${COVOST2} does not exist: set COVOST2 to the folder holding" \
+           "covost_v2.<src>_<tgt>.tsv (or .tsv.tar.gz) for the pairs '${pairs}', e.g." \
+           "'COVOST2=/path/to/covost2 ./run.sh' (see db.sh)"
+
+mkdir -p "${data_dir}"
+log "Reading CoVoST 2 pairs ${pairs} (${COVOST2}) with Common Voice ${COMMONVOICE}"
+# shellcheck disable=SC2086
+python -m espnet_sllm.data.covost2 --cv_root "${COMMONVOICE}" --covost_root "${COVOST2}" \
+    --pairs ${pairs} --data_dir "${data_dir}" --work_dir "${work_dir}"
+
+made=()
+for set in train dev; do
+    dirs=()
+    for pair in ${pairs}; do dirs+=("${data_dir}/covost_${pair}_${set}"); done
+    log "Combining ${dirs[*]} into ${data_dir}/${set}"
+    python -m espnet_sllm.data.kaldi_dir combine --out "${data_dir}/${set}" "${dirs[@]}"
+    made+=("${set}")
+done
+for pair in ${pairs}; do made+=("covost_${pair}_test"); done
+
+log "Data directories:"
+for name in "${made[@]}"; do
+    d=${data_dir}/${name}
+    echo "  ${d}: $(wc -l <"${d}/utt2spk") utterances; per source language:" \
+        $(cut -d' ' -f2 "${d}/utt2lang" | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')
+done
+log "Successfully finished. [elapsed=${SECONDS}s]"
