@@ -23,25 +23,8 @@ set -euo pipefail
 debug=false
 seed=0
 nj=2
-help_message=$(sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//')
-
-log() {
-    echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*"
-}
-
-if [ ! -f db.sh ] || [ ! -d local ]; then
-    echo "${0##*/}: run me from the recipe directory egs2/mini_mlc/asr1" >&2
-    exit 1
-fi
-_po=scripts/utils/parse_options.sh
-[ -f "${_po}" ] || _po=../../TEMPLATE/sllm1/scripts/utils/parse_options.sh
-# shellcheck disable=SC1090
-. "${_po}"
-if [ $# -ne 0 ]; then
-    echo "${0##*/}: unexpected arguments: $*" >&2
-    printf '%s\n' "${help_message}" >&2
-    exit 1
-fi
+# shellcheck disable=SC1091
+. scripts/utils/data_prep_common.sh
 
 # shellcheck disable=SC1091
 [ -f ./path.sh ] && . ./path.sh

@@ -40,29 +40,8 @@ use_cv=false
 eval_sets="eval=MLC-SLM_Workshop-Evaluation_Set"
 cv_max_utts_per_lang=0
 data_dir=data
-help_message=$(sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//')
-
-log() {
-    echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*"
-}
-
-die() {
-    echo "${0##*/}: ERROR: $*" >&2
-    exit 1
-}
-
-if [ ! -f db.sh ] || [ ! -d local ]; then
-    die "run me from the recipe directory egs2/mlc_slm/asr1"
-fi
-_po=scripts/utils/parse_options.sh
-[ -f "${_po}" ] || _po=../../TEMPLATE/sllm1/scripts/utils/parse_options.sh
-# shellcheck disable=SC1090
-. "${_po}"
-if [ $# -ne 0 ]; then
-    echo "${0##*/}: unexpected arguments: $*" >&2
-    printf '%s\n' "${help_message}" >&2
-    exit 1
-fi
+# shellcheck disable=SC1091
+. scripts/utils/data_prep_common.sh
 case ${cv_max_utts_per_lang} in
     '' | *[!0-9]*)
         die "--cv_max_utts_per_lang must be a number >= 0, got '${cv_max_utts_per_lang}'" ;;

@@ -29,29 +29,8 @@ set -euo pipefail
 pairs="en_de de_en es_en fr_en it_en"
 data_dir=data
 work_dir=data/local/covost2
-help_message=$(sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//')
-
-log() {
-    echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*"
-}
-
-die() {
-    echo "${0##*/}: ERROR: $*" >&2
-    exit 1
-}
-
-if [ ! -f db.sh ] || [ ! -d local ]; then
-    die "run me from the recipe directory egs2/mls/st1"
-fi
-_po=scripts/utils/parse_options.sh
-[ -f "${_po}" ] || _po=../../TEMPLATE/sllm1/scripts/utils/parse_options.sh
-# shellcheck disable=SC1090
-. "${_po}"
-if [ $# -ne 0 ]; then
-    echo "${0##*/}: unexpected arguments: $*" >&2
-    printf '%s\n' "${help_message}" >&2
-    exit 1
-fi
+# shellcheck disable=SC1091
+. scripts/utils/data_prep_common.sh
 pairs=${pairs//,/ }
 [ -n "${pairs// /}" ] || die "--pairs is empty"
 
