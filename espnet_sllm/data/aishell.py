@@ -69,13 +69,14 @@ import zlib
 from pathlib import PurePosixPath
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from espnet_sllm.data.kaldi_dir import Utterance, write_data_dir
+from espnet_sllm.data.kaldi_dir import Utterance
 from espnet_sllm.data.reader_utils import (
     ReaderError,
     ReaderStats,
     check_id,
     iter_lines,
     run_main,
+    write_set,
 )
 
 logger = logging.getLogger(__name__)
@@ -312,12 +313,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(stats["archives"].summary())
         for split in SPLITS:
             stats[split].log_drops(logger)
-            if not sets[split]:
-                raise ReaderError(f"AISHELL-1 {split}: no utterance kept "
-                                  f"({stats[split].summary()})")
-            out = os.path.join(args.data_dir, f"aishell_{split}")
-            write_data_dir(out, sets[split])
-            print(f"{out}: {stats[split].summary()}")
+            write_set(os.path.join(args.data_dir, f"aishell_{split}"), sets[split],
+                      stats[split], f"AISHELL-1 {split}")
         stats["transcript"].log_drops(logger)
         print(f"{stats['transcript'].summary()} (no_audio: transcript lines without a WAV in "
               f"any split)")

@@ -37,7 +37,7 @@ import os
 import sys
 from typing import Dict, List, Optional, Tuple
 
-from espnet_sllm.data.kaldi_dir import Utterance, write_data_dir
+from espnet_sllm.data.kaldi_dir import Utterance
 from espnet_sllm.data.reader_utils import (
     ReaderError,
     ReaderStats,
@@ -45,6 +45,7 @@ from espnet_sllm.data.reader_utils import (
     iter_lines,
     parse_list,
     run_main,
+    write_set,
 )
 
 logger = logging.getLogger(__name__)
@@ -170,11 +171,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise FileNotFoundError(f"AISHELL-2 test root {args.root!r} does not exist")
         utts, stats = read_aishell2(args.root, args.device, args.split)
         stats.log_drops(logger)
-        if not utts:
-            raise ReaderError(f"AISHELL-2 {args.device}/{args.split}: no utterance kept "
-                              f"({stats.summary()})")
-        write_data_dir(args.out, utts)
-        print(f"{args.out}: {stats.summary()}")
+        write_set(args.out, utts, stats, f"AISHELL-2 {args.device}/{args.split}")
         return 0
 
     return run_main(body)

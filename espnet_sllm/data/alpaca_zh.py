@@ -39,8 +39,8 @@ import re
 import sys
 from typing import List, Optional, Tuple
 
-from espnet_sllm.data.kaldi_dir import Utterance, write_data_dir
-from espnet_sllm.data.reader_utils import ReaderError, ReaderStats, run_main
+from espnet_sllm.data.kaldi_dir import Utterance
+from espnet_sllm.data.reader_utils import ReaderError, ReaderStats, run_main, write_set
 
 logger = logging.getLogger(__name__)
 
@@ -137,10 +137,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise FileNotFoundError(f"Alpaca-zh root {args.root!r} does not exist")
         utts, stats = read_alpaca_zh(json_path(args.root), args.max_records)
         stats.log_drops(logger)
-        if not utts:
-            raise ReaderError(f"Alpaca-zh: no record kept ({stats.summary()})")
-        write_data_dir(args.out, utts)
-        print(f"{args.out}: {stats.summary()}")
+        write_set(args.out, utts, stats, "Alpaca-zh")
         return 0
 
     return run_main(body)

@@ -61,7 +61,7 @@ import sys
 from collections import Counter
 from typing import List, Optional, Sequence, Tuple
 
-from espnet_sllm.data.kaldi_dir import Utterance, write_data_dir
+from espnet_sllm.data.kaldi_dir import Utterance
 from espnet_sllm.data.reader_utils import (
     ReaderError,
     ReaderStats,
@@ -69,6 +69,7 @@ from espnet_sllm.data.reader_utils import (
     iter_lines,
     parse_list,
     run_main,
+    write_set,
 )
 
 logger = logging.getLogger(__name__)
@@ -225,11 +226,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parts = parse_list(args.parts, PARTS, "KeSpeech part")
         for part in parts:
             utts, stats = read_kespeech(args.root, part)
-            if not utts:
-                raise ReaderError(f"{part}: no utterance kept ({stats.summary()})")
-            out = os.path.join(args.out_dir, part)
-            write_data_dir(out, utts)
-            print(f"{out}: {stats.summary()}")
+            write_set(os.path.join(args.out_dir, part), utts, stats, part)
         return 0
 
     return run_main(body)

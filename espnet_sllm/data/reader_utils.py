@@ -124,6 +124,18 @@ def check_id(value: str, what: str, where: str) -> str:
     return value
 
 
+def write_set(out_dir: str, utts: Sequence, stats: ReaderStats, what: str) -> None:
+    """Write the data directory ``out_dir`` from ``utts`` and print its counts; an empty set
+    is a `ReaderError` (``what``: the corpus part, for the message), never an empty
+    directory that a later stage would fail on far from the cause."""
+    from espnet_sllm.data.kaldi_dir import write_data_dir  # the readers import this module
+
+    if not utts:
+        raise ReaderError(f"{what}: no utterance kept ({stats.summary()})")
+    write_data_dir(out_dir, utts)
+    print(f"{out_dir}: {stats.summary()}")
+
+
 def run_main(body: Callable[[], int]) -> int:
     """Run a reader's command-line body; a corpus error prints ``ERROR: ...`` and returns 1."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
@@ -145,7 +157,8 @@ def parse_list(values: Optional[Sequence[str]], known: Sequence[str], what: str)
     return list(dict.fromkeys(values))
 
 
-__all__ = ["ReaderError", "ReaderStats", "iter_lines", "check_id", "run_main", "parse_list"]
+__all__ = ["ReaderError", "ReaderStats", "iter_lines", "check_id", "run_main", "parse_list",
+           "write_set"]
 
 
 if __name__ == "__main__":  # pragma: no cover - a library module

@@ -57,13 +57,14 @@ import re
 import sys
 from typing import Dict, List, Optional, Tuple
 
-from espnet_sllm.data.kaldi_dir import Utterance, write_data_dir
+from espnet_sllm.data.kaldi_dir import Utterance
 from espnet_sllm.data.reader_utils import (
     ReaderError,
     ReaderStats,
     iter_lines,
     parse_list,
     run_main,
+    write_set,
 )
 
 logger = logging.getLogger(__name__)
@@ -217,11 +218,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 utts, stats = read_newstest(os.path.join(args.root, NEWSTEST_SRC),
                                             os.path.join(args.root, NEWSTEST_REF))
             stats.log_drops(logger)
-            if not utts:
-                raise ReaderError(f"WMT19 {name}: no pair kept ({stats.summary()})")
-            out = os.path.join(args.data_dir, f"wmt19_{name}")
-            write_data_dir(out, utts)
-            print(f"{out}: {stats.summary()}")
+            write_set(os.path.join(args.data_dir, f"wmt19_{name}"), utts, stats,
+                      f"WMT19 {name}")
         return 0
 
     return run_main(body)

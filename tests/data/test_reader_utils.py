@@ -59,3 +59,20 @@ def test_run_main(capsys):
     assert run_main(bad) == 1
     assert "ERROR: t.tsv:3: broken" in capsys.readouterr().err
     assert run_main(lambda: 0) == 0
+
+
+def test_write_set(tmp_path, capsys):
+    from espnet_sllm.data.kaldi_dir import Utterance, read_kv
+    from espnet_sllm.data.reader_utils import write_set
+
+    stats = ReaderStats()
+    stats.rows = 2
+    stats.keep()
+    stats.drop("empty_text", "t:2")
+    with pytest.raises(ReaderError, match=r"corpus dev: no utterance kept \(rows=2 kept=1"):
+        write_set(str(tmp_path / "dev"), [], stats, "corpus dev")
+    assert not (tmp_path / "dev").exists()
+    write_set(str(tmp_path / "dev"), [Utterance("u1", None, text="x")], stats, "corpus dev")
+    assert read_kv(tmp_path / "dev" / "text") == {"u1": "x"}
+    assert capsys.readouterr().out == f"{tmp_path / 'dev'}: rows=2 kept=1 dropped=1 " \
+                                      f"(empty_text=1)\n"
