@@ -55,7 +55,7 @@ Usage:
         Japanese --n_train_sessions 2 --n_valid_sessions 2 --n_test_sessions 2 \\
         --turns_per_session 4
 
-    Sizes are per language-accent: the default (16 / 2 / 3 sessions of 10 turns) gives 800
+    Sizes are per language-accent: the default (32 / 2 / 3 sessions of 10 turns) gives 1600
     training, 100 valid and 150 test utterances over the 5 language-accents; --debug (5 / 1 / 1
     sessions of 4 turns) gives 100 / 20 / 20.  Explicit size options override --debug.
 """
@@ -98,7 +98,7 @@ MARGIN = 0.04  # speech kept around the detected start/end of a turn (s)
 NOISE_STD = 3e-4  # a faint noise floor: digital zeros are not what a recording holds
 MAX_TURN_SEC = 6.0
 
-DEFAULT_SIZES = {"n_train_sessions": 16, "n_valid_sessions": 2, "n_test_sessions": 3,
+DEFAULT_SIZES = {"n_train_sessions": 32, "n_valid_sessions": 2, "n_test_sessions": 3,
                  "turns_per_session": 10}
 DEBUG_SIZES = {"n_train_sessions": 5, "n_valid_sessions": 1, "n_test_sessions": 1,
                "turns_per_session": 4}

@@ -13,7 +13,7 @@
 #
 # Options:
 #   --debug true|false   tiny corpus (about 100 / 20 / 20 utterances) instead of the default
-#                        (800 / 100 / 150)                                   (default: false)
+#                        (1600 / 100 / 150)                                  (default: false)
 #   --seed N             random seed of the synthesis                        (default: 0)
 #   --nj N               parallel synthesis processes                        (default: 2)
 #
