@@ -389,3 +389,41 @@ def test_filter_data(data_dir, tmp_path):
         fdata.filter_data(str(dump), str(tmp_path / "fs"), fs=8000)
     r = run_py("espnet_sllm.bin.filter_data", "--in", data_dir, "--out", tmp_path / "x")
     assert r.returncode == 1 and "utt2num_samples: missing" in r.stderr
+
+
+# --------------------------------------------------------------------------- split_options.sh
+
+SPLIT_OPTIONS = REPO / "egs2/TEMPLATE/sllm1/scripts/utils/split_options.sh"
+
+
+def _split(tmp_path, *argv, defaults='system=; debug=false'):
+    script = tmp_path / "run.sh"
+    script.write_text(textwrap.dedent(f"""\
+        #!/usr/bin/env bash
+        # Usage: run.sh [--system S] [--debug true|false] [sllm.sh options]
+        set -euo pipefail
+        own_options="system debug"
+        {defaults}
+        . {SPLIT_OPTIONS}
+        echo "system=$system debug=$debug"
+        printf '<%s>' "${{args[@]+"${{args[@]}}"}}"; echo
+        """))
+    return subprocess.run(["bash", str(script), *argv], capture_output=True, text=True)
+
+
+def test_split_options_own_and_passed_through(tmp_path):
+    r = _split(tmp_path, "--system", "s3", "--train_args", "--debug true", "--stage=4",
+               "--inference-args", "--system", "--debug=true", "extra")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "system=s3 debug=true",
+        "<--train_args><--debug true><--stage=4><--inference-args><--system><extra>"]
+    r = _split(tmp_path, "--help")
+    assert r.returncode == 0 and r.stdout.startswith("Usage: run.sh [--system S]")
+
+
+def test_split_options_errors(tmp_path):
+    r = _split(tmp_path, "--system")
+    assert r.returncode == 1 and "--system needs a value" in r.stderr
+    r = _split(tmp_path, "--debug", "true", defaults="system=")
+    assert r.returncode == 1 and "no default for option --debug" in r.stderr

@@ -37,28 +37,9 @@ set -euo pipefail
 
 aishell2=true
 local_data_opts=""
-args=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --aishell2|--local_data_opts)
-            [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
-            printf -v "${1#--}" '%s' "$2"
-            shift 2 ;;
-        --aishell2=*|--local_data_opts=*)
-            name=${1%%=*}
-            printf -v "${name#--}" '%s' "${1#*=}"
-            shift ;;
-        --help|-h)
-            sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-            exit 0 ;;
-        --*=*) args+=("$1"); shift ;;
-        --*)  # an option of sllm.sh and its value (which may itself start with --)
-            args+=("$1")
-            if [ $# -ge 2 ]; then args+=("$2"); shift; fi
-            shift ;;
-        *) args+=("$1"); shift ;;
-    esac
-done
+own_options="aishell2 local_data_opts"
+# shellcheck disable=SC1091
+. scripts/utils/split_options.sh
 die() { echo "$0: ERROR: $*" >&2; exit 1; }
 case "${aishell2}" in
     true|false) ;;

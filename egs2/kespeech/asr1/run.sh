@@ -26,22 +26,9 @@
 set -euo pipefail
 
 wenetspeech=true
-args=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --wenetspeech)
-            [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
-            wenetspeech=$2
-            shift 2 ;;
-        --wenetspeech=*)
-            wenetspeech=${1#*=}
-            shift ;;
-        --help|-h)
-            sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-            exit 0 ;;
-        *) args+=("$1"); shift ;;
-    esac
-done
+own_options="wenetspeech"
+# shellcheck disable=SC1091
+. scripts/utils/split_options.sh
 die() { echo "$0: ERROR: $*" >&2; exit 1; }
 case "${wenetspeech}" in
     true|false) ;;

@@ -21,17 +21,9 @@ debug=false
 system=base
 stage=1
 stop_stage=10
-args=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --debug) debug=$2; shift 2 ;;
-        --debug=*) debug=${1#*=}; shift ;;
-        --system) system=$2; shift 2 ;;
-        --stage) stage=$2; shift 2 ;;
-        --stop_stage) stop_stage=$2; shift 2 ;;
-        *) args+=("$1"); shift ;;
-    esac
-done
+own_options="debug system stage stop_stage"
+# shellcheck disable=SC1091
+. scripts/utils/split_options.sh
 case "${debug}" in true|false) ;; *) echo "$0: --debug must be true or false" >&2; exit 1 ;; esac
 case "${system}" in base|s3) ;; *) echo "$0: --system must be base or s3" >&2; exit 1 ;; esac
 

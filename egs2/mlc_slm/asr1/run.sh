@@ -57,25 +57,9 @@ stage=1
 stop_stage=10
 ngpu=
 train_args=
-args=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --system|--debug|--stage|--stop_stage|--ngpu|--train_args)
-            [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
-            name=${1#--}
-            printf -v "${name}" '%s' "$2"
-            shift 2 ;;
-        --system=*|--debug=*|--stage=*|--stop_stage=*|--ngpu=*|--train_args=*)
-            name=${1%%=*}
-            name=${name#--}
-            printf -v "${name}" '%s' "${1#*=}"
-            shift ;;
-        --help|-h)
-            sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-            exit 0 ;;
-        *) args+=("$1"); shift ;;
-    esac
-done
+own_options="system debug stage stop_stage ngpu train_args"
+# shellcheck disable=SC1091
+. scripts/utils/split_options.sh
 die() { echo "$0: ERROR: $*" >&2; exit 1; }
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (run.sh:${BASH_LINENO[0]}) $*" >&2; }
 case "${system}" in

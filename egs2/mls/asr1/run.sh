@@ -33,23 +33,9 @@ set -euo pipefail
 
 langs="english german dutch french spanish italian portuguese polish"
 local_data_opts=""
-args=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --langs|--local_data_opts)
-            [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
-            printf -v "${1#--}" '%s' "$2"
-            shift 2 ;;
-        --langs=*|--local_data_opts=*)
-            name=${1%%=*}
-            printf -v "${name#--}" '%s' "${1#*=}"
-            shift ;;
-        --help|-h)
-            sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-            exit 0 ;;
-        *) args+=("$1"); shift ;;
-    esac
-done
+own_options="langs local_data_opts"
+# shellcheck disable=SC1091
+. scripts/utils/split_options.sh
 die() { echo "$0: ERROR: $*" >&2; exit 1; }
 [ -f sllm.sh ] && [ -f local/data.sh ] || die "run me from egs2/mls/asr1"
 
