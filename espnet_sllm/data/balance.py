@@ -39,7 +39,12 @@ import sys
 from collections import Counter
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from espnet_sllm.data.kaldi_dir import Utterance, read_data_dir, read_kv, write_data_dir, write_kv
+from espnet_sllm.data.kaldi_dir import (
+    Utterance,
+    carry_speaker_files,
+    read_data_dir,
+    write_data_dir,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -157,14 +162,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         utts, report = balance_by_language(read_data_dir(args.in_dir), args.alpha,
                                            args.total, args.seed)
         write_data_dir(args.out, utts)
-        # Speaker files are not per utterance: carry spk2gender over for the kept speakers.
-        spk2gender = os.path.join(args.in_dir, "spk2gender")
-        out_gender = os.path.join(args.out, "spk2gender")
-        if os.path.isfile(spk2gender):
-            speakers = {u.speaker for u in utts}
-            write_kv(out_gender, {s: g for s, g in read_kv(spk2gender).items() if s in speakers})
-        elif os.path.exists(out_gender):
-            os.remove(out_gender)
+        carry_speaker_files(args.out, [args.in_dir])  # spk2gender of the kept speakers
     except (ValueError, OSError) as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1

@@ -462,6 +462,41 @@ def read_data_dir(data_dir: PathLike) -> List[Utterance]:
     return utts
 
 
+# Per-speaker files (Kaldi's ``spk2gender``): not part of `Utterance`, but carried by
+# `combine_data_dirs` and `carry_speaker_files` for the speakers that remain.
+SPEAKER_FILES = ("spk2gender",)
+
+
+def carry_speaker_files(out_dir: PathLike, in_dirs: Iterable[PathLike]) -> None:
+    """Write ``out_dir``'s per-speaker files (`SPEAKER_FILES`) from those of ``in_dirs``.
+
+    Keeps the entries of the speakers of ``out_dir`` (read from its ``spk2utt``); a speaker
+    given two different values by the inputs is an error naming both files.  A file that no
+    input has is removed from ``out_dir`` (a stale one of an earlier run would not match).
+    """
+    out_dir = os.fspath(out_dir)
+    in_dirs = [os.fspath(d) for d in in_dirs]
+    speakers = set(read_kv(os.path.join(out_dir, "spk2utt")))
+    for fname in SPEAKER_FILES:
+        merged: Dict[str, str] = {}
+        origin: Dict[str, str] = {}
+        for d in in_dirs:
+            path = os.path.join(d, fname)
+            if not os.path.isfile(path):
+                continue
+            for spk, value in read_kv(path).items():
+                if spk in merged and merged[spk] != value:
+                    raise ValueError(f"{path}: speaker {spk!r} is {value!r}, but "
+                                     f"{origin[spk]} says {merged[spk]!r}")
+                merged[spk] = value
+                origin[spk] = path
+        out = os.path.join(out_dir, fname)
+        if origin:
+            write_kv(out, {s: v for s, v in merged.items() if s in speakers})
+        elif os.path.exists(out):
+            os.remove(out)
+
+
 # Optional files that a combined directory may only lose on request (--drop): a set without
 # them would silently change what the prompts of its utterances look like.
 _CONTEXT_FILES = ("text_prev", "text_next")
@@ -500,8 +535,9 @@ def combine_data_dirs(
     * when some inputs have ``segments`` and others not, every utterance of the latter gets a
       segment over its whole recording (recording id = utterance id, end = the duration
       read from the audio header), since a directory has segments for all utterances or none;
-    * files other than the Kaldi ones and ``OPTIONAL_FILES`` (utt2dur, reports, ...) are not
-      carried over (they would no longer match), which is logged.
+    * per-speaker files (`SPEAKER_FILES`: ``spk2gender``) are merged (`carry_speaker_files`);
+    * files other than the Kaldi ones, ``OPTIONAL_FILES`` and ``SPEAKER_FILES`` (utt2dur,
+      reports, ...) are not carried over (they would no longer match), which is logged.
     """
     out_dir = os.fspath(out_dir)
     in_dirs = [os.fspath(d) for d in in_dirs]
@@ -522,7 +558,8 @@ def combine_data_dirs(
     if len({os.path.realpath(d) for d in in_dirs}) != len(in_dirs):
         raise ValueError(f"combine: an input directory is given twice: {in_dirs}")
 
-    known = {"wav.scp", "segments", "utt2spk", "spk2utt", *OPTIONAL_FILES.values()}
+    known = {"wav.scp", "segments", "utt2spk", "spk2utt", *OPTIONAL_FILES.values(),
+             *SPEAKER_FILES}
     per_dir: List[List[Utterance]] = []
     has_file: Dict[str, List[str]] = {fname: [] for fname in OPTIONAL_FILES.values()}
     for d in in_dirs:
@@ -603,6 +640,7 @@ def combine_data_dirs(
         write_data_dir(out_dir, merged)
     except ValueError as e:
         raise ValueError(f"combine {' '.join(in_dirs)}: {e}") from None
+    carry_speaker_files(out_dir, in_dirs)
     counts = validate_data_dir(out_dir)
     logger.info("combine: %s = %s: %d utterances, %d speakers, %d recordings", out_dir,
                 " + ".join(in_dirs), counts["utterances"], counts["speakers"],

@@ -120,3 +120,26 @@ def test_cli(tmp_path, capsys):
     assert "combined 1 directories (1 utterances" in capsys.readouterr().out
     assert main(["combine", "--out", str(tmp_path / "c"), a, b]) == 1
     assert "is in both" in capsys.readouterr().err
+
+
+def test_combine_carries_spk2gender(tmp_path):
+    from espnet_sllm.data.kaldi_dir import combine_data_dirs, read_kv, write_data_dir, write_kv
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_data_dir(a, [Utterance("s1-u1", "/1.wav", spk="s1"), Utterance("s2-u1", "/2.wav",
+                                                                         spk="s2")])
+    write_data_dir(b, [Utterance("s3-u1", "/3.wav", spk="s3")])
+    write_kv(a / "spk2gender", {"s1": "f", "s2": "m", "s9": "m"})  # s9: no utterance
+    write_kv(b / "spk2gender", {"s3": "m"})
+    combine_data_dirs(tmp_path / "ab", [a, b])
+    assert read_kv(tmp_path / "ab" / "spk2gender") == {"s1": "f", "s2": "m", "s3": "m"}
+    # Conflicting genders of one speaker: an error naming both files.
+    write_data_dir(b, [Utterance("s1-u9", "/9.wav", spk="s1")])
+    write_kv(b / "spk2gender", {"s1": "m"})
+    with pytest.raises(ValueError, match=r"b/spk2gender: speaker 's1' is 'm', but .*a/spk2gender"):
+        combine_data_dirs(tmp_path / "ab", [a, b])
+    # Without any input spk2gender, a stale one of the output is removed.
+    (a / "spk2gender").unlink()
+    (b / "spk2gender").unlink()
+    combine_data_dirs(tmp_path / "ab", [a, b])
+    assert not (tmp_path / "ab" / "spk2gender").exists()

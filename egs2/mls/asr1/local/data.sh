@@ -74,28 +74,6 @@ if [ "${balance_total}" -gt 0 ] \
     balance=true
 fi
 
-# merge_spk2gender <out dir> <in dirs...>: the speakers' genders of the inputs (the combination
-# tools only carry per-utterance files); left untouched when unchanged (stage stamps).
-merge_spk2gender() {
-    local out=$1 d files=()
-    shift
-    for d in "$@"; do
-        if [ -f "${d}/spk2gender" ]; then files+=("${d}/spk2gender"); fi
-    done
-    if [ ${#files[@]} -eq 0 ]; then
-        rm -f "${out}/spk2gender"
-        return 0
-    fi
-    LC_ALL=C sort -u "${files[@]}" > "${out}/spk2gender.tmp"
-    echo "${out}/spk2gender: $(wc -l <"${out}/spk2gender.tmp") speakers, from the inputs'" \
-        "spk2gender"
-    if cmp -s "${out}/spk2gender.tmp" "${out}/spk2gender"; then
-        rm "${out}/spk2gender.tmp"
-    else
-        mv "${out}/spk2gender.tmp" "${out}/spk2gender"
-    fi
-}
-
 mkdir -p "${data_dir}"
 
 # 1. Every language's train/dev/test.
@@ -118,7 +96,6 @@ if [ "${balance}" = true ]; then
     log "Combining ${train_dirs[*]} into ${data_dir}/train_unbalanced"
     python -m espnet_sllm.data.kaldi_dir combine --out "${data_dir}/train_unbalanced" \
         "${train_dirs[@]}"
-    merge_spk2gender "${data_dir}/train_unbalanced" "${train_dirs[@]}"
     log "Balancing languages: ${data_dir}/train_unbalanced -> ${data_dir}/train" \
         "(alpha=${balance_alpha}, total=${balance_total} (0: same size), seed=${balance_seed})"
     total_opt=()
@@ -130,14 +107,12 @@ if [ "${balance}" = true ]; then
 else
     log "Combining ${train_dirs[*]} into ${data_dir}/train"
     python -m espnet_sllm.data.kaldi_dir combine --out "${data_dir}/train" "${train_dirs[@]}"
-    merge_spk2gender "${data_dir}/train" "${train_dirs[@]}"
     made=(train)
 fi
 
 # 3. The validation set.
 log "Combining ${dev_dirs[*]} into ${data_dir}/dev"
 python -m espnet_sllm.data.kaldi_dir combine --out "${data_dir}/dev" "${dev_dirs[@]}"
-merge_spk2gender "${data_dir}/dev" "${dev_dirs[@]}"
 made+=(dev "${test_sets[@]}")
 
 log "Data directories (the test sets are per language):"
