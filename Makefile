@@ -1,5 +1,10 @@
 # Usage:
-#   make install   # create tools/venv (idempotent) with every Python and Debian dependency
+#   make install   # create tools/venv (idempotent) from tools/requirements.lock (every version exact)
+#                  # and install the Debian packages (espeak-ng, sctk, sox, ffmpeg, libsndfile1)
+#   make lock      # maintainers: re-resolve tools/requirements.txt (hand-edited) in a throw-away venv
+#                  # and rewrite tools/requirements.lock from it; commit both
+#   make check-deps  # maintainers, not in CI: what today's index serves for requirements.txt, checked
+#                  # (install check + fast tests) and compared with the lock; writes nothing
 #   make test      # install, then run the test suite
 #   make demo      # install, then run the CPU demo recipe egs2/mini_mlc/asr1
 #   make demo-debug  # the demo's CI-sized runs (./run.sh --debug true, then --system s3)
@@ -11,22 +16,30 @@ PY := $(VENV)/bin/python
 PIP_VERSION := 23.2.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo demo-debug mlc-slm-debug clean-venv debian
+.PHONY: install test demo demo-debug mlc-slm-debug clean-venv debian lock check-deps
 
 install: $(STAMP)
 
 debian:
 	@bash tools/install_debian.sh
 
-$(STAMP): setup.py tools/requirements.txt tools/install_debian.sh
+# Installs exactly the lock (--no-deps: no resolver runs, so the index's newer releases never enter),
+# then checks the result: torch/torchaudio ABI, a WAV read + resample, imports, `pip check`, and
+# every installed version against the lock (tools/check_install.py; one readable line on failure).
+$(STAMP): setup.py tools/requirements.lock tools/install_debian.sh tools/check_install.py
 	@bash tools/install_debian.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "pip==$(PIP_VERSION)"
-	$(PY) -m pip install --quiet "setuptools<74" wheel
-	$(PY) -m pip install -r tools/requirements.txt
-	$(PY) -m pip install --no-deps -e .
-	$(PY) -c "import espnet_sllm, espnet2, torch, torchaudio, transformers, peft; print('ok: torch', torch.__version__, 'transformers', transformers.__version__)"
+	$(PY) -m pip install --quiet --no-deps -r tools/requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) tools/check_install.py --lock tools/requirements.lock
 	@touch $(STAMP)
+
+lock:
+	PYTHON=$(PYTHON) PIP_VERSION=$(PIP_VERSION) bash tools/lock.sh lock
+
+check-deps:
+	PYTHON=$(PYTHON) PIP_VERSION=$(PIP_VERSION) bash tools/lock.sh check
 
 test: install
 	$(PY) -m pytest -q tests
