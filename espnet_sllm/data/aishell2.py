@@ -1,11 +1,13 @@
 """Reader of the AISHELL-2 evaluation sets (AISHELL-DEV-TEST-SET) into Kaldi data directories.
 
 Used by egs2/aishell_wmt/asr1 (Wu et al.: ASR test on AISHELL-2 ``test``, iOS channel).  The
-AISHELL-2 development/test release is the folder ``AISHELL-DEV-TEST-SET``::
+AISHELL-2 development/test release is the folder ``AISHELL-DEV-TEST-SET``, one folder per
+recording device and split, as released (the layout ESPnet's and Kaldi's ``egs/aishell2``
+``local/prepare_data.sh`` read)::
 
-    AISHELL-DEV-TEST-SET/<device>/<split>/wav.scp      <id><TAB>wav/<spk>/<id>.wav
-    AISHELL-DEV-TEST-SET/<device>/<split>/trans.txt    <id><TAB><text>
-    AISHELL-DEV-TEST-SET/<device>/<split>/wav/<spk>/<id>.wav
+    AISHELL-DEV-TEST-SET/<device>/<split>/wav.scp      IT0011W0001<TAB>wav/T0011/IT0011W0001.wav
+    AISHELL-DEV-TEST-SET/<device>/<split>/trans.txt    IT0011W0001<TAB><text>
+    AISHELL-DEV-TEST-SET/<device>/<split>/wav/T0011/IT0011W0001.wav
 
 ``<device>`` is ``iOS`` (also spelled ``IOS`` in some copies: matched case-insensitively),
 ``Android`` or ``Mic``; ``<split>`` is ``dev`` or ``test``.  The root given (``$AISHELL2_TEST``
@@ -14,15 +16,24 @@ itself.  ``wav.scp`` paths are relative to the ``<device>/<split>`` folder (an a
 taken as is).  Lines are split at the first TAB (at the first run of blanks when a line has no
 TAB); the text has every space removed (Mandarin is scored per character).
 
-Ids: the utterance id of the release (``IT0011W0001``); the speaker id is the folder above the
-WAV file (``IT0011``, as Kaldi's aishell2 recipe takes it), which must be a prefix of the
-utterance id (Kaldi rule), else it is an error.  ``utt2lang`` is ``zh``.
+Ids: the release names each file after the device and the speaker: the utterance id is
+``<device letter><speaker folder>W<nnnn>`` (``IT0011W0001`` in ``wav/T0011/``), the device
+letter being ``I`` (iOS), ``A`` (Android) or ``M`` (Mic); the training part of AISHELL-2 names
+its files the same way (``iOS/data/wav/C0001/IC0001W0001.wav``).  The utterance id is the
+release's.  The speaker id is the device letter followed by the speaker folder (``IT0011``), so
+that it is a prefix of every utterance id of that speaker (Kaldi's sort rule: sorting by
+utterance and by speaker give the same order).  Kaldi's and ESPnet's recipes take the bare
+folder (``T0011``), which is not a prefix; with the letter, a speaker folder found under two
+devices gives one speaker id per device (channel).  ``utt2lang`` is ``zh``.
 
 Checks: dropped and counted: ``no_transcript`` (an id of wav.scp not in trans.txt),
-``no_audio`` (an id of trans.txt not in wav.scp), ``missing_audio`` (the WAV file does not
-exist), ``empty_text``.  Errors (`ReaderError` naming ``file:line``): an id listed twice in one
-file, a wav.scp line without a path, a speaker folder that is not a prefix of the id, a
-missing wav.scp or trans.txt.
+``no_audio`` (an id of trans.txt not in wav.scp), ``other_device`` (the id is
+``<letter><folder>...`` with the letter of another device, e.g. an Android ``AT0011W0001`` in
+the iOS list), ``speaker_mismatch`` (the id does not start with a device letter followed by the
+speaker folder of its WAV path), ``missing_audio`` (the WAV file does not exist),
+``empty_text``.  Errors (`ReaderError` naming ``file:line``): an id listed twice in one file, a
+wav.scp line without a path, utterance ids that do not sort like their speaker ids (speaker
+folders of different lengths, e.g. ``T001`` and ``T0011``), a missing wav.scp or trans.txt.
 
 Usage:
     python -m espnet_sllm.data.aishell2 --root /db/aishell2 --out data/aishell2_test \\
@@ -52,6 +63,8 @@ logger = logging.getLogger(__name__)
 
 RELEASE_DIR = "AISHELL-DEV-TEST-SET"
 DEVICES = ("iOS", "Android", "Mic")
+# The letter that starts the utterance ids of each device (IT0011W0001, AT0011W0001, ...).
+DEVICE_LETTERS = {"iOS": "I", "Android": "A", "Mic": "M"}
 SPLITS = ("dev", "test")
 LANG = "zh"
 
@@ -102,6 +115,16 @@ def _read_two_columns(path: str, what: str) -> Dict[str, Tuple[str, int]]:
     return out
 
 
+def speaker_id(uttid: str, folder: str, device: str = "iOS") -> Optional[str]:
+    """The speaker id of ``uttid`` found in the speaker folder ``folder``: the device letter
+    followed by the folder (``IT0011`` for ``IT0011W0001`` in ``wav/T0011/``), or None when the
+    id does not start with the letter of ``device`` followed by the folder."""
+    spk = DEVICE_LETTERS[device] + folder
+    if folder and uttid.startswith(spk):
+        return spk
+    return None
+
+
 def read_aishell2(
     root: str, device: str = "iOS", split: str = "test"
 ) -> Tuple[List[Utterance], ReaderStats]:
@@ -137,10 +160,17 @@ def read_aishell2(
             stats.drop("no_transcript", where, uttid)
             continue
         path = os.path.abspath(os.path.join(sdir, rel))
-        spk = os.path.basename(os.path.dirname(path))
-        if not spk or not uttid.startswith(spk):
-            raise ReaderError(f"{where}: the speaker folder {spk!r} of {rel!r} is not a prefix "
-                              f"of the utterance id {uttid!r} (expected wav/<spk>/<spk>W<n>.wav)")
+        folder = os.path.basename(os.path.dirname(path))
+        spk = speaker_id(uttid, folder, device)
+        if spk is None:
+            other = next((d for d, letter in DEVICE_LETTERS.items()
+                          if folder and uttid.startswith(letter + folder)), None)
+            if other is not None:
+                stats.drop("other_device", where, f"{uttid}: an id of {other}, not of {device}")
+            else:
+                stats.drop("speaker_mismatch", where, f"{uttid} does not start with "
+                           f"{DEVICE_LETTERS[device]}{folder} ({rel})")
+            continue
         if not os.path.isfile(path):
             stats.drop("missing_audio", where, path)
             continue
@@ -148,6 +178,12 @@ def read_aishell2(
         if not text:
             stats.drop("empty_text", f"{trans_path}:{trans[uttid][1]}", uttid)
             continue
+        if utts and spk < utts[-1].spk:
+            raise ReaderError(
+                f"{where}: utterance ids and speaker ids sort differently: "
+                f"{utts[-1].uttid!r} (speaker {utts[-1].spk!r}, line {wavs[utts[-1].uttid][1]}) "
+                f"sorts before {uttid!r} (speaker {spk!r}); the speaker folders are expected "
+                f"to have one length, as in the release (T0011)")
         utts.append(Utterance(uttid=uttid, wav=path, spk=spk, text=text, lang=LANG))
         stats.keep()
     return utts, stats

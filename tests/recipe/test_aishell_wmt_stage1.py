@@ -1,5 +1,6 @@
 """egs2/aishell_wmt/asr1 stage 1 (run.sh -> sllm.sh -> local/data.sh) on tiny trees of the
-four corpora (those of the reader tests), in a throw-away copy of the recipe."""
+four corpora (those of the reader tests, in the layouts of the releases), in a throw-away copy
+of the recipe."""
 import json
 import os
 
@@ -20,7 +21,7 @@ STAGE1 = ["run.sh", "--stage", "1", "--stop_stage", "1"]
 def corpora(tmp_path):
     db = tmp_path / "db"
     make_archives(db / "aishell")  # the download layout: per-speaker .tar.gz
-    make_aishell2(db / "aishell2")
+    make_aishell2(db / "aishell2")  # the release layout: wav/T0011/IT0011W0001.wav
     make_wmt19(db / "wmt19")
     (db / "alpaca_zh").mkdir()
     (db / "alpaca_zh" / "alpaca_data_zh_51k.json").write_text(
@@ -57,6 +58,12 @@ def test_stage1(corpora, tmp_path):
     assert read_kv(data / "aishell_test" / "text") == {"BAC009S0764W0121": "近日两大外资巨头"}
     assert read_kv(data / "aishell_dev" / "utt2spk") == {"BAC009S0724W0121": "BAC009S0724"}
     assert read_kv(data / "aishell2_test" / "text")["IT0011W0002"] == "打开空调的除湿模式"
+    # Speaker = device letter + speaker folder, a prefix of the release's utterance ids.
+    assert read_kv(data / "aishell2_test" / "spk2utt") == {
+        "IT0011": "IT0011W0001 IT0011W0002", "IT0012": "IT0012W0001", "IT0013": "IT0013W0001"}
+    assert read_kv(data / "aishell2_test" / "wav.scp")["IT0011W0001"] == os.path.join(
+        corpora["AISHELL2_TEST"], "AISHELL-DEV-TEST-SET", "iOS", "test", "wav", "T0011",
+        "IT0011W0001.wav")
     assert read_kv(data / "wmt19_train" / "text_tgt") == {
         "wmt19nc-00000001": "The world is changing.", "wmt19nc-00000006": "Padded"}
     assert read_kv(data / "wmt19_test" / "utt2task")["wmt19nt-chinanews.com.3939-0010"] == "st"

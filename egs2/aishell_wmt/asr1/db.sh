@@ -15,8 +15,10 @@ AISHELL=${AISHELL:-downloads/aishell}
 #
 # AISHELL2_TEST: the AISHELL-2 evaluation release (from AISHELL, on application), the folder
 #   holding AISHELL-DEV-TEST-SET (or that folder itself):
-#     AISHELL-DEV-TEST-SET/iOS/test/{wav.scp,trans.txt}     <id><TAB>wav/<spk>/<id>.wav
-#     AISHELL-DEV-TEST-SET/iOS/test/wav/<spk>/<id>.wav       <id><TAB><text>
+#     AISHELL-DEV-TEST-SET/iOS/test/wav.scp       IT0011W0001<TAB>wav/T0011/IT0011W0001.wav
+#     AISHELL-DEV-TEST-SET/iOS/test/trans.txt     IT0011W0001<TAB><text>
+#     AISHELL-DEV-TEST-SET/iOS/test/wav/T0011/IT0011W0001.wav
+#   (ids: device letter I, then the speaker folder, then W<nnnn>; speaker id IT0011)
 AISHELL2_TEST=${AISHELL2_TEST:-downloads/aishell2}
 #
 # WMT19: WMT19 Chinese-English (statmt.org/wmt19): the training corpus and the test set

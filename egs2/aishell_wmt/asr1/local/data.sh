@@ -10,8 +10,9 @@
 #              speakers BAC009<spk>; per-speaker archives <spk>.tar.gz are extracted first,
 #              once); dropped and counted: WAVs without transcript (per set), transcript
 #              lines without WAV (no_audio: once for the whole transcript)
-#   aishell2   AISHELL-2 iOS test -> <data_dir>/aishell2_test (ASR test); dropped and
-#              counted: ids in only one of wav.scp / trans.txt, missing WAVs, empty texts
+#   aishell2   AISHELL-2 iOS test -> <data_dir>/aishell2_test (ASR test; ids IT0011W0001 of
+#              wav/T0011/, speakers IT0011); dropped and counted: ids in only one of
+#              wav.scp / trans.txt, ids not I<speaker folder>..., missing WAVs, empty texts
 #   wmt19      WMT19 zh-en, TEXT-ONLY (no wav.scp until the TTS stage gives them speech):
 #              news-commentary v14 -> <data_dir>/wmt19_train, newstest2019 ->
 #              <data_dir>/wmt19_test (text = Chinese, text_tgt = English, utt2task st);
