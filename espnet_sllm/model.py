@@ -4,6 +4,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from espnet2.asr.ctc import CTC
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
@@ -36,6 +37,14 @@ class ESPnetSLLMModel(AbsESPnetModel):
         ctc_input: ``projector`` (after projection) or ``encoder`` (encoder output).
         lsm_weight: label smoothing of the CE loss.
         sample_rate: of the waveform, to bound generation length by audio duration.
+        logits_chunk: the CE loss computes logits only at target positions, this many at a
+            time, each chunk recomputed in backward (so at most one chunk of (logits_chunk, V)
+            fp32 logits is alive; V = 256k for Gemma-2).
+
+    Dtypes: components with a ``frozen_dtype`` (``llm: hf``, ``encoder: whisper_hf``) keep their
+    frozen weights in the dtype their config names when ESPnet casts the model to
+    ``--train_dtype`` (`to`); trained weights take ``--train_dtype``. Tensors are cast at
+    component boundaries, so any mix runs.
     """
 
     def __init__(
@@ -50,8 +59,11 @@ class ESPnetSLLMModel(AbsESPnetModel):
         ctc_input: str = "projector",
         lsm_weight: float = 0.0,
         sample_rate: int = 16000,
+        logits_chunk: int = 1024,
     ):
         super().__init__()
+        if logits_chunk < 1:
+            raise ValueError(f"logits_chunk must be >= 1, got {logits_chunk}")
         if not 0.0 <= ctc_weight <= 1.0:
             raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
         if ctc_input not in ("projector", "encoder"):
@@ -71,11 +83,40 @@ class ESPnetSLLMModel(AbsESPnetModel):
         self.ctc_input = ctc_input
         self.lsm_weight = lsm_weight
         self.sample_rate = sample_rate
+        self.logits_chunk = logits_chunk
         if ctc_weight > 0:
             in_dim = projector.output_size() if ctc_input == "projector" else encoder.output_size()
             self.ctc = CTC(odim=llm.vocab_size() + 1, encoder_output_size=in_dim)
         else:
             self.ctc = None
+
+    # ---------------------------------------------------------------- dtypes
+    def to(self, *args, **kwargs):
+        """``torch.nn.Module.to``, except that a dtype cast (ESPnet casts the whole model to
+        ``--train_dtype`` after `build_model`) leaves the frozen weights and the buffers of
+        components that declare a ``frozen_dtype`` in that dtype: a frozen bf16 Whisper or LLM
+        stays bf16 instead of doubling its memory. Use `cast_all` to cast everything."""
+        device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
+        if dtype is None:
+            return super().to(*args, **kwargs)
+        super().to(device=device, non_blocking=non_blocking)
+        keep = set()
+        for module in self.modules():
+            if getattr(module, "frozen_dtype", None) is not None:
+                keep.update(id(p) for p in module.parameters() if not p.requires_grad)
+                keep.update(id(b) for b in module.buffers())
+        for p in self.parameters():
+            if p.is_floating_point() and id(p) not in keep:
+                p.data = p.data.to(dtype)
+        for module in self.modules():
+            for name, b in module.named_buffers(recurse=False):
+                if b.is_floating_point() and id(b) not in keep:
+                    setattr(module, name, b.to(dtype))
+        return self
+
+    def cast_all(self, dtype: torch.dtype) -> "ESPnetSLLMModel":
+        """Cast every floating weight and buffer to ``dtype`` (``sllm_inference --dtype``)."""
+        return super().to(dtype=dtype)
 
     # ---------------------------------------------------------------- speech side
     def encode(
@@ -99,8 +140,11 @@ class ESPnetSLLMModel(AbsESPnetModel):
     def speech_embeddings(
         self, speech: torch.Tensor, speech_lengths: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, L) waveform -> projector output (B, T', D_llm), lengths, encoder output, lengths."""
         enc, enc_lens = self.encode(speech, speech_lengths)
-        emb, emb_lens = self.projector(enc, enc_lens)
+        # A frozen bf16 encoder feeds an fp32 projector (or the reverse under --dtype).
+        proj_dtype = next((p.dtype for p in self.projector.parameters()), enc.dtype)
+        emb, emb_lens = self.projector(enc.to(proj_dtype), enc_lens)
         return emb, emb_lens, enc, enc_lens
 
     # ---------------------------------------------------------------- splicing
@@ -186,21 +230,7 @@ class ESPnetSLLMModel(AbsESPnetModel):
         embeds, mask, labels = self.splice(
             emb, emb_lens, prefix, prefix_lengths, suffix, suffix_lengths, text, text_lengths
         )
-        # Logits are needed only from just before the first target token on: with LLM
-        # vocabularies of 256k entries this saves most of the logits memory.
-        first = int((labels != IGNORE_ID).float().argmax(dim=1).min()) - 1
-        keep = torch.arange(first, labels.size(1) - 1, device=labels.device)
-        logits = self.llm(embeds, mask, logits_to_keep=keep).float()
-        target = labels[:, first + 1 :]
-        valid = target != IGNORE_ID
-        loss_ce = F.cross_entropy(
-            logits.reshape(-1, logits.size(-1)),
-            target.reshape(-1),
-            ignore_index=IGNORE_ID,
-            label_smoothing=self.lsm_weight,
-        )
-        with torch.no_grad():
-            acc = (logits.argmax(-1)[valid] == target[valid]).float().mean()
+        loss_ce, acc = self.target_loss(embeds, mask, labels)
         stats = {"loss_ce": loss_ce.detach(), "acc": acc}
         loss = loss_ce
         if self.ctc is not None:
@@ -212,6 +242,42 @@ class ESPnetSLLMModel(AbsESPnetModel):
         stats["loss"] = loss.detach()
         loss, stats, weight = force_gatherable((loss, stats, B), loss.device)
         return loss, stats, weight
+
+    def target_loss(
+        self, embeds: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Mean CE and accuracy over the target tokens.
+
+        embeds (B, L, D), mask (B, L), labels (B, L) with IGNORE_ID off target -> (loss, acc).
+        Logits exist only at the positions that predict a target (hidden states are gathered
+        first), in chunks of ``logits_chunk`` rows recomputed in backward, in fp32: with mixed
+        prompt and speech lengths the logits of whole rows would be most of the memory.
+        """
+        hidden = self.llm.hidden_states(embeds, mask)  # (B, L, D)
+        target = labels[:, 1:]
+        valid = target != IGNORE_ID
+        h = hidden[:, :-1][valid]  # (N, D): position t predicts labels[t + 1]
+        y = target[valid]  # (N,)
+        n = y.numel()
+        loss_sum = h.new_zeros((), dtype=torch.float32)
+        correct = torch.zeros((), dtype=torch.long, device=y.device)
+        for start in range(0, n, self.logits_chunk):
+            hc, yc = h[start : start + self.logits_chunk], y[start : start + self.logits_chunk]
+            if torch.is_grad_enabled() and hc.requires_grad:
+                part, right = torch.utils.checkpoint.checkpoint(
+                    self._ce_chunk, hc, yc, use_reentrant=False
+                )
+            else:
+                part, right = self._ce_chunk(hc, yc)
+            loss_sum = loss_sum + part
+            correct = correct + right
+        return loss_sum / n, correct.float() / n
+
+    def _ce_chunk(self, h: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(N, D) hidden, (N,) targets -> (summed CE, number of correct argmaxes)."""
+        logits = self.llm.logits(h).float()
+        loss = F.cross_entropy(logits, y, reduction="sum", label_smoothing=self.lsm_weight)
+        return loss, (logits.detach().argmax(-1) == y).sum()
 
     def collect_feats(
         self, speech: torch.Tensor, speech_lengths: torch.Tensor, **kwargs

@@ -76,7 +76,7 @@ def inference(
     key_file: Optional[str] = None,
     batch_size: int = 8,
     ngpu: int = 0,
-    dtype: str = "float32",
+    dtype: Optional[str] = None,
     num_workers: int = 1,
     seed: int = 0,
     beam_size: int = 1,
@@ -96,8 +96,10 @@ def inference(
     set_all_random_seed(seed)
     device = "cuda" if ngpu > 0 else "cpu"
     model, train_args = load_model(train_config, model_file, device)
-    if dtype != "float32":
-        model.to(dtype=parse_dtype(dtype))
+    if dtype is not None:
+        # Everything in one dtype; without --dtype the model runs as it was trained (frozen
+        # parts in their config dtypes, trained parts in fp32).
+        model.cast_all(parse_dtype(dtype))
     if preprocessor_conf:
         train_args.preprocessor_conf = {**(train_args.preprocessor_conf or {}), **preprocessor_conf}
     preprocess = SLLMTask.build_preprocess_fn(train_args, train=False)
@@ -180,7 +182,10 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--ngpu", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument(
+        "--dtype", type=str_or_none, default=None, choices=[None, "float32", "bfloat16", "float16"],
+        help="cast the whole model to this dtype; default: as trained (frozen components in the "
+             "dtype their config names, trained weights in float32)")
     parser.add_argument("--num_workers", type=int, default=1)
     group = parser.add_argument_group("Input data related")
     group.add_argument("--data_path_and_name_and_type", type=str2triple_str, required=True,

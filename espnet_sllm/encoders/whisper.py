@@ -60,7 +60,8 @@ class HFWhisperEncoder(AbsEncoder):
         long_audio: "error" (audio longer than the window raises) or "split" (see module docstring).
         freeze: no gradients to the encoder, which always runs in eval mode (dropout off) under no_grad.
         dtype: dtype of the encoder weights ("float32", "bfloat16", "float16"; or fp32/bf16/fp16);
-            the log-mel is always computed in float32 and the output ys is always float32.
+            frozen weights stay in it through ESPnet's ``--train_dtype`` cast and in the saved
+            checkpoint; the log-mel is always computed in float32 and the output ys is always float32.
         attn_implementation: "eager", "sdpa", ... as in transformers; None = transformers' default.
             With pad_to_30s=False a batch of unequal lengths needs a padding mask, which only the
             eager/sdpa paths accept here.
@@ -151,6 +152,8 @@ class HFWhisperEncoder(AbsEncoder):
         )
 
         self.encoder = encoder
+        #: dtype of the frozen weights (ESPnetSLLMModel.to keeps them in it)
+        self.frozen_dtype = load_kwargs["dtype"]
         self.pad_to_30s = pad_to_30s
         self.long_audio = long_audio
         self.freeze = freeze

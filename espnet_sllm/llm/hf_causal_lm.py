@@ -20,7 +20,11 @@ class HFCausalLM(AbsLLM):
         pretrained: False builds the architecture of ``config.json`` with random weights
             (training from scratch; the directory then needs only config + tokenizer).
         tokenizer_name_or_path: defaults to ``model_name_or_path``.
-        dtype: weights' dtype: float32 | bfloat16 | float16 (or fp32 | bf16 | fp16).
+        dtype: float32 | bfloat16 | float16 (or fp32 | bf16 | fp16): the dtype the LLM is loaded
+            in and in which its FROZEN weights stay for training, saving and decoding
+            (``ESPnetSLLMModel.to`` does not cast them to ESPnet's ``--train_dtype``); trained
+            weights (full fine-tuning, LoRA adapters, added-token rows) are kept in
+            ``--train_dtype`` (fp32) and run in bf16/fp16 under ``--use_amp true``.
         attn_implementation: ``eager`` | ``sdpa`` | ``flash_attention_2`` | None (transformers'
             default). Gemma-2 recommends ``eager`` for training (attention soft-capping).
         gradient_checkpointing: recompute activations in backward to save memory.
@@ -28,7 +32,11 @@ class HFCausalLM(AbsLLM):
         lora_r: LoRA rank; 0 disables LoRA. LoRA implies a frozen base (peft's behaviour).
         lora_alpha, lora_dropout, lora_target_modules: peft ``LoraConfig`` arguments.
         special_tokens: tokens added to the tokenizer (e.g. ``<|startofaudio|>``); their
-            embedding rows are trainable even when the LLM is frozen.
+            embedding rows are trainable even when the LLM is frozen, whether they land in spare
+            rows of the matrix (Qwen2, Phi-3) or in rows added by a resize; they start at the
+            mean of the trained rows. When input and output embeddings are tied (Gemma-2, small
+            Qwen2) a learned row is also that token's output row, in memory, after
+            `merge_lora` and in a saved checkpoint alike (same logits for every token id).
         trust_remote_code: passed to transformers for checkpoints with custom code.
     """
 
@@ -56,7 +64,9 @@ class HFCausalLM(AbsLLM):
         torch_dtype = parse_dtype(dtype)
         self.tokenizer_name_or_path = tokenizer_name_or_path or model_name_or_path
         self.special_tokens = list(special_tokens)
-        tokenizer = load_tokenizer(self.tokenizer_name_or_path, special_tokens, trust_remote_code)
+        tokenizer, n_tok_base = load_tokenizer(
+            self.tokenizer_name_or_path, special_tokens, trust_remote_code, return_base_size=True
+        )
         kwargs = dict(dtype=torch_dtype, trust_remote_code=trust_remote_code)
         if attn_implementation is not None:
             kwargs["attn_implementation"] = attn_implementation
@@ -74,21 +84,38 @@ class HFCausalLM(AbsLLM):
                 f"directory or a hub id reachable from this machine ({e})"
             ) from e
 
-        # Rows >= n_base are added special tokens.
-        self.n_base = model.get_input_embeddings().weight.size(0)
-        if len(tokenizer) > self.n_base:
+        # The added special tokens have the ids [new_start, new_start + n_new). Real checkpoints
+        # may keep spare rows beyond the tokenizer (Qwen2: 151,936 rows for 151,646 entries;
+        # Phi-3: 32,064 for 32,011): the added tokens then land in spare rows and no resize
+        # happens, so the range comes from the tokenizer, never from the matrix size.
+        self.new_start = n_tok_base
+        self.n_new = len(tokenizer) - n_tok_base
+        if len(tokenizer) > model.get_input_embeddings().weight.size(0):
             model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
-        self.n_new = max(0, len(tokenizer) - self.n_base)
         self._vocab_size = model.get_input_embeddings().weight.size(0)
+        # Tied input/output embeddings (Gemma-2, Qwen2 0.5B/1.5B): one matrix serves both, so
+        # the learned rows of added tokens are their output rows too (module docstring).
+        out_emb = model.get_output_embeddings()
+        self.tied = out_emb is not None and out_emb.weight is model.get_input_embeddings().weight
+        if self.n_new > 0 and pretrained:
+            self._init_added_rows(model)
         self.eos_token_id = tokenizer.eos_token_id
         self.pad_token_id = tokenizer.pad_token_id
+        text_config = model.config.get_text_config()
+        # Output-side transforms of the supported families, applied by `logits` as the HF
+        # forward does (Gemma-2's soft-capping; Granite's divisor and Cohere's multiplier).
+        self.final_logit_softcapping = getattr(text_config, "final_logit_softcapping", None)
+        self.logits_divisor = getattr(text_config, "logits_scaling", None)
+        self.logit_scale = getattr(text_config, "logit_scale", None)
 
         if gradient_checkpointing:
             # Non-reentrant checkpointing lets gradients reach inputs_embeds (the projector)
             # even when every LLM weight is frozen.
-            model.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False}
-            )
+            # transformers 5 renamed gradient_checkpointing_enable (deprecated alias until v6).
+            enable = getattr(model, "activation_checkpointing_enable", None)
+            if enable is None:
+                enable = model.gradient_checkpointing_enable
+            enable({"use_reentrant": False})
             model.config.use_cache = False
 
         frozen = freeze or lora_r > 0
@@ -109,13 +136,35 @@ class HFCausalLM(AbsLLM):
                 ),
             )
         self.model = model
+        #: dtype of the frozen weights (ESPnetSLLMModel.to keeps them in it; module docstring)
+        self.frozen_dtype = torch_dtype
         # A frozen embedding matrix cannot train some rows only without the optimizer still
-        # touching (weight-decaying) the others, so new tokens get their own parameter.
+        # touching (weight-decaying) the others, so new tokens get their own parameter (fp32:
+        # it is trained).
         if frozen and self.n_new > 0:
-            rows = self._base_embedding().weight[self.n_base:].detach().clone().float()
+            rows = self._base_embedding().weight[self.new_rows()].detach().clone().float()
             self.new_token_embeddings = torch.nn.Parameter(rows)
         else:
             self.new_token_embeddings = None
+
+    def new_rows(self) -> slice:
+        """Rows of the embedding matrix that belong to the added special tokens."""
+        return slice(self.new_start, self.new_start + self.n_new)
+
+    @torch.no_grad()
+    def _init_added_rows(self, model) -> None:
+        """Added tokens start at the mean of the trained rows, in spare rows as after a resize
+        (transformers' ``mean_resizing``), on the input side and, when untied, the output side."""
+        mats = [model.get_input_embeddings().weight]
+        if not self.tied and model.get_output_embeddings() is not None:
+            mats.append(model.get_output_embeddings().weight)
+        for w in mats:
+            w[self.new_rows()] = w[: self.new_start].float().mean(0).to(w.dtype)
+
+    def _causal_lm(self):
+        """The transformers ``*ForCausalLM`` (inside the peft wrapper when LoRA is on)."""
+        get_base = getattr(self.model, "get_base_model", None)
+        return get_base() if get_base is not None else self.model
 
     def _base_embedding(self) -> torch.nn.Embedding:
         return self.model.get_input_embeddings()
@@ -137,8 +186,9 @@ class HFCausalLM(AbsLLM):
         base = emb(ids)
         if self.new_token_embeddings is None:
             return base
-        is_new = (ids >= self.n_base).unsqueeze(-1)
-        extra = self.new_token_embeddings[(ids - self.n_base).clamp(min=0)].to(base.dtype)
+        is_new = ((ids >= self.new_start) & (ids < self.new_start + self.n_new)).unsqueeze(-1)
+        index = (ids - self.new_start).clamp(min=0, max=self.n_new - 1)
+        extra = self.new_token_embeddings[index].to(base.dtype)
         # Gemma-2 multiplies embeddings by sqrt(D) inside its embedding module (transformers 5's
         # *ScaledWordEmbedding classes keep the factor in ``embed_scale``); the added rows must
         # be scaled the same way to live in the space the base rows do.
@@ -147,23 +197,59 @@ class HFCausalLM(AbsLLM):
             extra = extra * (scale.to(base.dtype) if torch.is_tensor(scale) else scale)
         return torch.where(is_new, extra, base)
 
+    def hidden_states(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) embeddings, (B, L) mask -> (B, L, D) last hidden states (after the final norm),
+        in the LLM's dtype. With `logits` this is the LLM's forward, split so that a loss can
+        compute logits only at the positions that have a target."""
+        dtype = self._base_embedding().weight.dtype
+        out = self._causal_lm().get_decoder()(
+            inputs_embeds=inputs_embeds.to(dtype), attention_mask=attention_mask, use_cache=False
+        )
+        return out.last_hidden_state
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(..., D) hidden states -> (..., V) logits, exactly as the HF model's head computes them
+        (LLM dtype), with the learned rows of added tokens as their output rows when tied."""
+        head = self._causal_lm().get_output_embeddings()
+        logits = head(hidden.to(head.weight.dtype))
+        if self.tied and self.new_token_embeddings is not None:
+            rows = self.new_rows()
+            bias = head.bias[rows] if getattr(head, "bias", None) is not None else None
+            learned = torch.nn.functional.linear(
+                hidden.to(head.weight.dtype), self.new_token_embeddings.to(head.weight.dtype), bias
+            )
+            logits = torch.cat([logits[..., : rows.start], learned, logits[..., rows.stop :]], -1)
+        if self.logit_scale is not None:
+            logits = logits * self.logit_scale
+        if self.logits_divisor is not None:
+            logits = logits / self.logits_divisor
+        if self.final_logit_softcapping is not None:
+            cap = self.final_logit_softcapping
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
     def forward(
         self,
         inputs_embeds: torch.Tensor,
         attention_mask: torch.Tensor,
         logits_to_keep: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        dtype = self._base_embedding().weight.dtype
-        kwargs = {} if logits_to_keep is None else {"logits_to_keep": logits_to_keep}
-        out = self.model(
-            inputs_embeds=inputs_embeds.to(dtype),
-            attention_mask=attention_mask,
-            use_cache=False,
-            **kwargs,
-        )
-        return out.logits
+        hidden = self.hidden_states(inputs_embeds, attention_mask)
+        if logits_to_keep is not None:
+            hidden = hidden[:, logits_to_keep]
+        return self.logits(hidden)
+
+    @torch.no_grad()
+    def _write_new_rows(self) -> None:
+        """Copy the learned rows of added tokens into the embedding matrix (and so, when tied,
+        into the output head): HF's own forward (generate, a saved checkpoint) then computes what
+        `embed` + `logits` compute. Those rows are never read on the input side otherwise."""
+        if self.new_token_embeddings is not None:
+            w = self._base_embedding().weight
+            w[self.new_rows()] = self.new_token_embeddings.to(w.dtype)
 
     def generate(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **kwargs):
+        self._write_new_rows()
         dtype = self._base_embedding().weight.dtype
         return self.model.generate(
             inputs_embeds=inputs_embeds.to(dtype),
@@ -177,15 +263,14 @@ class HFCausalLM(AbsLLM):
     def merge_lora(self) -> None:
         """Fold LoRA adapters and the learned special-token rows into the base weights.
 
-        Afterwards the module is a plain HF model (as after loading the merged checkpoint);
-        Iterative LoRA Training merges after every round before adding the next adapters.
+        Afterwards the module is a plain HF model (as after loading the merged checkpoint) and
+        gives the same logits for every token id; Iterative LoRA Training merges after every
+        round before adding the next adapters.
         """
         from peft import PeftModel
 
-        if self.new_token_embeddings is not None:
-            w = self._base_embedding().weight
-            w[self.n_base:] = self.new_token_embeddings.to(w.dtype)
-            self.new_token_embeddings = None
+        self._write_new_rows()
+        self.new_token_embeddings = None
         if isinstance(self.model, PeftModel):
             self.model = self.model.merge_and_unload()
 

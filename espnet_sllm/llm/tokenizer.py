@@ -12,6 +12,7 @@ def load_tokenizer(
     name_or_path: str,
     special_tokens: Sequence[str] = (),
     trust_remote_code: bool = False,
+    return_base_size: bool = False,
 ):
     """Load an HF tokenizer from a local directory or hub id and add ``special_tokens``.
 
@@ -20,6 +21,9 @@ def load_tokenizer(
     re-interprets a tokenizer trained for another family (e.g. our sentencepiece tokenizers
     beside a Qwen2 config lose their spaces). For real checkpoints both choices coincide.
     A pad token is required for batching; when the tokenizer has none, EOS is used.
+    With ``return_base_size`` the result is ``(tokenizer, n)``: ``n`` = ``len(tokenizer)`` before
+    ``special_tokens`` were added, so the added tokens have the ids ``n, n+1, ...`` (an embedding
+    matrix may have more rows than that: Qwen2 and Phi-3 keep spare rows).
     """
     import transformers
     from transformers import AutoTokenizer
@@ -39,6 +43,7 @@ def load_tokenizer(
             f"or a hub id reachable from this machine ({e})"
         ) from e
     missing = [t for t in special_tokens if t not in tok.get_vocab()]
+    n_base = len(tok)
     if missing:
         tok.add_special_tokens({"additional_special_tokens": list(missing)},
                                replace_extra_special_tokens=False)
@@ -46,7 +51,7 @@ def load_tokenizer(
         tok.pad_token = tok.eos_token
     if tok.eos_token_id is None:
         raise ValueError(f"tokenizer of {name_or_path!r} has no EOS token; set one in its config")
-    return tok
+    return (tok, n_base) if return_base_size else tok
 
 
 def bos_ids(tokenizer) -> List[int]:

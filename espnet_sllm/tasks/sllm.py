@@ -80,6 +80,32 @@ model_choices = ClassChoices(
 OPTIONAL_DATA_NAMES = ("lang", "task", "text_prev", "text_next", "text_src", "text_tgt")
 
 
+class StatsOnlyModel(AbsESPnetModel):
+    """What ``--collect_stats true`` (stage 5) needs of the model: the frontend's features.
+
+    Stage 5 derives shapes and feature statistics only; building the real model there would load
+    Whisper-large-v3 and a 2-9B LLM in every job for nothing. ``frontend`` None (HF encoders read
+    the waveform): no feature statistics are collected (ESPnet skips ``collect_feats`` when
+    ``extract_feats_in_collect_stats`` is False), shapes still are.
+    """
+
+    def __init__(self, frontend: Optional[AbsFrontend]):
+        super().__init__()
+        self.frontend = frontend
+        self.extract_feats_in_collect_stats = frontend is not None
+        # ESPnet builds an optimizer even in collect_stats mode, and torch refuses an empty one.
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, **batch):
+        raise RuntimeError("StatsOnlyModel is for --collect_stats only; it cannot be trained")
+
+    def collect_feats(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor, **kwargs
+    ) -> Dict[str, torch.Tensor]:
+        feats, feats_lengths = self.frontend(speech, speech_lengths)
+        return {"feats": feats, "feats_lengths": feats_lengths}
+
+
 class SLLMTask(AbsTask):
     """Speech encoder -> projector -> decoder-only LLM, trained with ESPnet's trainer."""
 
@@ -153,7 +179,7 @@ class SLLMTask(AbsTask):
         return (("text",) if inference else ()) + OPTIONAL_DATA_NAMES
 
     @classmethod
-    def build_model(cls, args: argparse.Namespace) -> ESPnetSLLMModel:
+    def build_model(cls, args: argparse.Namespace) -> AbsESPnetModel:
         # 1. frontend (None: the encoder reads the waveform)
         frontend_class = frontend_choices.get_class(args.frontend)
         if frontend_class is not None:
@@ -162,6 +188,9 @@ class SLLMTask(AbsTask):
         else:
             frontend = None
             input_size = args.input_size if args.input_size is not None else 1
+        if getattr(args, "collect_stats", False):
+            logging.info("collect_stats: building the frontend only (no encoder, no LLM)")
+            return StatsOnlyModel(frontend)
         specaug_class = specaug_choices.get_class(args.specaug)
         specaug = specaug_class(**args.specaug_conf) if specaug_class else None
         normalize_class = normalize_choices.get_class(args.normalize)

@@ -12,6 +12,8 @@ import torch
 from espnet_sllm.testing.tokenizer import train_sentencepiece_tokenizer
 
 #: family -> (transformers config class name, extra config keys). Llama stands for Yi.
+#: Where the tiny models must look like the real checkpoints (what the tests are for), see
+#: REAL_TRAITS.
 FAMILIES = {
     "qwen2": ("Qwen2Config", {}),
     "gemma2": (
@@ -21,6 +23,18 @@ FAMILIES = {
     ),
     "phi3": ("Phi3Config", {}),
     "llama": ("LlamaConfig", {}),
+}
+
+
+#: family -> traits of the real checkpoints the tiny models copy: tied input/output embeddings
+#: (Gemma-2-2B; Qwen2-0.5B/1.5B, the sizes the recipes' debug and KeSpeech configs use),
+#: spare embedding rows beyond the tokenizer (Qwen2: 151,936 rows for 151,646 entries;
+#: Phi-3-mini: 32,064 for 32,011), and the dtype of the saved weights (config ``dtype``).
+REAL_TRAITS = {
+    "qwen2": dict(tie_word_embeddings=True, spare_rows=16, dtype="bfloat16"),
+    "gemma2": dict(tie_word_embeddings=True, spare_rows=0, dtype="float32"),
+    "phi3": dict(tie_word_embeddings=False, spare_rows=8, dtype="bfloat16"),
+    "llama": dict(tie_word_embeddings=False, spare_rows=0, dtype="bfloat16"),
 }
 
 
@@ -37,12 +51,17 @@ def make_tiny_llm(
     vocab_size: int = 200,
     seed: int = 0,
     save_weights: bool = True,
+    tie_word_embeddings: Optional[bool] = None,
+    spare_rows: Optional[int] = None,
+    dtype: Optional[str] = None,
 ) -> str:
     """Build a tiny random ``family`` causal LM + tokenizer and save both to ``out_dir``.
 
     ``tokenizer_dir``: an existing HF tokenizer directory to copy; otherwise a sentencepiece
     tokenizer is trained on ``sentences``. ``save_weights=False`` writes config + tokenizer only
     (the from-scratch layout used by recipes: ``pretrained: false`` builds random weights).
+    ``tie_word_embeddings``, ``spare_rows`` (embedding rows beyond the tokenizer) and ``dtype``
+    (of the saved weights) default to the real family's (`REAL_TRAITS`).
     Returns ``out_dir``.
     """
     import transformers
@@ -57,9 +76,14 @@ def make_tiny_llm(
     else:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
         tokenizer.save_pretrained(out_dir)
+    traits = dict(REAL_TRAITS[family])
+    for key, value in (("tie_word_embeddings", tie_word_embeddings), ("spare_rows", spare_rows),
+                       ("dtype", dtype)):
+        if value is not None:
+            traits[key] = value
     config_cls_name, extra = FAMILIES[family]
     config = getattr(transformers, config_cls_name)(
-        vocab_size=len(tokenizer),
+        vocab_size=len(tokenizer) + traits["spare_rows"],
         hidden_size=hidden_size,
         intermediate_size=intermediate_size,
         num_hidden_layers=num_layers,
@@ -70,12 +94,15 @@ def make_tiny_llm(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
+        tie_word_embeddings=traits["tie_word_embeddings"],
         **extra,
     )
     if save_weights:
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config)
+        # Real checkpoints train their spare rows little or not at all; ours are random like the
+        # others, which makes a bug that reads them show up in the logits.
+        model = model.to(getattr(torch, traits["dtype"]))
         model.save_pretrained(out_dir)
     else:
         config.save_pretrained(out_dir)
