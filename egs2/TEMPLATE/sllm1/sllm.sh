@@ -8,6 +8,26 @@
 # whose inputs and command did not change since it last succeeded, and refuses with a clear
 # message when its inputs are missing.
 #
+# Stamps (what "succeeded with the same command and inputs" is checked against) live in a
+# .stamps/ folder of the directory they describe, so experiments sharing an expdir, dumpdir or
+# decode tag never see each other's stamps, and moving or deleting a directory takes its stamps
+# along (delete a stamp to force its step):
+#   stage 1    data/.stamps/stage1
+#   stage 2-3  ${dumpdir}/.stamps/stage2.<set>, stage3.<set>
+#   stage 4    ${expdir}/llm_scratch/.stamps/stage4
+#   stage 5    ${stats_dir}/.stamps/stage5
+#   stage 6    <exp>/.stamps/stage6 (finished), <exp>/.stamps/stage6.started (while it trains)
+#   stage 7-8  <exp>/<decode dir>/<set>/.stamps/stage7, stage8
+# A stamp of the old layout (${expdir}/.stamps/<stage>.<...>) still counts when it matches exactly.
+#
+# Stage 6 and an existing <exp>: finished with the same command and inputs: skipped. Interrupted
+# (killed, crashed, node lost) with the same command and inputs: resumed from <exp>/checkpoint.pth
+# (ESPnet's --resume true: model, optimizer, scheduler, reporter; each epoch reseeds, so the
+# result equals an uninterrupted run, bit for bit on a CPU; the interrupted run's log is kept as
+# <exp>/train.log.interrupted.<date>). Finished or interrupted with another command or other
+# inputs, or with no record of them: moved to <exp>.old.<date>, with a message, and trained anew.
+# Nothing to pass for any of this: re-run the same command.
+#
 # Stages:
 #   1  data preparation        local/data.sh ${local_data_opts}  -> data/<set>
 #   2  format                  16 kHz WAV per utterance          -> ${dumpdir}/raw/{org/}<set>
@@ -16,7 +36,8 @@
 #                              load check of the pretrained checkpoints the config names
 #   5  collect stats           ESPnet --collect_stats            -> ${expdir}/stats
 #   6  training                one or more chained configs (--train_config "a.yaml b.yaml"),
-#                              each initialised from the previous one's best model
+#                              each initialised from the previous one's best model; a finished
+#                              experiment is skipped, an interrupted one resumed (see above)
 #   7  decoding                context-agnostic, --inference_nj jobs -> <exp>/decode_*/<set>
 #   8  context re-decoding     text_prev/text_next rebuilt from stage 7's hypotheses of the
 #                              neighbouring segments (or the references: --context_source
@@ -129,13 +150,13 @@ if [ -z "${tag}" ]; then
 fi
 sllm_exp=${expdir}/sllm_${tag}
 [ -n "${stats_dir}" ] || stats_dir=${expdir}/stats
-stamp_dir=${expdir}/.stamps
-mkdir -p "${sllm_exp}" "${stamp_dir}"
+mkdir -p "${sllm_exp}"
 echo "${run_args}" >> "${sllm_exp}/run.sh.cmd"   # the exact command, one line per invocation
 
 # ---------------------------------------------------------------------------------------------
 # Skip logic: a stage step is skipped when it succeeded before with the same command and the
-# same input files (size + mtime of every file under the given paths).
+# same input files (size + mtime of every file under the given paths; hidden files and folders,
+# e.g. .stamps, are not inputs).
 signature() {  # $1: command string, rest: input paths
     local cmd=$1
     shift
@@ -143,25 +164,34 @@ signature() {  # $1: command string, rest: input paths
         echo "${cmd}"
         for p in "$@"; do
             if [ -e "${p}" ]; then
-                find -L "${p}" -type f ! -name '.*' -printf '%p %s %T@\n' 2>/dev/null | sort
+                find -L "${p}" -type d -name '.?*' -prune -o -type f ! -name '.*' \
+                    -printf '%p %s %T@\n' 2>/dev/null | sort
             else
                 echo "missing ${p}"
             fi
         done
     } | md5sum | cut -d' ' -f1
 }
-# A stamp records the signature of the inputs and of the outputs; a step is done only when both
-# still match (outputs overwritten by another run, e.g. --debug, make it run again).
-is_done() {  # $1: step name, $2: input signature, rest: output paths
-    local name=$1 sig=$2
-    shift 2
-    [ -f "${stamp_dir}/${name}" ] \
-        && [ "$(cat "${stamp_dir}/${name}")" = "${sig}:$(signature "" "$@")" ]
+# A stamp (a file <dir>/.stamps/<step>, see the header) records the signature of the inputs and
+# of the outputs; a step is done only when both still match (outputs overwritten by another run,
+# e.g. --debug, make it run again).
+is_done() {  # $1: stamp file, $2: its name in the old layout, $3: input signature, rest: outputs
+    local stamp=$1 legacy=${expdir}/.stamps/$2 value
+    value="$3:$(signature "" "${@:4}")"
+    [ -f "${stamp}" ] && [ "$(cat "${stamp}")" = "${value}" ] && return 0
+    # The old layout kept every stamp in ${expdir}/.stamps; one that matches exactly (its output
+    # signature names the output paths) is still valid: it is copied to its new place.
+    if [ ! -f "${stamp}" ] && [ -f "${legacy}" ] && [ "$(cat "${legacy}")" = "${value}" ]; then
+        mkdir -p "$(dirname "${stamp}")"
+        cp "${legacy}" "${stamp}"
+        return 0
+    fi
+    return 1
 }
 mark_done() {  # same arguments as is_done
-    local name=$1 sig=$2
-    shift 2
-    echo "${sig}:$(signature "" "$@")" > "${stamp_dir}/${name}"
+    local stamp=$1
+    mkdir -p "$(dirname "${stamp}")"
+    echo "$3:$(signature "" "${@:4}")" > "${stamp}"
 }
 require() {  # paths that must exist before a stage runs
     local p
@@ -189,13 +219,13 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     sig=$(signature "local/data.sh ${local_data_opts} ${db_values}" local db.sh)
     data_dirs=()
     for s in ${all_sets}; do data_dirs+=("data/${s}"); done
-    if is_done stage1 "${sig}" "${data_dirs[@]}"; then
-        log "Stage 1: skipped (done with the same inputs; delete ${stamp_dir}/stage1 to force)"
+    if is_done data/.stamps/stage1 stage1 "${sig}" "${data_dirs[@]}"; then
+        log "Stage 1: skipped (done with the same inputs; delete data/.stamps/stage1 to force)"
     else
         # shellcheck disable=SC2086
         local/data.sh ${local_data_opts}
         for s in ${all_sets}; do require "data/${s}/wav.scp"; done
-        mark_done stage1 "${sig}" "${data_dirs[@]}"
+        mark_done data/.stamps/stage1 stage1 "${sig}" "${data_dirs[@]}"
     fi
 fi
 
@@ -211,12 +241,13 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
         fi
         cmd="${python} -m espnet_sllm.bin.format_data --in data/${s} --out ${out} --fs ${fs} --nj ${nj}"
         sig=$(signature "${cmd}" "data/${s}")
-        if is_done "stage2.${s}" "${sig}" "${out}/wav.scp" "${out}/text"; then
+        stamp=${dumpdir}/.stamps/stage2.${s}
+        if is_done "${stamp}" "stage2.${s}" "${sig}" "${out}/wav.scp" "${out}/text"; then
             log "Stage 2: ${s}: skipped (unchanged)"
             continue
         fi
         ${cmd}
-        mark_done "stage2.${s}" "${sig}" "${out}/wav.scp" "${out}/text"
+        mark_done "${stamp}" "stage2.${s}" "${sig}" "${out}/wav.scp" "${out}/text"
     done
 fi
 
@@ -227,12 +258,13 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
         require "${dumpdir}/raw/org/${s}/wav.scp"
         cmd="${python} -m espnet_sllm.bin.filter_data --in ${dumpdir}/raw/org/${s} --out ${dumpdir}/raw/${s} --min_sec ${min_sec} --max_sec ${max_sec} --fs ${fs}"
         sig=$(signature "${cmd}" "${dumpdir}/raw/org/${s}/wav.scp" "${dumpdir}/raw/org/${s}/text")
-        if is_done "stage3.${s}" "${sig}" "${dumpdir}/raw/${s}/wav.scp"; then
+        stamp=${dumpdir}/.stamps/stage3.${s}
+        if is_done "${stamp}" "stage3.${s}" "${sig}" "${dumpdir}/raw/${s}/wav.scp"; then
             log "Stage 3: ${s}: skipped (unchanged)"
             continue
         fi
         ${cmd}
-        mark_done "stage3.${s}" "${sig}" "${dumpdir}/raw/${s}/wav.scp"
+        mark_done "${stamp}" "stage3.${s}" "${sig}" "${dumpdir}/raw/${s}/wav.scp"
     done
 fi
 
@@ -243,11 +275,12 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
         require "${dumpdir}/raw/${train_set}/text"
         cmd="${python} -m espnet_sllm.bin.prepare_scratch_llm --text ${dumpdir}/raw/${train_set}/text --out ${expdir}/llm_scratch ${scratch_llm_opts}"
         sig=$(signature "${cmd}" "${dumpdir}/raw/${train_set}/text")
-        if is_done stage4 "${sig}" "${expdir}/llm_scratch/config.json"; then
+        stamp=${expdir}/llm_scratch/.stamps/stage4
+        if is_done "${stamp}" stage4 "${sig}" "${expdir}/llm_scratch/config.json"; then
             log "Stage 4: skipped (unchanged)"
         else
             ${cmd}
-            mark_done stage4 "${sig}" "${expdir}/llm_scratch/config.json"
+            mark_done "${stamp}" stage4 "${sig}" "${expdir}/llm_scratch/config.json"
         fi
     fi
     log "Stage 4: checking that the pretrained models of ${train_config} load"
@@ -280,7 +313,8 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     cmd="collect_stats ${first_config} ${train_args}"
     sig=$(signature "${cmd}" "${_train}/wav.scp" "${_train}/text" "${_valid}/wav.scp" \
         "${_valid}/text" "${first_config}")
-    if is_done stage5 "${sig}" "${stats_dir}/train/speech_shape"; then
+    stamp=${stats_dir}/.stamps/stage5
+    if is_done "${stamp}" stage5 "${sig}" "${stats_dir}/train/speech_shape"; then
         log "Stage 5: skipped (unchanged)"
     else
         _nj=$(min "${nj}" "$(wc -l < "${_train}/wav.scp")" "$(wc -l < "${_valid}/wav.scp")")
@@ -300,7 +334,7 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
         stats_inputs=()
         for j in $(seq "${_nj}"); do stats_inputs+=(--input_dir "${_logdir}/stats.${j}"); done
         ${python} -m espnet2.bin.aggregate_stats_dirs "${stats_inputs[@]}" --output_dir "${stats_dir}"
-        mark_done stage5 "${sig}" "${stats_dir}/train/speech_shape"
+        mark_done "${stamp}" stage5 "${sig}" "${stats_dir}/train/speech_shape"
     fi
 fi
 
@@ -310,6 +344,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     _valid=${dumpdir}/raw/${valid_set}
     require "${stats_dir}/train/speech_shape" "${stats_dir}/valid/speech_shape"
     init_opts=()
+    init_model=()
     n_configs=$(echo "${train_config}" | wc -w)
     k=0
     for c in ${train_config}; do
@@ -321,20 +356,45 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
         fi
         log "Stage 6: training ${k}/${n_configs}: ${c} -> ${_exp} (log: ${_exp}/train.log)"
         cmd="train ${c} ${train_args} ${init_opts[*]:-}"
-        sig=$(signature "${cmd}" "${c}" "${_train}/text" "${_valid}/text" "${stats_dir}/train/speech_shape")
-        if is_done "stage6.${k}" "${sig}" "${_exp}/valid.acc.best.pth"; then
-            log "Stage 6: ${c}: skipped (trained with the same inputs)"
+        # The previous training stage's best model is an input too: retrained, it retrains this.
+        sig=$(signature "${cmd}" "${c}" "${_train}/text" "${_valid}/text" \
+            "${stats_dir}/train/speech_shape" ${init_model[@]+"${init_model[@]}"})
+        _stamps=${_exp}/.stamps
+        if is_done "${_stamps}/stage6" "stage6.${k}" "${sig}" "${_exp}/valid.acc.best.pth"; then
+            log "Stage 6: ${c}: skipped (${_exp} finished with the same command and inputs)"
         else
-            if [ -f "${stamp_dir}/stage6.${k}" ] && [ -e "${_exp}/checkpoint.pth" ]; then
-                # It finished before with other inputs: ESPnet's --resume would take the old
-                # run as complete, so the old run is kept aside and training starts afresh.
-                _old=${_exp}.old.$(date '+%Y%m%d%H%M%S')
-                log "Stage 6: inputs changed since ${_exp} was trained: moving it to ${_old}"
-                mv "${_exp}" "${_old}"
-                rm -f "${stamp_dir}/stage6.${k}"
+            # What is already in ${_exp}: resumed only when it is this very run, interrupted.
+            why=""
+            if [ -f "${_stamps}/stage6" ]; then
+                why="it finished with another command or other inputs (or its outputs changed)"
+            elif [ -f "${_stamps}/stage6.started" ]; then
+                [ "$(cat "${_stamps}/stage6.started")" = "${sig}" ] \
+                    || why="it was interrupted, and the command or inputs changed since it started"
+            elif [ -e "${_exp}/checkpoint.pth" ] || [ -e "${_exp}/config.yaml" ]; then
+                why="it holds a training run with no record of its command and inputs"
             fi
-            mkdir -p "${_exp}"
-            # --resume true continues from ${_exp}/checkpoint.pth after a crash.
+            if [ -n "${why}" ]; then
+                # ESPnet's --resume would continue (or take as complete) a run of another config.
+                _old=${_exp}.old.$(date '+%Y%m%d%H%M%S')
+                [ -e "${_old}" ] && _old+=.$$
+                log "Stage 6: ${_exp}: ${why}: moving it to ${_old}; training from scratch"
+                mv "${_exp}" "${_old}"
+                mkdir -p "${_exp}"
+                [ "${_exp}" = "${sllm_exp}" ] && echo "${run_args}" >> "${sllm_exp}/run.sh.cmd"
+            elif [ -f "${_stamps}/stage6.started" ]; then
+                if [ -e "${_exp}/checkpoint.pth" ]; then
+                    log "Stage 6: ${_exp} was interrupted: resuming from ${_exp}/checkpoint.pth" \
+                        "(same command and inputs)"
+                else
+                    log "Stage 6: ${_exp} was interrupted before its first checkpoint: starting again"
+                fi
+                # The launcher rewrites train.log: the interrupted run's log is kept aside.
+                [ -f "${_exp}/train.log" ] \
+                    && mv "${_exp}/train.log" "${_exp}/train.log.interrupted.$(date '+%Y%m%d%H%M%S')"
+            fi
+            mkdir -p "${_stamps}"
+            echo "${sig}" > "${_stamps}/stage6.started"
+            # --resume true: ESPnet continues from ${_exp}/checkpoint.pth when there is one.
             # shellcheck disable=SC2046,SC2086
             ${cuda_cmd} --gpu "${ngpu}" "${_exp}/train.log" \
                 ${python} -m espnet_sllm.bin.sllm_train --use_preprocessor true \
@@ -348,10 +408,12 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
                     $(data_opts valid_ "${_valid}" true true) \
                     "${init_opts[@]}" ${train_args}
             require "${_exp}/valid.acc.best.pth"
-            mark_done "stage6.${k}" "${sig}" "${_exp}/valid.acc.best.pth"
+            mark_done "${_stamps}/stage6" "stage6.${k}" "${sig}" "${_exp}/valid.acc.best.pth"
+            rm -f "${_stamps}/stage6.started"
         fi
         # The next training stage starts from this one's best model.
         init_opts=(--init_param "${_exp}/valid.acc.best.pth")
+        init_model=("${_exp}/valid.acc.best.pth")
         final_exp=${_exp}
     done
     echo "${final_exp}" > "${sllm_exp}/final_exp"
@@ -399,12 +461,13 @@ if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
         log "Stage 7: decoding ${s} -> ${_dir} (${inference_nj} jobs)"
         cmd="decode ${_opts} ${inference_args}"
         sig=$(signature "${cmd}" "${_data}/wav.scp" "${final_exp}/${inference_model}" "${final_exp}/config.yaml")
-        if is_done "stage7.${tag}.${inference_tag}.${s}" "${sig}" "${_dir}/text"; then
+        stamp=${_dir}/.stamps/stage7
+        if is_done "${stamp}" "stage7.${tag}.${inference_tag}.${s}" "${sig}" "${_dir}/text"; then
             log "Stage 7: ${s}: skipped (decoded with the same model and options)"
             continue
         fi
         decode_set "${_data}" "${_dir}"
-        mark_done "stage7.${tag}.${inference_tag}.${s}" "${sig}" "${_dir}/text"
+        mark_done "${stamp}" "stage7.${tag}.${inference_tag}.${s}" "${sig}" "${_dir}/text"
     done
 fi
 
@@ -435,7 +498,8 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
             log "Stage 8: ${s}: context from ${_src} -> re-decoding into ${_dir}"
             cmd="ctxdecode ${context_source} ${_opts} ${inference_args}"
             sig=$(signature "${cmd}" "${_src}" "${_data}/wav.scp" "${final_exp}/${inference_model}")
-            if is_done "stage8.${tag}.${ctx_tag}.${s}" "${sig}" "${_dir}/text"; then
+            stamp=${_dir}/.stamps/stage8
+            if is_done "${stamp}" "stage8.${tag}.${ctx_tag}.${s}" "${sig}" "${_dir}/text"; then
                 log "Stage 8: ${s}: skipped (unchanged)"
                 continue
             fi
@@ -444,7 +508,7 @@ if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
             decode_set "${_data}" "${_dir}" \
                 --data_path_and_name_and_type "${_dir}/context/text_prev,text_prev,text" \
                 --data_path_and_name_and_type "${_dir}/context/text_next,text_next,text"
-            mark_done "stage8.${tag}.${ctx_tag}.${s}" "${sig}" "${_dir}/text"
+            mark_done "${stamp}" "stage8.${tag}.${ctx_tag}.${s}" "${sig}" "${_dir}/text"
         done
     fi
 fi
