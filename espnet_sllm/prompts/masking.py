@@ -20,6 +20,9 @@ def mask_context(
     With probability ``keep_prob`` the text is returned intact. Otherwise
     α ~ U(0, max_ratio), T = len(text), M = ⌊αT⌋, k = RandomInt(1, min(max_spans, max(1, ⌊M/3⌋))),
     s = ⌊M/k⌋, and k non-overlapping substrings of length s are removed at uniformly random places.
+    The paper draws each start as r_i = RandomInt(0, T - s); here every span also starts in
+    [0, T - s], and the k starts are drawn jointly so that the spans never overlap (exactly k·s
+    characters are removed).
 
     Returns (masked text, removed spans as (start, end) indices into ``text``, sorted).
     """

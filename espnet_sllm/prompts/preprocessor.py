@@ -3,6 +3,7 @@ import random
 from typing import Dict, Mapping, Optional, Sequence, Union
 
 import numpy as np
+import torch
 from espnet2.train.preprocessor import AbsPreprocessor
 
 from espnet_sllm.llm.tokenizer import bos_ids, load_tokenizer
@@ -31,8 +32,19 @@ class SLLMPreprocessor(AbsPreprocessor):
             renders the ``{context}`` field of the prompt template (see ContextPrompt).
         context_masking: apply Algorithm 1 (``mask_context``) to history and future, independently,
             in training; ``context_masking_conf`` holds its keep_prob / max_ratio / max_spans.
-        seed: of the masking's random generator (the generator is per process: data-loader
-            workers get ESPnet's worker seeds through ``random``'s global state otherwise).
+        seed: of the context masking (see "Masking draws" below).
+
+    Masking draws (Algorithm 1 is a fresh draw each time an example is seen): every call that
+    masks seeds its own generator with ``random.Random(f"{seed}/{uid}/{worker}/{r}")``, where
+    ``worker`` is the data-loader worker id (-1 in the main process) and ``r`` is 64 bits drawn
+    from Python's global ``random``. ESPnet seeds that global state per epoch and per worker:
+    ``set_all_random_seed(seed + epoch)`` in the trainer before each epoch (num_workers 0), and
+    ``worker_init_fn`` of ``SequenceIterFactory.build_iter`` with ``seed + epoch + worker_id`` in
+    each worker. So the masks of a training run are reproducible for a given ESPnet ``--seed``,
+    preprocessor ``seed`` and batch order, and differ across epochs, workers, utterances and
+    repeated visits within an epoch. The worker id is part of the seed because ESPnet's worker
+    seeds collide (epoch e, worker 1 and epoch e + 1, worker 0 both get seed + e + 1). One
+    generator per utterance serves the history and then the future, independently.
     """
 
     def __init__(
@@ -60,19 +72,29 @@ class SLLMPreprocessor(AbsPreprocessor):
         self.context = ContextPrompt(context_templates) if context_templates else None
         self.context_masking = context_masking
         self.context_masking_conf = dict(context_masking_conf or {})
-        self.rng = random.Random(seed)
+        self.seed = seed
 
     def encode(self, text: str) -> np.ndarray:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
         return np.asarray(ids, dtype=np.int64)
 
+    def masking_rng(self, uid: str) -> random.Random:
+        """The generator of one masking draw of ``uid`` (the rule is in the class docstring)."""
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else -1
+        draw = random.getrandbits(64)  # ESPnet's per-epoch / per-worker seeded global state
+        # A str seed is hashed with SHA-512: the same in every process (no PYTHONHASHSEED).
+        return random.Random(f"{self.seed}/{uid}/{worker}/{draw}")
+
     def prompt_fields(self, uid: str, data: Dict) -> Dict[str, str]:
         """The string fields a template may use, plus ``context`` when context templates are set."""
         fields = {k: v for k, v in data.items() if isinstance(v, str) and k != self.text_name}
+        rng = None
         for name in ("text_prev", "text_next"):
             fields[name] = (fields.get(name) or "").strip()
             if self.train and self.context_masking and fields[name]:
-                fields[name] = mask_context(fields[name], self.rng, **self.context_masking_conf)[0]
+                rng = rng or self.masking_rng(uid)
+                fields[name] = mask_context(fields[name], rng, **self.context_masking_conf)[0]
         if self.context is not None:
             fields["context"] = self.context.render(fields.get(self.lang_name), fields)
         return fields

@@ -1,5 +1,7 @@
 """End to end through the CLIs: collect stats -> 2 epochs of training -> decoding."""
+import math
 import os
+import re
 import subprocess
 import sys
 
@@ -71,10 +73,12 @@ def trained(tmp_path_factory, tiny_llm_dirs):
          *data_args("valid_", valid)], cwd=tmp)
     assert (stats / "train" / "speech_shape").exists()
     exp = tmp / "exp"
-    run(["espnet_sllm.bin.sllm_train", "--config", str(conf), "--output_dir", str(exp),
-         "--train_shape_file", str(stats / "train" / "speech_shape"),
-         "--valid_shape_file", str(stats / "valid" / "speech_shape"),
-         *data_args("train_", train), *data_args("valid_", valid)], cwd=tmp)
+    proc = run(["espnet_sllm.bin.sllm_train", "--config", str(conf), "--output_dir", str(exp),
+                "--train_shape_file", str(stats / "train" / "speech_shape"),
+                "--valid_shape_file", str(stats / "valid" / "speech_shape"),
+                *data_args("train_", train), *data_args("valid_", valid)], cwd=tmp)
+    # ESPnet logs to stderr; sllm.sh's launcher writes it to <exp>/train.log
+    (exp / "train.log").write_text(proc.stderr)
     return tmp, exp, valid
 
 
@@ -85,6 +89,58 @@ def test_training_writes_checkpoints(trained):
         assert (exp / name).exists(), name
     config = yaml.safe_load((exp / "config.yaml").read_text())
     assert config["encoder"] == "conformer" and config["llm"] == "hf"
+
+
+def epoch_results(log):
+    """ESPnet's ``<N>epoch results: [train] k=v, ..., [valid] k=v, ...`` lines ->
+    {epoch: {"train": {k: float or str}, "valid": {...}}} (the last line of an epoch wins)."""
+    out = {}
+    for m in re.finditer(r"(\d+)epoch results: (.*)$", log, re.MULTILINE):
+        sections = {}
+        for sec in re.finditer(r"\[(\w+)\] (.*?)(?=, \[\w+\] |$)", m.group(2)):
+            values = {}
+            for item in sec.group(2).split(", "):
+                key, _, value = item.partition("=")
+                try:
+                    values[key.strip()] = float(value)
+                except ValueError:
+                    values[key.strip()] = value.strip()
+            sections[sec.group(1)] = values
+        out[int(m.group(1))] = sections
+    return out
+
+
+def test_epoch_results_parser():
+    log = ("[host] 2026-01-01 00:00:00,000 (trainer:394) INFO: 1epoch results: [train] "
+           "iter_time=0.017, loss_ce=5.158, acc=0.011, loss=8.941, clip=0.000e+00, "
+           "time=3.21 seconds, total_count=4, [valid] loss_ce=4.819, loss=8.503, acc=0.130\n"
+           "junk line loss=1.0\n"
+           "x INFO: 12epoch results: [train] loss=1.234e+04, acc=0.5, [valid] loss=2.000\n")
+    res = epoch_results(log)
+    assert sorted(res) == [1, 12]
+    assert res[1]["train"]["loss"] == 8.941 and res[1]["train"]["loss_ce"] == 5.158
+    assert res[1]["train"]["time"] == "3.21 seconds" and res[1]["valid"]["acc"] == 0.130
+    assert res[12]["train"]["loss"] == 1.234e4 and res[12]["valid"] == {"loss": 2.0}
+
+
+def test_training_reduces_the_loss(trained):
+    _, exp, _ = trained
+    config = yaml.safe_load((exp / "config.yaml").read_text())
+    results = epoch_results((exp / "train.log").read_text())
+    last = config["max_epoch"]
+    assert sorted(results) == list(range(1, last + 1)), sorted(results)
+    loss = {e: results[e]["train"]["loss"] for e in results}
+    assert all(math.isfinite(v) for v in loss.values()), loss
+    # a learnable task: the mean train loss of the last epoch is well below the first one's
+    assert loss[last] < 0.97 * loss[1], loss
+    assert results[last]["valid"]["loss"] < results[1]["valid"]["loss"], results
+    assert results[last]["valid"]["acc"] > results[1]["valid"]["acc"], results
+    # the log agrees with the reporter state saved in checkpoint.pth
+    import torch
+
+    stats = torch.load(exp / "checkpoint.pth", weights_only=False)["reporter"]["stats"]
+    for e in results:
+        assert abs(stats[e]["train"]["loss"] - loss[e]) < 1e-3 * max(1.0, abs(loss[e]))
 
 
 def test_inference_writes_1best_and_key_file_split_is_identical(trained):
