@@ -222,3 +222,30 @@ def test_debug_config_dry_run(system, tiny, tmp_path):
                         "text_prev": "bonjour", "text_next": "monde"})
         assert plain["suffix"].size and plain["text"][-1] == pre.tokenizer.eos_token_id
         assert (ctx["suffix"].size > plain["suffix"].size) == (system in ("s2", "s3"))
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_full_size_config_states_dtypes_and_dry_runs(system, tiny, tmp_path):
+    """Every full-size config names the dtype of each pretrained component, and passes the real
+    `sllm_train --dry_run true` with every key as written, only the two checkpoint paths
+    pointed at tiny checkpoints of the same architectures (no hub here); the built model keeps
+    the frozen Whisper in the config's dtype through ESPnet's --train_dtype cast."""
+    import torch
+
+    from espnet_sllm.bin.sllm_train import main
+    from espnet_sllm.tasks.sllm import SLLMTask
+
+    conf = _yaml(f"{system}.yaml")
+    assert conf["encoder_conf"]["model_name_or_path"] == "openai/whisper-large-v3"
+    assert conf["llm_conf"]["model_name_or_path"] == "google/gemma-2-2b"
+    assert conf["encoder_conf"]["dtype"] == "bfloat16" and conf["encoder_conf"]["freeze"] is True
+    # Gemma-2-2B is fully fine-tuned: trained weights are fp32 masters (bf16 under --use_amp)
+    assert conf["llm_conf"]["dtype"] == "float32" and conf["llm_conf"]["freeze"] is False
+    conf["encoder_conf"]["model_name_or_path"] = str(tiny / "whisper")
+    conf["llm_conf"]["model_name_or_path"] = str(tiny / "gemma2")
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+    main(["--config", str(cfg), "--dry_run", "true", "--output_dir", str(tmp_path / "exp")])
+    model = SLLMTask.build_model(_parse(cfg)).to(dtype=torch.float32)
+    assert {p.dtype for p in model.encoder.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in model.llm.parameters()} == {torch.float32}
