@@ -45,14 +45,17 @@ Per split, dropped and counted: ``no_transcript`` (a WAV whose id is not in the 
 the release has a few hundred) and ``empty_text``.  Transcript lines whose WAV is in none of
 the three splits are dropped as ``no_audio``; which split such a line belongs to cannot be
 known, so this count is made ONCE, for the whole transcript (the ``aishell transcript``
-summary line), not per split.  A transcript line holding an id alone counts as
-``empty_text`` when its WAV is read.  Errors (`ReaderError`): a transcript id listed twice, a
-transcript line that is not UTF-8, an unsafe archive member, an archive that cannot be read
+summary line), not per split; so are transcript lines with bytes that are not UTF-8
+(``not_utf8``; their WAV is then ``no_transcript``).  A transcript line holding an id alone
+counts as ``empty_text`` when its WAV is read.  With ``strict`` (``--strict true``) every drop
+is an error instead.  Errors (`ReaderError`; the command line prints ``ERROR: ...`` and exits
+with 1): a transcript id listed twice, an unsafe archive member, an archive that cannot be read
 (truncated download), an utterance id found twice among the WAV files, a WAV whose name does
 not contain its folder's name, a split without any WAV.
 
 Usage:
-    python -m espnet_sllm.data.aishell --root /db/aishell --data_dir data [--extract_dir DIR]
+    python -m espnet_sllm.data.aishell --root /db/aishell --data_dir data [--extract_dir DIR] \\
+        [--strict true]
         # -> data/aishell_train data/aishell_dev data/aishell_test
 
     from espnet_sllm.data.aishell import read_aishell
@@ -73,6 +76,7 @@ from espnet_sllm.data.kaldi_dir import Utterance
 from espnet_sllm.data.reader_utils import (
     ReaderError,
     ReaderStats,
+    add_strict_option,
     check_id,
     iter_lines,
     run_main,
@@ -176,11 +180,12 @@ def extract_speaker_archives(wav_dir: str, extract_dir: Optional[str] = None) ->
     return stats
 
 
-def read_transcript(path: str) -> Dict[str, str]:
-    """``{id: text without spaces}`` of ``aishell_transcript_v0.8.txt`` (text may be empty)."""
+def read_transcript(path: str, stats: Optional[ReaderStats] = None) -> Dict[str, str]:
+    """``{id: text without spaces}`` of ``aishell_transcript_v0.8.txt`` (text may be empty);
+    a line that is not UTF-8 is dropped and counted in ``stats`` (an error without it)."""
     out: Dict[str, str] = {}
     line_of: Dict[str, int] = {}
-    for lineno, line in iter_lines(path):
+    for lineno, line in iter_lines(path, stats=stats):
         where = f"{path}:{lineno}"
         fields = line.split(None, 1)
         uttid = check_id(fields[0], "utterance id", where)
@@ -232,14 +237,16 @@ def find_wavs(wav_dirs: Sequence[str]) -> Dict[str, Dict[str, Tuple[str, str]]]:
 
 
 def read_aishell(
-    root: str, extract_dir: Optional[str] = None
+    root: str, extract_dir: Optional[str] = None, strict: bool = False
 ) -> Tuple[Dict[str, List[Utterance]], Dict[str, ReaderStats]]:
     """Read the three splits of AISHELL-1, extracting per-speaker archives first if any.
+    With ``strict``, a row that would be dropped (see the module docstring) is an error.
 
     Returns:
         ``({split: utterances sorted by id}, {split: stats, "transcript": stats,
         "archives": stats})``.  A split's stats count its WAV files (rows), kept utterances
-        and drops; the transcript's count its lines, those with a WAV (kept) and ``no_audio``.
+        and drops; the transcript's count its lines, those with a WAV (kept), ``no_audio`` and
+        ``not_utf8``.
     """
     cdir = corpus_dir(root)
     wav_dir = os.path.join(cdir, "wav")
@@ -247,7 +254,8 @@ def read_aishell(
     transcript_path = os.path.join(cdir, TRANSCRIPT)
     if not os.path.isfile(transcript_path):
         raise FileNotFoundError(f"{transcript_path}: AISHELL-1 transcript not found")
-    transcript = read_transcript(transcript_path)
+    tst = ReaderStats("aishell transcript", strict=strict)
+    transcript = read_transcript(transcript_path, tst)
     wav_dirs = [wav_dir] + ([extract_dir] if extract_dir and os.path.isdir(extract_dir) else [])
     found = find_wavs(wav_dirs)
 
@@ -260,7 +268,7 @@ def read_aishell(
                 f"expected {split}/<spk>/BAC009<spk>W<nnnn>.wav (or the per-speaker archives "
                 f"<spk>{ARCHIVE_SUFFIX} in {wav_dir})"
             )
-        st = ReaderStats(f"aishell {split}")
+        st = ReaderStats(f"aishell {split}", strict=strict)
         utts: List[Utterance] = []
         for uttid in sorted(found[split]):
             path, spk = found[split][uttid]
@@ -277,7 +285,6 @@ def read_aishell(
         sets[split] = utts
         stats[split] = st
 
-    tst = ReaderStats("aishell transcript")
     have_wav = set().union(*(found[s] for s in SPLITS))
     for uttid in transcript:
         tst.rows += 1
@@ -303,12 +310,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--extract_dir", default=None,
                         help="where to extract the per-speaker archives <spk>.tar.gz "
                              "(default: next to them, in data_aishell/wav)")
+    add_strict_option(parser)
     args = parser.parse_args(argv)
 
     def body() -> int:
         if not os.path.isdir(args.root):
             raise FileNotFoundError(f"AISHELL-1 root {args.root!r} does not exist")
-        sets, stats = read_aishell(args.root, args.extract_dir or None)
+        sets, stats = read_aishell(args.root, args.extract_dir or None, args.strict)
         if stats["archives"].rows:
             print(stats["archives"].summary())
         for split in SPLITS:

@@ -52,6 +52,7 @@ from espnet_sllm.data.kaldi_dir import Utterance
 from espnet_sllm.data.reader_utils import (
     ReaderError,
     ReaderStats,
+    add_strict_option,
     check_id,
     iter_lines,
     parse_list,
@@ -100,10 +101,11 @@ def _split_line(line: str) -> List[str]:
     return [f.strip() for f in fields]
 
 
-def _read_two_columns(path: str, what: str) -> Dict[str, Tuple[str, int]]:
-    """``{id: (second column, line number)}``; a missing second column gives ''."""
+def _read_two_columns(path: str, what: str, stats: ReaderStats) -> Dict[str, Tuple[str, int]]:
+    """``{id: (second column, line number)}``; a missing second column gives ''; a line that is
+    not UTF-8 is dropped and counted (``not_utf8``)."""
     out: Dict[str, Tuple[str, int]] = {}
-    for lineno, line in iter_lines(path):
+    for lineno, line in iter_lines(path, stats=stats):
         where = f"{path}:{lineno}"
         fields = _split_line(line)
         uttid = check_id(fields[0], "utterance id", where)
@@ -126,9 +128,11 @@ def speaker_id(uttid: str, folder: str, device: str = "iOS") -> Optional[str]:
 
 
 def read_aishell2(
-    root: str, device: str = "iOS", split: str = "test"
+    root: str, device: str = "iOS", split: str = "test", strict: bool = False
 ) -> Tuple[List[Utterance], ReaderStats]:
     """Read one ``<device>/<split>`` set of AISHELL-DEV-TEST-SET.
+
+    With ``strict`` (``--strict true``) a row that would be dropped is an error naming it.
 
     Returns:
         (utterances sorted by id, statistics).  rows = ids of wav.scp and trans.txt together.
@@ -142,10 +146,10 @@ def read_aishell2(
         if not os.path.isfile(p):
             raise FileNotFoundError(f"{p}: not found (an AISHELL-2 set folder holds wav.scp "
                                     f"and trans.txt)")
-    wavs = _read_two_columns(scp_path, "wav.scp")
-    trans = _read_two_columns(trans_path, "trans.txt")
+    stats = ReaderStats(f"aishell2 {device}/{split}", strict=strict)
+    wavs = _read_two_columns(scp_path, "wav.scp", stats)
+    trans = _read_two_columns(trans_path, "trans.txt", stats)
 
-    stats = ReaderStats(f"aishell2 {device}/{split}")
     utts: List[Utterance] = []
     for uttid in sorted(set(wavs) | set(trans)):
         stats.rows += 1
@@ -200,12 +204,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--device", default="iOS", help=f"{' | '.join(DEVICES)} (default: iOS)")
     parser.add_argument("--split", default="test", help=f"{' | '.join(SPLITS)} (default: test)")
     parser.add_argument("--out", required=True, help="output data directory")
+    add_strict_option(parser)
     args = parser.parse_args(argv)
 
     def body() -> int:
         if not os.path.isdir(args.root):
             raise FileNotFoundError(f"AISHELL-2 test root {args.root!r} does not exist")
-        utts, stats = read_aishell2(args.root, args.device, args.split)
+        utts, stats = read_aishell2(args.root, args.device, args.split, args.strict)
         stats.log_drops(logger)
         write_set(args.out, utts, stats, f"AISHELL-2 {args.device}/{args.split}")
         return 0

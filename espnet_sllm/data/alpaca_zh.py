@@ -14,11 +14,15 @@ also be that file): UTF-8 JSON, one array of records ``{"instruction": str, "inp
   answer (``text_tgt``) = ``output``.  A Kaldi value is one line, so line breaks inside the
   fields (``\\n``, ``\\r``, U+2028, ...; with the blanks around them) become one space; the
   kept records that had any are counted (per group ``multiline``; the others: ``one_line``).
-* Dropped and counted: ``empty_output`` (the answer is empty after stripping) and
-  ``empty_question`` (instruction and input both empty).
+* Dropped and counted: ``not_utf8`` (``instruction``, ``input`` or ``output`` holds bytes that
+  are not UTF-8: the file is decoded with ``errors="surrogateescape"``, so that one bad record
+  does not stop the others), ``empty_output`` (the answer is empty after stripping) and
+  ``empty_question`` (instruction and input both empty).  With ``strict``
+  (``--strict true``) each of them is an error instead.
 * Errors (`ReaderError` naming the file and the 0-based record index, as ``jq '.[N]'``
-  counts): a file that is not JSON or not an array, a record that is not an object, lacks
-  ``instruction``, ``input`` or ``output``, or has a value that is not a string.
+  counts; the command line prints ``ERROR: ...`` and exits with 1): a file that is not JSON
+  or not an array, a record that is not an object, lacks ``instruction``, ``input`` or
+  ``output``, or has a value that is not a string.
 
 Ids and files: ``alpacazh-<6-digit record index>`` (``alpacazh-000017``), each utterance its
 own speaker; ``utt2task`` = ``sqa`` (spoken QA: the question will be speech), ``utt2lang`` =
@@ -26,7 +30,7 @@ own speaker; ``utt2task`` = ``sqa`` (spoken QA: the question will be speech), ``
 
 Usage:
     python -m espnet_sllm.data.alpaca_zh --root /db/alpaca_zh --out data/alpaca_zh \\
-        [--max_records N]
+        [--max_records N] [--strict true]
 
     from espnet_sllm.data.alpaca_zh import read_alpaca_zh
     utts, stats = read_alpaca_zh("/db/alpaca_zh/alpaca_data_zh_51k.json")
@@ -40,7 +44,15 @@ import sys
 from typing import List, Optional, Tuple
 
 from espnet_sllm.data.kaldi_dir import Utterance
-from espnet_sllm.data.reader_utils import ReaderError, ReaderStats, run_main, write_set
+from espnet_sllm.data.reader_utils import (
+    NOT_UTF8,
+    ReaderError,
+    ReaderStats,
+    add_strict_option,
+    has_undecodable,
+    run_main,
+    write_set,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,20 +80,21 @@ def json_path(root: str) -> str:
     return path
 
 
-def read_alpaca_zh(path: str, max_records: int = 0) -> Tuple[List[Utterance], ReaderStats]:
-    """Read the Alpaca-zh JSON array; ``max_records`` > 0 keeps the first N kept records."""
+def read_alpaca_zh(path: str, max_records: int = 0,
+                   strict: bool = False) -> Tuple[List[Utterance], ReaderStats]:
+    """Read the Alpaca-zh JSON array; ``max_records`` > 0 keeps the first N kept records;
+    ``strict``: a record that would be dropped is an error."""
     try:
-        with open(path, encoding="utf-8-sig") as f:
+        # Bytes that are not UTF-8 become lone surrogates: the record is dropped below.
+        with open(path, encoding="utf-8-sig", errors="surrogateescape") as f:
             records = json.load(f)
-    except UnicodeDecodeError as e:
-        raise ReaderError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise ReaderError(f"{path}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno})") \
             from None
     if not isinstance(records, list):
         raise ReaderError(f"{path}: expected a JSON array of records, got a "
                           f"{type(records).__name__}")
-    stats = ReaderStats(os.path.basename(path))
+    stats = ReaderStats(os.path.basename(path), strict=strict)
     utts: List[Utterance] = []
     for index, rec in enumerate(records):
         where = f"{path}: record {index}"
@@ -97,6 +110,10 @@ def read_alpaca_zh(path: str, max_records: int = 0) -> Tuple[List[Utterance], Re
             raise ReaderError(f"{where}: {', '.join(bad)} must be a string, got "
                               f"{', '.join(type(rec[k]).__name__ for k in bad)}")
         stats.rows += 1
+        undecodable = [k for k in KEYS if has_undecodable(rec[k])]
+        if undecodable:
+            stats.drop(NOT_UTF8, where, f"bytes that are not UTF-8 in {', '.join(undecodable)}")
+            continue
         instruction, b1 = _one_line(rec["instruction"])
         inp, b2 = _one_line(rec["input"])
         output, b3 = _one_line(rec["output"])
@@ -128,6 +145,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", required=True, help="output data directory")
     parser.add_argument("--max_records", type=int, default=0,
                         help="keep the first N usable records (0: all)")
+    add_strict_option(parser)
     args = parser.parse_args(argv)
 
     def body() -> int:
@@ -135,7 +153,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise ValueError(f"--max_records must be >= 0, got {args.max_records}")
         if not os.path.exists(args.root):
             raise FileNotFoundError(f"Alpaca-zh root {args.root!r} does not exist")
-        utts, stats = read_alpaca_zh(json_path(args.root), args.max_records)
+        utts, stats = read_alpaca_zh(json_path(args.root), args.max_records, args.strict)
         stats.log_drops(logger)
         write_set(args.out, utts, stats, "Alpaca-zh")
         return 0

@@ -36,19 +36,21 @@ label is plain ``English`` (the prompt selector falls back from ``English-Americ
 ``English``, so the English prompt is shared; per-accent scoring is unaffected because Common
 Voice is used for training only).
 
-Checks: dropped and counted (`ReaderStats`, logged with examples, not errors): rows with an
-empty sentence (``empty_sentence``) and rows whose clip file is missing (``missing_clip``: CV
-releases list a few clips that are absent).  Blank lines are not rows and are passed over.
-Errors (`ReaderError`, a ValueError naming ``file:line``): a header without ``path`` or
-``sentence``, a row whose column count differs from the header's, an empty ``path``, whitespace
-in a clip name or a client_id, a clip listed twice (the message names both lines), bytes that
-are not UTF-8, and a file without any usable row.  Common Voice is single-segment data: no
-``segments``, no ``text_prev`` / ``text_next``.
+Checks: dropped and counted (`ReaderStats`, logged with examples, not errors): rows with bytes
+that are not UTF-8 (``not_utf8``), rows with an empty sentence (``empty_sentence``) and rows
+whose clip file is missing (``missing_clip``: CV releases list a few clips that are absent);
+with ``strict`` (``--strict true``) each of them is an error instead.  Blank lines are not rows
+and are passed over.  Errors (`ReaderError`, a ValueError naming ``file:line``; the command
+line prints ``ERROR: ...`` and exits with 1): a header without ``path`` or ``sentence`` or that
+is not UTF-8, a row whose column count differs from the header's, an empty ``path``, whitespace
+in a clip name or a client_id, a clip listed twice (the message names both lines), and a file
+without any usable row.  Common Voice is single-segment data: no ``segments``, no
+``text_prev`` / ``text_next``.
 
 Usage:
     python -m espnet_sllm.data.common_voice --cv_root /db/cv-corpus-21.0 \\
         --langs en fr de it ja ko pt ru es th vi --split train --out data/cv_train \\
-        [--max_utts_per_lang N]
+        [--max_utts_per_lang N] [--strict true]
 
     ``--langs`` also accepts MLC-SLM names (``English``, ``English-American``, ``Japanese``);
     without it, all 11 MLC-SLM languages are read.
@@ -64,7 +66,13 @@ import sys
 from typing import Container, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from espnet_sllm.data.kaldi_dir import Utterance, write_data_dir
-from espnet_sllm.data.reader_utils import ReaderError, ReaderStats, iter_lines, run_main
+from espnet_sllm.data.reader_utils import (
+    ReaderError,
+    ReaderStats,
+    add_strict_option,
+    iter_lines,
+    run_main,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -128,19 +136,20 @@ def speaker_and_utterance(code: str, client_id: str, stem: str) -> Tuple[Optiona
     return None, f"cv-{code}-{stem}"  # unknown speaker: the utterance is its own speaker
 
 
-def iter_cv_table(tsv: str) -> Iterator[Tuple[str, CvRow]]:
+def iter_cv_table(tsv: str, stats: Optional[ReaderStats] = None) -> Iterator[Tuple[str, CvRow]]:
     """Yield ``(clip path, CvRow)`` for every row of a Common Voice ``<split>.tsv``, in file
     order, with the checks of the module docstring (`ReaderError` naming ``file:line``).
 
     Rows are checked as they are read, so a caller that stops early reads only part of the
-    file; a clip listed twice is an error when its second row is reached.
+    file; a clip listed twice is an error when its second row is reached.  A row that is not
+    UTF-8 is dropped and counted in ``stats`` (`iter_lines`); without ``stats`` it is an error.
     """
     if not os.path.isfile(tsv):
         raise FileNotFoundError(
             f"{tsv}: not found (expected a Common Voice language folder with "
             f"{os.path.basename(tsv)} and clips/)"
         )
-    lines = iter_lines(tsv)
+    lines = iter_lines(tsv, stats=stats, header=True)
     first = next(lines, None)
     if first is None:
         raise ReaderError(f"{tsv}:1: empty file, expected a header row")
@@ -172,7 +181,8 @@ def iter_cv_table(tsv: str) -> Iterator[Tuple[str, CvRow]]:
         yield path, CvRow(client, row[i_sentence].strip(), lineno)
 
 
-def read_cv_table(tsv: str, keep: Optional[Container[str]] = None) -> Dict[str, CvRow]:
+def read_cv_table(tsv: str, keep: Optional[Container[str]] = None,
+                  stats: Optional[ReaderStats] = None) -> Dict[str, CvRow]:
     """Read a whole Common Voice ``<split>.tsv`` (e.g. ``validated.tsv``) into
     ``{clip path: CvRow}``, in file order, with every check of `iter_cv_table`.
 
@@ -180,8 +190,18 @@ def read_cv_table(tsv: str, keep: Optional[Container[str]] = None) -> Dict[str, 
         tsv: the table file.
         keep: when given, only rows whose clip path is in it are returned (all rows are still
             checked); this bounds the memory when a few paths of a large table are needed.
+        stats: counts rows (read), kept (returned) and drops (rows that are not UTF-8); without
+            it such a row is an error.
     """
-    return {path: row for path, row in iter_cv_table(tsv) if keep is None or path in keep}
+    out: Dict[str, CvRow] = {}
+    for path, row in iter_cv_table(tsv, stats):
+        if stats is not None:
+            stats.rows += 1
+        if keep is None or path in keep:
+            out[path] = row
+            if stats is not None:
+                stats.keep()
+    return out
 
 
 def read_common_voice(
@@ -189,6 +209,7 @@ def read_common_voice(
     split: str = "train",
     lang_label: Optional[str] = None,
     max_utts: Optional[int] = None,
+    strict: bool = False,
 ) -> Tuple[List[Utterance], ReaderStats]:
     """Read one split of one Common Voice language folder.
 
@@ -198,6 +219,7 @@ def read_common_voice(
         lang_label: ``utt2lang`` label; default: the MLC-SLM name of the code (`CV_LANGUAGES`).
         max_utts: keep only the first N usable rows of the file (None or 0: all); reading
             stops there.
+        strict: a row that would be dropped (see the module docstring) is an error instead.
 
     Returns:
         (utterances in file order, statistics with the label as group).  Each utterance has
@@ -218,10 +240,10 @@ def read_common_voice(
     tsv = os.path.join(lang_dir, f"{split}.tsv")
     clips = os.path.join(lang_dir, "clips")
 
-    stats = ReaderStats(tsv)
+    stats = ReaderStats(tsv, strict=strict)
     utts: List[Utterance] = []
     line_of: Dict[str, int] = {}
-    for path, row in iter_cv_table(tsv):
+    for path, row in iter_cv_table(tsv, stats):
         where = f"{tsv}:{row.line}"
         stats.rows += 1
         if not row.sentence:
@@ -262,6 +284,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", required=True, help="output data directory, e.g. data/cv_train")
     parser.add_argument("--max_utts_per_lang", type=int, default=0,
                         help="keep the first N usable rows of each language (0: all)")
+    add_strict_option(parser)
     args = parser.parse_args(argv)
 
     def body() -> int:
@@ -283,7 +306,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     f"language ({', '.join(codes)})"
                 )
             lang_utts, stats = read_common_voice(lang_dir, args.split,
-                                                 max_utts=args.max_utts_per_lang or None)
+                                                 max_utts=args.max_utts_per_lang or None,
+                                                 strict=args.strict)
             logger.info("%s", stats.summary())
             utts.extend(lang_utts)
             total.update(stats)

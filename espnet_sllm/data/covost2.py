@@ -51,18 +51,23 @@ an error).  Each utterance has:
 
 Checks
 ------
-Errors (`ReaderError` naming ``file:line``): a CoVoST table without a ``path``, ``translation``
-or ``split`` column, a row whose column count differs from the header's, an empty ``path``, a
+Errors (`ReaderError` naming ``file:line``; the command line prints ``ERROR: ...`` and exits
+with 1): a CoVoST table without a ``path``, ``translation`` or ``split`` column, a header that
+is not UTF-8, a row whose column count differs from the header's, an empty ``path``, a
 ``split`` value other than the four above, a clip listed twice, and the errors of the Common
 Voice table.  Dropped and counted per set, under the first reason that applies, in this order:
 ``empty_translation``; ``not_in_cv_table`` (the clip is not in the Common Voice table, e.g. a
 newer release that no longer validates it; CoVoST's own split script drops them the same way,
 by an inner join); ``empty_sentence`` (the Common Voice transcript is empty); ``missing_audio``
-(the MP3 file does not exist).
+(the MP3 file does not exist).  A row with bytes that are not UTF-8 (``not_utf8``) cannot be
+given to a set: it is counted in the table's own summary line (``covost_v2.<pair>.tsv`` or
+``validated.tsv``: ``rows`` read, ``kept`` used, ``dropped``), printed when it dropped
+something; a clip whose Common Voice row was dropped so is then ``not_in_cv_table``.  With
+``strict`` (``--strict true``) every drop is an error instead.
 
 Usage:
     python -m espnet_sllm.data.covost2 --cv_root /db/cv-corpus-4 --covost_root /db/covost2 \\
-        --pairs en_de fr_en --data_dir data [--work_dir data/local/covost2]
+        --pairs en_de fr_en --data_dir data [--work_dir data/local/covost2] [--strict true]
         # -> data/covost_en_de_train data/covost_en_de_dev data/covost_en_de_test
         #    data/covost_fr_en_train ...  (combine them with python -m espnet_sllm.data.kaldi_dir)
 
@@ -84,6 +89,7 @@ from espnet_sllm.data.kaldi_dir import Utterance, write_data_dir
 from espnet_sllm.data.reader_utils import (
     ReaderError,
     ReaderStats,
+    add_strict_option,
     iter_lines,
     parse_list,
     run_main,
@@ -179,9 +185,12 @@ def _split_escaped(line: str, where: str) -> List[str]:
         raise ReaderError(f"{where}: {e}: {line!r}") from None
 
 
-def read_covost_tsv(tsv: str) -> List[CovostRow]:
-    """Rows of a CoVoST table, in file order, with the checks of the module docstring."""
-    lines = iter_lines(tsv)
+def read_covost_tsv(tsv: str, stats: Optional[ReaderStats] = None) -> List[CovostRow]:
+    """Rows of a CoVoST table, in file order, with the checks of the module docstring.
+
+    ``stats`` counts the rows read and kept, and drops rows that are not UTF-8 (without it,
+    such a row is an error)."""
+    lines = iter_lines(tsv, stats=stats, header=True)
     first = next(lines, None)
     if first is None:
         raise ReaderError(f"{tsv}:1: empty file, expected a header row")
@@ -210,11 +219,15 @@ def read_covost_tsv(tsv: str) -> List[CovostRow]:
                               f"{line_of[path]})")
         line_of[path] = lineno
         rows.append(CovostRow(path, fields[col["translation"]].strip(), split, lineno))
+        if stats is not None:
+            stats.rows += 1
+            stats.keep()
     return rows
 
 
 def read_covost2(
-    covost_tsv: str, cv_lang_dir: str, pair: str, cv_table: str = CV_TABLE
+    covost_tsv: str, cv_lang_dir: str, pair: str, cv_table: str = CV_TABLE,
+    strict: bool = False,
 ) -> Tuple[Dict[str, List[Utterance]], Dict[str, ReaderStats]]:
     """Read the three sets of one CoVoST 2 pair.
 
@@ -223,19 +236,24 @@ def read_covost2(
         cv_lang_dir: ``<cv_root>/<src>``, holding ``<cv_table>.tsv`` and ``clips/``.
         pair: ``<src>_<tgt>`` (one of `PAIRS`, or any CoVoST 2 pair).
         cv_table: the Common Voice table giving transcripts and speakers (``validated``).
+        strict: a row that would be dropped (see the module docstring) is an error instead.
 
     Returns:
         ``({set: utterances in file order}, {set: statistics})`` for the sets ``train``,
-        ``dev``, ``test``; the statistics count rows per value of the ``split`` column.
+        ``dev``, ``test`` (the statistics count rows per value of the ``split`` column), and
+        the statistics of the two tables read, ``covost_table`` and ``cv_table`` (rows read,
+        rows used, rows dropped because they are not UTF-8).
     """
     src, tgt = split_pair(pair)
-    rows = read_covost_tsv(covost_tsv)
+    covost_stats = ReaderStats(covost_tsv, strict=strict)
+    rows = read_covost_tsv(covost_tsv, covost_stats)
     cv_tsv = os.path.join(cv_lang_dir, f"{cv_table}.tsv")
-    table = read_cv_table(cv_tsv, keep={r.path for r in rows})
+    cv_stats = ReaderStats(cv_tsv, strict=strict)
+    table = read_cv_table(cv_tsv, keep={r.path for r in rows}, stats=cv_stats)
     clips = os.path.join(cv_lang_dir, "clips")
 
     sets: Dict[str, List[Utterance]] = {s: [] for s in SETS}
-    stats = {s: ReaderStats(f"{covost_tsv} ({s})") for s in SETS}
+    stats = {s: ReaderStats(f"{covost_tsv} ({s})", strict=strict) for s in SETS}
     for row in rows:
         where = f"{covost_tsv}:{row.line}"
         set_ = SPLIT_TO_SET[row.split]
@@ -260,6 +278,8 @@ def read_covost2(
                                     text=cv.sentence, text_tgt=row.translation, lang=src,
                                     task=TASK))
         st.keep(row.split)
+    stats["covost_table"] = covost_stats
+    stats["cv_table"] = cv_stats
     for st in stats.values():
         st.log_drops(logger)
     return sets, stats
@@ -284,6 +304,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="where a table found only as .tsv.tar.gz is extracted")
     parser.add_argument("--cv_table", default=CV_TABLE,
                         help="the Common Voice <table>.tsv with the transcripts")
+    add_strict_option(parser)
     args = parser.parse_args(argv)
 
     def body() -> int:
@@ -295,7 +316,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             src, _ = split_pair(pair)
             tsv = find_covost_tsv(args.covost_root, pair, args.work_dir)
             sets, stats = read_covost2(tsv, os.path.join(args.cv_root, src), pair,
-                                       args.cv_table)
+                                       args.cv_table, strict=args.strict)
+            for table in ("covost_table", "cv_table"):
+                if stats[table].total_dropped:
+                    print(stats[table].summary())
             for set_ in SETS:  # all three or none: a pair is usable only with its test set
                 if not sets[set_]:
                     raise ReaderError(f"{tsv}: no usable row for the {set_} set "

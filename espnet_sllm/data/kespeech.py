@@ -37,16 +37,19 @@ label, one of `SUBDIALECTS` (Mandarin and the eight subdialects), for per-subdia
 
 Checks
 ------
-Dropped and counted (`ReaderStats`, logged with examples): ``empty_text`` (no transcript),
-``only_noise`` (nothing left once the noise tags are removed), ``missing_audio`` (the wav file
-does not exist).  Errors (`ReaderError`, ``file:line``): a line without a value in wav.scp,
-utt2spk or utt2subdialect, files listing different utterances or orders, a repeated id, a
-speaker id with blanks, an unknown subdialect label (the message lists the valid ones), and an
-unknown part name.
+Dropped and counted (`ReaderStats`, logged with examples): ``not_utf8`` (a line of any of the
+four files with bytes that are not UTF-8: the utterance is dropped, the files stay aligned),
+``empty_text`` (no transcript), ``only_noise`` (nothing left once the noise tags are removed),
+``missing_audio`` (the wav file does not exist); with ``strict`` (``--strict true``) each of
+them is an error instead.  Errors (`ReaderError`, ``file:line``; the command line prints
+``ERROR: ...`` and exits with 1): a line without a value in wav.scp, utt2spk or
+utt2subdialect, files listing different utterances or orders (also when the bytes that are not
+UTF-8 are in the id itself), a repeated id, a speaker id with blanks, an unknown subdialect
+label (the message lists the valid ones), and an unknown part name.
 
 Usage:
     python -m espnet_sllm.data.kespeech --root /db/KeSpeech --out_dir data \\
-        [--parts train_phase1 train_phase2 dev_phase1 dev_phase2 test]
+        [--parts train_phase1 train_phase2 dev_phase1 dev_phase2 test] [--strict true]
     # -> data/train_phase1, data/train_phase2, ...; combine with
     #    python -m espnet_sllm.data.kaldi_dir combine --out data/train data/train_phase{1,2}
 
@@ -63,8 +66,11 @@ from typing import List, Optional, Sequence, Tuple
 
 from espnet_sllm.data.kaldi_dir import Utterance
 from espnet_sllm.data.reader_utils import (
+    NOT_UTF8,
+    NotUtf8Line,
     ReaderError,
     ReaderStats,
+    add_strict_option,
     check_id,
     iter_lines,
     parse_list,
@@ -102,30 +108,35 @@ def clean_text(text: str) -> Tuple[str, List[str]]:
     return "".join(NOISE_TAG_RE.sub("", text).split()), tags
 
 
-def _read_file(path: str, need_value: bool) -> List[Tuple[int, str, str]]:
-    """(line number, id, value) of every non-blank line of a ``<id> <value>`` file."""
+def _read_file(path: str, need_value: bool) -> List[Tuple[int, str, str, str]]:
+    """(line number, id, value, why the line is not UTF-8 or "") of every non-blank line of a
+    ``<id> <value>`` file; a line that is not UTF-8 keeps its place (U+FFFD for its bad
+    bytes), the caller drops its utterance."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: not found (KeSpeech Tasks/ASR/<part>/ lists "
                                 f"{', '.join(FILES)})")
     rows = []
-    for lineno, line in iter_lines(path):
+    for lineno, line in iter_lines(path, keep_undecodable=True):
+        bad = line.reason if isinstance(line, NotUtf8Line) else ""
         if line[0].isspace():
             raise ReaderError(f"{path}:{lineno}: line starts with a blank, expected "
                               f"'<id> <value>': {line!r}")
         cols = line.split(maxsplit=1)
         value = cols[1].strip() if len(cols) > 1 else ""
-        if need_value and not value:
+        if need_value and not value and not bad:
             raise ReaderError(f"{path}:{lineno}: no value after the id {cols[0]!r}")
-        rows.append((lineno, cols[0], value))
+        rows.append((lineno, cols[0], value, bad))
     return rows
 
 
-def read_kespeech(root: str, part: str) -> Tuple[List[Utterance], ReaderStats]:
+def read_kespeech(root: str, part: str,
+                  strict: bool = False) -> Tuple[List[Utterance], ReaderStats]:
     """Read one part of KeSpeech's ASR task.
 
     Args:
         root: the ``KeSpeech/`` folder or the folder holding it.
         part: one of `PARTS`.
+        strict: a row that would be dropped (see the module docstring) is an error instead.
 
     Returns:
         (utterances in file order, statistics: rows, kept, drops by reason, kept utterances
@@ -142,20 +153,20 @@ def read_kespeech(root: str, part: str) -> Tuple[List[Utterance], ReaderStats]:
     for name in FILES[1:]:
         for i in range(max(len(rows[ref]), len(rows[name]))):
             if i >= len(rows[name]):
-                lineno, key, _ = rows[ref][i]
+                lineno, key, _, _ = rows[ref][i]
                 raise ReaderError(
                     f"{paths[ref]}:{lineno}: lists {key!r} but {paths[name]} ends after "
                     f"{len(rows[name])} entries; the four files must list the same utterances "
                     f"in the same order"
                 )
             if i >= len(rows[ref]):
-                lineno, key, _ = rows[name][i]
+                lineno, key, _, _ = rows[name][i]
                 raise ReaderError(
                     f"{paths[name]}:{lineno}: lists {key!r} but {paths[ref]} ends after "
                     f"{len(rows[ref])} entries; the four files must list the same utterances "
                     f"in the same order"
                 )
-            (l_ref, k_ref, _), (l_other, k_other, _) = rows[ref][i], rows[name][i]
+            (l_ref, k_ref, _, _), (l_other, k_other, _, _) = rows[ref][i], rows[name][i]
             if k_ref != k_other:
                 raise ReaderError(
                     f"{paths[ref]}:{l_ref} has {k_ref!r} but {paths[name]}:{l_other} has "
@@ -163,19 +174,24 @@ def read_kespeech(root: str, part: str) -> Tuple[List[Utterance], ReaderStats]:
                     f"order"
                 )
 
-    stats = ReaderStats(part)
+    stats = ReaderStats(part, strict=strict)
     utts: List[Utterance] = []
     first_line = {}
     tag_counts: Counter = Counter()
-    for (lineno, key, wav), (t_line, _, raw_text), (s_line, _, spk), (d_line, _, label) in zip(
-        *(rows[name] for name in FILES)
-    ):
+    for line_rows in zip(*(rows[name] for name in FILES)):
+        (lineno, key, wav, _), (t_line, _, raw_text, _), (s_line, _, spk, _), \
+            (d_line, _, label, _) = line_rows
         where = f"{paths[ref]}:{lineno}"
         stats.rows += 1
         if key in first_line:
             raise ReaderError(f"{where}: duplicate utterance id {key!r} (first on line "
                               f"{first_line[key]})")
         first_line[key] = lineno
+        bad = [(name, row) for name, row in zip(FILES, line_rows) if row[3]]
+        if bad:
+            name, (bad_line, _, _, reason) = bad[0]
+            stats.drop(NOT_UTF8, f"{paths[name]}:{bad_line}", f"{key}: {reason}")
+            continue
         check_id(spk, "speaker id", f"{paths['utt2spk']}:{s_line}")
         if label not in SUBDIALECTS:
             raise ReaderError(f"{paths['utt2subdialect']}:{d_line}: unknown subdialect "
@@ -220,12 +236,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out_dir", required=True, help="parent of the data directories")
     parser.add_argument("--parts", nargs="+", default=None,
                         help=f"parts to read (default: all: {' '.join(PARTS)})")
+    add_strict_option(parser)
     args = parser.parse_args(argv)
 
     def body() -> int:
         parts = parse_list(args.parts, PARTS, "KeSpeech part")
         for part in parts:
-            utts, stats = read_kespeech(args.root, part)
+            utts, stats = read_kespeech(args.root, part, args.strict)
             write_set(os.path.join(args.out_dir, part), utts, stats, part)
         return 0
 

@@ -13,9 +13,9 @@ Each set (training parts, development, evaluation) is a folder ``<root>`` holdin
   suffix is stripped so that both give the accent ``American``.
 * The training set has one more folder level (``<NNNN>/``) below the language or accent folder;
   any such grouping folders are walked through and play no part in the ids.
-* Every ``.txt`` is paired with the ``.wav`` of the same stem (a missing wav is an error).  A
-  ``.wav`` without ``.txt`` (evaluation release without annotation) becomes one utterance
-  spanning the whole recording, without text.
+* Every ``.txt`` is paired with the ``.wav`` of the same stem (a session whose wav is missing
+  is dropped and counted, see Checks).  A ``.wav`` without ``.txt`` (evaluation release without
+  annotation) becomes one utterance spanning the whole recording, without text.
 
 Annotation ``.txt``: UTF-8, one segment per line, ``start<TAB>end<TAB>speaker<TAB>text`` with
 times in seconds and speakers ``O1``/``O2``.  Evaluation sets have only the first three columns:
@@ -40,13 +40,37 @@ Kaldi rule that keeps ``utt2spk`` and ``spk2utt`` in the same order.
 
 Checks
 ------
-Errors (ValueError naming ``file:line``): a column count other than 3 or 4, a line with 3
-columns in a file with 4 (or the reverse), non-numeric times, ``start < 0``, ``end <= start``,
-a speaker that is not one plain token, a segment ending after the audio by more than
-``end_tolerance`` (0.05 s by default: annotation tools round the last boundary up by a few
-milliseconds; such ends are clipped to the audio length, the id keeps the annotated time), and
-two segments giving the same utterance id.  Skipped and counted (not errors): blank lines, and
-segments whose text is empty in a 4-column file.
+Every problem of ONE segment line or ONE session is dropped and counted under a named reason
+(``espnet_sllm.data.reader_utils.ReaderStats``: printed as ``dropped=N (reason=n, ...)``, the
+first examples logged with their ``file:line``), so that one bad line does not keep the rest of
+a 1,500-hour corpus from being prepared:
+
+* ``not_utf8``: a line with bytes that are not UTF-8;
+* ``empty_text``: a segment whose text is empty in a 4-column file;
+* ``bad_segment_time``: a negative start, or an end not after the start (zero or negative
+  duration);
+* ``segment_beyond_audio``: a segment ending more than ``end_tolerance`` after the end of its
+  audio, or starting at or after it.  ``end_tolerance`` is 0.5 s by default, the default
+  ``--max_overshoot`` of stage 2 (``espnet_sllm.bin.format_data``): annotation tools round the
+  last boundary, and audio containers lose or add a few frames; an end within it is clipped to
+  the audio length (counted as ``ends clipped``; the id keeps the annotated time);
+* sessions dropped whole (one count per session, its lines are not read):
+  ``missing_audio`` (a ``.txt`` without its ``.wav``), ``unreadable_audio`` (soundfile cannot
+  read the ``.wav`` header: a truncated or corrupt file), ``unknown_language_folder`` (files
+  directly in ``data/``, or English files outside an ``English/<Accent>/`` folder: their
+  language label cannot be told).
+
+With ``strict`` (``--strict true``) each of these is an error instead.  Blank lines are not
+segments and are passed over.  Errors (`ReaderError`, a ValueError naming ``file:line``; the
+command line prints ``ERROR: ...`` and exits with 1): a column count other than 3 or 4, a line
+with 3 columns in a file with 4 (or the reverse), non-numeric or non-finite times, a speaker
+that is not one plain token, two segments giving the same utterance id, two recordings giving
+the same recording id, whitespace in a path, a set mixing transcribed and untranscribed
+sessions, a ``--langs`` entry that the set does not have, and a set without any usable segment.
+
+Statistics (`MlcSlmStats`): ``rows`` are the segment lines read, plus one per recording used
+whole (a ``.wav`` without ``.txt``) and one per session dropped whole; ``per group`` counts the
+kept utterances per language label.
 
 Context: ``text_prev`` / ``text_next`` of an utterance are the texts of the previous / next
 kept segment of the same recording ordered by start time (either speaker), empty at the ends.
@@ -54,7 +78,7 @@ kept segment of the same recording ordered by start time (either speaker), empty
 Usage:
     python -m espnet_sllm.data.mlc_slm --root /db/MLC-SLM/dev --out data/dev
     python -m espnet_sllm.data.mlc_slm --root /db/MLC-SLM/MLC-SLM_Workshop-Training_Set_1 \\
-        --out data/train_part1 --langs English-American Japanese
+        --out data/train_part1 --langs English-American Japanese [--strict true]
 
     from espnet_sllm.data.mlc_slm import read_mlc_slm
     utts, stats = read_mlc_slm("/db/MLC-SLM/dev", languages=["Japanese"])
@@ -65,56 +89,76 @@ import os
 import re
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import soundfile
 
-from espnet_sllm.data.kaldi_dir import Segment, Utterance, write_data_dir
+from espnet_sllm.data.kaldi_dir import Segment, Utterance
+from espnet_sllm.data.reader_utils import (
+    ReaderError,
+    ReaderStats,
+    add_strict_option,
+    iter_lines,
+    run_main,
+    write_set,
+)
 
 logger = logging.getLogger(__name__)
 
 ENGLISH = "English"
 ACCENT_SUFFIX = "_English"
-# Seconds a segment may end after the audio before it is an error (see the module docstring).
-END_TOLERANCE = 0.05
+# Seconds a segment may end after the audio and still be kept, clipped (see the module
+# docstring); the default --max_overshoot of stage 2 (espnet_sllm.bin.format_data).
+END_TOLERANCE = 0.5
 _SPEAKER_RE = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 @dataclass
-class MlcSlmStats:
-    """What the reader kept and skipped, for the log of the data preparation stage."""
+class MlcSlmStats(ReaderStats):
+    """`ReaderStats` of one MLC-SLM set (rows: see the module docstring; per group: kept
+    utterances per language label), with what is particular to this corpus."""
 
-    recordings: int = 0
-    kept: int = 0
-    skipped: Counter = field(default_factory=Counter)
-    clipped_end: int = 0
-    wav_only: int = 0
+    recordings: int = 0  # recordings whose audio was read
+    clipped_end: int = 0  # segments ending after the audio by at most end_tolerance
+    wav_only: int = 0  # recordings without .txt, used whole
     has_text: bool = True
-    per_language: Counter = field(default_factory=Counter)
+    end_tolerance: float = END_TOLERANCE
+
+    @property
+    def per_language(self) -> Counter:
+        return self.per_group
+
+    @property
+    def skipped(self) -> Counter:
+        """The drop counts (this reader's name for them before `ReaderStats`)."""
+        return self.dropped
 
     def summary(self) -> str:
-        skipped = ", ".join(f"{k}={v}" for k, v in sorted(self.skipped.items())) or "none"
-        langs = ", ".join(f"{k}={v}" for k, v in sorted(self.per_language.items()))
         return (
-            f"recordings={self.recordings} kept={self.kept} skipped: {skipped}; "
-            f"ends clipped to the audio length={self.clipped_end}; "
-            f"whole-recording utterances (wav without txt)={self.wav_only}; "
-            f"text={'yes' if self.has_text else 'no (evaluation set, not scored)'}; "
-            f"per language: {langs}"
+            f"{super().summary()}; recordings={self.recordings}; "
+            f"ends clipped to the audio length (<= {self.end_tolerance} s over)="
+            f"{self.clipped_end}; whole-recording utterances (wav without txt)={self.wav_only}; "
+            f"text={'yes' if self.has_text else 'no (evaluation set, not scored)'}"
         )
 
 
 @dataclass
 class _Recording:
-    label: str  # utt2lang label: English-American, Japanese, ...
+    label: Optional[str]  # utt2lang label (English-American, Japanese, ...); None: unknown
+    folder: Optional[str]  # the language folder below data/ (None: files directly in data/)
     session: str
-    wav: str
+    wav: Optional[str]  # None: no .wav next to the .txt
     txt: Optional[str]
+    why_no_label: str = ""
 
     @property
     def recid(self) -> str:
         return f"{self.label}-{self.session}"
+
+    @property
+    def where(self) -> str:
+        return self.txt or self.wav or self.session
 
 
 def _data_root(root: str) -> str:
@@ -126,42 +170,39 @@ def _data_root(root: str) -> str:
     raise FileNotFoundError(f"MLC-SLM root {root!r} does not exist")
 
 
-def _language_label(rel_dir: List[str], where: str) -> str:
-    """Language label from the folders between ``data/`` and the file."""
+def _language_label(rel_dir: List[str]) -> Tuple[Optional[str], str]:
+    """(language label, or None and why) from the folders between ``data/`` and the file."""
+    if not rel_dir:
+        return None, "not in a language folder (data/<Language>/...)"
     language = rel_dir[0]
     if language != ENGLISH:
-        return language
+        return language, ""
     if len(rel_dir) < 2:
-        raise ValueError(f"{where}: English files must sit in an accent folder (English/<Accent>/)")
+        return None, "English sessions must sit in an accent folder (English/<Accent>/)"
     accent = rel_dir[1]
     if accent.endswith(ACCENT_SUFFIX) and len(accent) > len(ACCENT_SUFFIX):
         accent = accent[: -len(ACCENT_SUFFIX)]
-    return f"{ENGLISH}-{accent}"
+    return f"{ENGLISH}-{accent}", ""
 
 
 def _find_recordings(data_root: str) -> List[_Recording]:
     recs: List[_Recording] = []
     for dirpath, dirnames, filenames in os.walk(data_root):
-        dirnames.sort()  # deterministic walk, hence deterministic error messages
+        dirnames.sort()  # deterministic walk, hence deterministic messages
         rel = os.path.relpath(dirpath, data_root)
         rel_dir = [] if rel == "." else rel.split(os.sep)
         # Hidden files (e.g. macOS "._x.txt" resource forks in zip releases) are not data.
         names = {f for f in filenames if not f.startswith(".")}
         stems_txt = {f[:-4] for f in names if f.endswith(".txt")}
         stems_wav = {f[:-4] for f in names if f.endswith(".wav")}
-        if not rel_dir:
-            if stems_txt or stems_wav:
-                logger.warning("%s: ignoring files outside a language folder", data_root)
-            continue
+        label, why = _language_label(rel_dir)
         for stem in sorted(stems_txt | stems_wav):
             txt = os.path.join(dirpath, stem + ".txt") if stem in stems_txt else None
-            wav = os.path.join(dirpath, stem + ".wav")
-            if stem not in stems_wav:
-                raise ValueError(f"{txt}: no audio file {stem}.wav next to this annotation")
+            wav = os.path.join(dirpath, stem + ".wav") if stem in stems_wav else None
             where = txt or wav
             if any(c.isspace() for c in stem) or any(any(c.isspace() for c in d) for d in rel_dir):
-                raise ValueError(f"{where}: whitespace in the path would break Kaldi ids")
-            recs.append(_Recording(_language_label(rel_dir, where), stem, wav, txt))
+                raise ReaderError(f"{where}: whitespace in the path would break Kaldi ids")
+            recs.append(_Recording(label, rel_dir[0] if rel_dir else None, stem, wav, txt, why))
     return recs
 
 
@@ -169,69 +210,68 @@ def _parse_time(s: str, what: str, where: str) -> float:
     try:
         t = float(s)
     except ValueError:
-        raise ValueError(f"{where}: {what} time {s!r} is not a number") from None
+        raise ReaderError(f"{where}: {what} time {s!r} is not a number") from None
     if t != t or t in (float("inf"), float("-inf")):
-        raise ValueError(f"{where}: {what} time {s!r} is not finite")
+        raise ReaderError(f"{where}: {what} time {s!r} is not finite")
     return t
 
 
 def _read_annotation(
-    rec: _Recording, duration: float, end_tolerance: float, stats: MlcSlmStats
+    rec: _Recording, wav: str, duration: float, stats: MlcSlmStats
 ) -> List[Tuple[float, float, str, Optional[str], float, float, str]]:
     """Parse one .txt: (start, end, spk, text, id_start, id_end, where) per kept segment."""
     out = []
     ncols_file = None
-    with open(rec.txt, encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, 1):
-            where = f"{rec.txt}:{lineno}"
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                stats.skipped["blank_line"] += 1
+    tol = stats.end_tolerance
+    for lineno, line in iter_lines(rec.txt, stats=stats):
+        where = f"{rec.txt}:{lineno}"
+        stats.rows += 1
+        cols = line.split("\t") if "\t" in line else line.split(maxsplit=3)
+        if len(cols) not in (3, 4):
+            raise ReaderError(
+                f"{where}: expected 3 or 4 TAB-separated columns "
+                f"(start, end, speaker[, text]), got {len(cols)}: {line!r}"
+            )
+        if ncols_file is None:
+            ncols_file = len(cols)
+        elif len(cols) != ncols_file:
+            raise ReaderError(
+                f"{where}: {len(cols)} columns, but the first segment of this file has "
+                f"{ncols_file}: {line!r}"
+            )
+        start = _parse_time(cols[0].strip(), "start", where)
+        end = _parse_time(cols[1].strip(), "end", where)
+        spk = cols[2].strip()
+        if not _SPEAKER_RE.match(spk):
+            raise ReaderError(f"{where}: speaker {spk!r} must be one plain token like O1")
+        if start < 0:
+            stats.drop("bad_segment_time", where, f"negative start time {start}")
+            continue
+        if end <= start:
+            stats.drop("bad_segment_time", where,
+                       f"end time {end} is not after start time {start}")
+            continue
+        if end > duration + tol:
+            stats.drop("segment_beyond_audio", where,
+                       f"segment ends at {end} s, {end - duration:.3f} s after the end of the "
+                       f"audio ({duration:.3f} s, {wav}; up to {tol} s would be clipped)")
+            continue
+        if start >= duration:
+            stats.drop("segment_beyond_audio", where,
+                       f"segment starts at {start} s, at or after the end of the audio "
+                       f"({duration:.3f} s, {wav})")
+            continue
+        seg_end = end
+        if end > duration:
+            seg_end = duration
+            stats.clipped_end += 1
+        text = None
+        if len(cols) == 4:
+            text = cols[3].strip()
+            if not text:
+                stats.drop("empty_text", where)
                 continue
-            cols = line.split("\t") if "\t" in line else line.split(maxsplit=3)
-            if len(cols) not in (3, 4):
-                raise ValueError(
-                    f"{where}: expected 3 or 4 TAB-separated columns "
-                    f"(start, end, speaker[, text]), got {len(cols)}: {line!r}"
-                )
-            if ncols_file is None:
-                ncols_file = len(cols)
-            elif len(cols) != ncols_file:
-                raise ValueError(
-                    f"{where}: {len(cols)} columns, but the first segment of this file has "
-                    f"{ncols_file}: {line!r}"
-                )
-            start = _parse_time(cols[0].strip(), "start", where)
-            end = _parse_time(cols[1].strip(), "end", where)
-            spk = cols[2].strip()
-            if start < 0:
-                raise ValueError(f"{where}: negative start time {start}")
-            if end <= start:
-                raise ValueError(f"{where}: end time {end} is not after start time {start}")
-            if not _SPEAKER_RE.match(spk):
-                raise ValueError(f"{where}: speaker {spk!r} must be one plain token like O1")
-            if end > duration + end_tolerance:
-                raise ValueError(
-                    f"{where}: segment ends at {end} s, after the end of the audio "
-                    f"({duration:.3f} s, {rec.wav}) by more than {end_tolerance} s"
-                )
-            seg_end = end
-            if end > duration:
-                seg_end = duration
-                stats.clipped_end += 1
-                if seg_end <= start:
-                    raise ValueError(
-                        f"{where}: segment starts at {start} s, at or after the end of the "
-                        f"audio ({duration:.3f} s, {rec.wav})"
-                    )
-            text = None
-            if len(cols) == 4:
-                text = cols[3].strip()
-                if not text:
-                    stats.skipped["empty_text"] += 1
-                    logger.debug("%s: empty text, segment skipped", where)
-                    continue
-            out.append((start, seg_end, spk, text, start, end, where))
+        out.append((start, seg_end, spk, text, start, end, where))
     if not out:
         logger.warning("%s: no usable segment", rec.txt)
     return out
@@ -241,10 +281,32 @@ def _cs(t: float) -> str:
     return f"{round(t * 100):06d}"
 
 
+def _select_languages(recs: List[_Recording], languages: Sequence[str],
+                      data_root: str) -> List[_Recording]:
+    """The recordings of ``languages``; those whose label is unknown are kept when their
+    language folder is one of the requested languages (they are dropped and counted later)."""
+    wanted = {x.lower() for x in languages}
+    bases = {x.split("-")[0] for x in wanted}
+    labelled = [r for r in recs if r.label is not None]
+    found = {r.label for r in labelled} | {r.label.split("-")[0] for r in labelled}
+    unknown = sorted(x for x in languages if x.lower() not in {f.lower() for f in found})
+    if unknown:
+        raise ReaderError(
+            f"{data_root}: no recordings for language(s) {unknown}; found: {sorted(found)}"
+        )
+    return [
+        r for r in recs
+        if (r.label is not None
+            and (r.label.lower() in wanted or r.label.split("-")[0].lower() in wanted))
+        or (r.label is None and r.folder is not None and r.folder.lower() in bases)
+    ]
+
+
 def read_mlc_slm(
     root: str,
     languages: Optional[Sequence[str]] = None,
     end_tolerance: float = END_TOLERANCE,
+    strict: bool = False,
 ) -> Tuple[List[Utterance], MlcSlmStats]:
     """Read one MLC-SLM set into utterance records.
 
@@ -252,7 +314,9 @@ def read_mlc_slm(
         root: the set folder (holding ``data/``) or its ``data/`` folder.
         languages: keep only these languages; an entry matches a language (``English``,
             ``Japanese``) or a label (``English-American``), case-insensitively.  None = all.
-        end_tolerance: seconds a segment may end after the audio (clipped, counted).
+        end_tolerance: seconds a segment may end after the audio (clipped, counted); a segment
+            ending later is dropped (``segment_beyond_audio``).
+        strict: every drop (see the module docstring) is a `ReaderError` instead.
 
     Returns:
         (utterances ordered by recording id then start time, statistics).  Each utterance has
@@ -260,33 +324,35 @@ def read_mlc_slm(
         ``spk``, ``lang`` (label), and, unless it is an evaluation set, ``text``,
         ``text_prev`` and ``text_next``.
     """
+    if not end_tolerance >= 0:
+        raise ValueError(f"end_tolerance must be >= 0, got {end_tolerance}")
     data_root = _data_root(root)
     recs = _find_recordings(data_root)
     if not recs:
-        raise ValueError(f"{data_root}: no .wav / .txt files found below the language folders")
-
+        raise ReaderError(f"{data_root}: no .wav / .txt files found below the language folders")
     if languages:
-        wanted = {x.lower() for x in languages}
-        found = {r.label for r in recs} | {r.label.split("-")[0] for r in recs}
-        unknown = sorted(x for x in languages if x.lower() not in {f.lower() for f in found})
-        if unknown:
-            raise ValueError(
-                f"{data_root}: no recordings for language(s) {unknown}; found: {sorted(found)}"
-            )
-        recs = [
-            r for r in recs if r.label.lower() in wanted or r.label.split("-")[0].lower() in wanted
-        ]
+        recs = _select_languages(recs, languages, data_root)
 
-    # Recording ids must be unique even though grouping folders are dropped from them.
+    stats = MlcSlmStats(data_root, strict=strict, end_tolerance=end_tolerance)
+    # Sessions dropped whole, then the recording ids, which must be unique even though
+    # grouping folders are dropped from them.
     by_id: Dict[str, _Recording] = {}
     for r in recs:
+        if r.label is None:
+            stats.rows += 1
+            stats.drop("unknown_language_folder", r.where, r.why_no_label)
+            continue
+        if r.wav is None:
+            stats.rows += 1
+            stats.drop("missing_audio", r.where,
+                       f"no audio file {r.session}.wav next to this annotation")
+            continue
         if r.recid in by_id:
-            raise ValueError(
+            raise ReaderError(
                 f"two recordings get the id {r.recid!r}: {by_id[r.recid].wav} and {r.wav}"
             )
         by_id[r.recid] = r
 
-    stats = MlcSlmStats()
     utts: List[Utterance] = []
     labelled: List[str] = []
     unlabelled: List[str] = []
@@ -295,24 +361,26 @@ def read_mlc_slm(
         wav = os.path.abspath(rec.wav)
         try:
             duration = soundfile.info(wav).duration
-        except RuntimeError as e:  # soundfile reports unreadable files as RuntimeError
-            raise ValueError(f"{wav}: cannot read audio header: {e}") from None
+        except RuntimeError as e:  # soundfile's LibsndfileError (unreadable header) is one
+            stats.rows += 1
+            stats.drop("unreadable_audio", wav, f"cannot read the audio header: {e}")
+            continue
         stats.recordings += 1
 
         if rec.txt is None:
             # Evaluation audio without annotation: one utterance over the whole recording,
             # its speaker being the recording itself (nothing better is known).
             logger.info("%s: no annotation, using the whole recording as one utterance", wav)
+            stats.rows += 1
             stats.wav_only += 1
             unlabelled.append(wav)
             uttid = f"{recid}-{_cs(0.0)}-{_cs(duration)}"
             utts.append(Utterance(uttid=uttid, wav=wav, spk=recid, lang=rec.label,
                                   segment=Segment(recid, 0.0, duration)))
-            stats.kept += 1
-            stats.per_language[rec.label] += 1
+            stats.keep(rec.label)
             continue
 
-        segs = _read_annotation(rec, duration, end_tolerance, stats)
+        segs = _read_annotation(rec, wav, duration, stats)
         if not segs:
             continue
         (labelled if segs[0][3] is not None else unlabelled).append(rec.txt)
@@ -324,7 +392,7 @@ def read_mlc_slm(
             spkid = f"{recid}-{spk}"
             uttid = f"{spkid}-{_cs(id_start)}-{_cs(id_end)}"
             if uttid in ids:
-                raise ValueError(
+                raise ReaderError(
                     f"{where}: utterance id {uttid} already given by {ids[uttid]} "
                     f"(same speaker and times to the centisecond)"
                 )
@@ -336,19 +404,20 @@ def read_mlc_slm(
                 u.text_prev = rec_utts[i - 1].text if i > 0 else ""
                 u.text_next = rec_utts[i + 1].text if i + 1 < len(rec_utts) else ""
         utts.extend(rec_utts)
-        stats.kept += len(rec_utts)
-        stats.per_language[rec.label] += len(rec_utts)
+        for _ in rec_utts:
+            stats.keep(rec.label)
 
     if labelled and unlabelled:
         # A set is either scored or not; a mix usually means a truncated or misplaced file.
-        raise ValueError(
+        raise ReaderError(
             f"{data_root}: {len(labelled)} annotation files have text but {len(unlabelled)} "
             f"recordings have none (e.g. {unlabelled[0]}); a set must be all transcribed "
             f"(4 columns) or all untranscribed (3 columns / wav only)"
         )
-    if not utts:
-        raise ValueError(f"{data_root}: no utterance kept ({stats.summary()})")
     stats.has_text = not unlabelled
+    stats.log_drops(logger)
+    if not utts:
+        raise ReaderError(f"{data_root}: no utterance kept ({stats.summary()})")
     return utts, stats
 
 
@@ -363,14 +432,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--langs", nargs="+", default=None,
                         help="languages or labels to keep (English, English-American, Japanese)")
     parser.add_argument("--end_tolerance", type=float, default=END_TOLERANCE,
-                        help="seconds a segment may end after the audio (clipped)")
+                        help="seconds a segment may end after the audio: clipped; a segment "
+                             "ending later is dropped (segment_beyond_audio) "
+                             f"(default: {END_TOLERANCE})")
+    add_strict_option(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
 
-    utts, stats = read_mlc_slm(args.root, args.langs, args.end_tolerance)
-    write_data_dir(args.out, utts)
-    print(f"{args.out}: {stats.summary()}")
-    return 0
+    def body() -> int:
+        utts, stats = read_mlc_slm(args.root, args.langs, args.end_tolerance, args.strict)
+        write_set(args.out, utts, stats, f"MLC-SLM set {args.root}")
+        return 0
+
+    return run_main(body)
 
 
 if __name__ == "__main__":

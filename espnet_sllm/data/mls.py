@@ -48,20 +48,24 @@ the handle's ``_`` after the speaker would put speaker ``10``'s utterances befor
 
 Checks
 ------
-Errors (`ReaderError` naming ``file:line``): a transcript line without exactly two TAB-separated
-fields, a handle not of the form ``<digits>_<digits>_<digits>`` (in transcripts.txt or
-handles.txt), a handle listed twice in one transcripts.txt (the message names both lines), a
-metainfo.txt without a SPEAKER or GENDER column or with a row of too few fields, and a speaker
-given two genders in metainfo.txt.  Dropped and counted: ``empty_text``; ``missing_audio`` (the
-FLAC file does not exist); with a limited subset, ``not_in_limited_<subset>`` (transcript rows
-outside the subset) and ``limited_handle_not_in_transcripts`` (handles.txt entries, not
-transcript rows, whose handle is not in transcripts.txt); in metainfo.txt, rows whose gender is
-not M/F (``unknown_gender``); in spk2gender, speakers of the set absent from metainfo.txt
-(``speaker_not_in_metainfo``).
+Errors (`ReaderError` naming ``file:line``; the command line prints ``ERROR: ...`` and exits
+with 1): a transcript line without exactly two TAB-separated fields, a handle not of the form
+``<digits>_<digits>_<digits>`` (in transcripts.txt or handles.txt), a handle listed twice in one
+transcripts.txt (the message names both lines), a metainfo.txt without a SPEAKER or GENDER
+column, with a header that is not UTF-8 or with a row of too few fields, and a speaker given two
+genders in metainfo.txt.  Dropped and counted: ``not_utf8`` (a line of transcripts.txt,
+handles.txt or metainfo.txt with bytes that are not UTF-8), ``empty_text``; ``missing_audio``
+(the FLAC file does not exist); with a limited subset, ``limited_handle_not_in_transcripts``
+(handles.txt entries, not transcript rows, whose handle is not in transcripts.txt) and
+``duplicate_handle`` (a handle listed again in handles.txt); in metainfo.txt, rows whose gender
+is not M/F (``unknown_gender``); in spk2gender, speakers of the set absent from metainfo.txt
+(``speaker_not_in_metainfo``).  With ``strict`` (``--strict true``) each of these is an error
+instead; the transcript rows outside a requested limited subset (``not_in_limited_<subset>``)
+are counted too, but are left out by choice, never an error.
 
 Usage:
     python -m espnet_sllm.data.mls --mls_root /db/mls --langs german polish --data_dir data \\
-        [--splits train dev test] [--limited 9hr]
+        [--splits train dev test] [--limited 9hr] [--strict true]
         # -> data/mls_de_train data/mls_de_dev data/mls_de_test data/mls_pl_train ...
     python -m espnet_sllm.data.mls --print_codes english german      # prints "en de"
 
@@ -80,6 +84,7 @@ from espnet_sllm.data.kaldi_dir import Utterance, write_data_dir, write_kv
 from espnet_sllm.data.reader_utils import (
     ReaderError,
     ReaderStats,
+    add_strict_option,
     check_id,
     iter_lines,
     parse_list,
@@ -142,24 +147,26 @@ def utterance_ids(code: str, handle: str) -> Tuple[str, str]:
     return f"{speaker}-{book}_{utt}", speaker
 
 
-def read_limited_handles(lang_dir: str, limited: str) -> Tuple[Dict[str, str], ReaderStats]:
+def read_limited_handles(lang_dir: str, limited: str,
+                         strict: bool = False) -> Tuple[Dict[str, str], ReaderStats]:
     """Handles of a limited-supervision subset (`LIMITED`) -> ``file:line`` of each.
 
     A handle listed again (in the same file or in another fold) is counted as
-    ``duplicate_handle``; a malformed handle is a `ReaderError`.
+    ``duplicate_handle``, a line that is not UTF-8 as ``not_utf8`` (errors with ``strict``); a
+    malformed handle is a `ReaderError`.
     """
     if limited not in LIMITED:
         raise ValueError(f"unknown limited-supervision subset {limited!r}; valid: "
                          f"{', '.join(LIMITED)}")
     base = os.path.join(lang_dir, "train", "limited_supervision")
-    stats = ReaderStats(f"{base} ({limited})")
+    stats = ReaderStats(f"{base} ({limited})", strict=strict)
     handles: Dict[str, str] = {}
     for sub in LIMITED[limited]:
         path = os.path.join(base, sub, "handles.txt")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: not found (limited-supervision subset {limited!r} "
                                     f"needs {', '.join(LIMITED[limited])} below {base})")
-        for lineno, line in iter_lines(path):
+        for lineno, line in iter_lines(path, stats=stats):
             where = f"{path}:{lineno}"
             stats.rows += 1
             handle = line.strip()
@@ -173,7 +180,7 @@ def read_limited_handles(lang_dir: str, limited: str) -> Tuple[Dict[str, str], R
 
 
 def read_mls(
-    lang_dir: str, split: str, limited: Optional[str] = None
+    lang_dir: str, split: str, limited: Optional[str] = None, strict: bool = False
 ) -> Tuple[List[Utterance], ReaderStats]:
     """Read one split of one MLS language folder.
 
@@ -182,6 +189,7 @@ def read_mls(
         split: ``train``, ``dev`` or ``test``.
         limited: a limited-supervision subset of the training set (`LIMITED`), or None for
             the whole split; only with ``split="train"``.
+        strict: a row that would be dropped (see the module docstring) is an error instead.
 
     Returns:
         (utterances in file order, statistics).  Each utterance has ``wav`` (absolute path of
@@ -207,18 +215,18 @@ def read_mls(
                                 f"mls_<language>/<split>/transcripts.txt)")
     subset: Optional[Dict[str, str]] = None
     if limited is not None:
-        subset, subset_stats = read_limited_handles(lang_dir, limited)
+        subset, subset_stats = read_limited_handles(lang_dir, limited, strict)
         logger.info("%s", subset_stats.summary())
         subset_stats.log_drops(logger)
     audio_root = os.path.abspath(os.path.join(lang_dir, split, "audio"))
 
-    stats = ReaderStats(path)
+    stats = ReaderStats(path, strict=strict)
     utts: List[Utterance] = []
     line_of: Dict[str, int] = {}
     # One directory listing per <spk>/<book> instead of one stat per file: the English
     # training set has 10.8 million files.
     listings: Dict[Tuple[str, str], Set[str]] = {}
-    for lineno, line in iter_lines(path):
+    for lineno, line in iter_lines(path, stats=stats):
         where = f"{path}:{lineno}"
         stats.rows += 1
         fields = line.split("\t")
@@ -232,7 +240,7 @@ def read_mls(
                               f"{line_of[handle]} and {lineno}")
         line_of[handle] = lineno
         if subset is not None and handle not in subset:
-            stats.drop(f"not_in_limited_{limited}", where, handle)
+            stats.skip(f"not_in_limited_{limited}", where, handle)  # by choice
             continue
         text = " ".join(fields[1].split())
         if not text:
@@ -257,13 +265,13 @@ def read_mls(
     return utts, stats
 
 
-def read_metainfo(path: str) -> Tuple[Dict[str, str], ReaderStats]:
+def read_metainfo(path: str, strict: bool = False) -> Tuple[Dict[str, str], ReaderStats]:
     """Speaker (as in the handles, e.g. ``1844``) -> gender ``m``/``f`` from metainfo.txt."""
-    stats = ReaderStats(path)
+    stats = ReaderStats(path, strict=strict)
     genders: Dict[str, str] = {}
     first: Dict[str, str] = {}
     header: Optional[List[str]] = None
-    for lineno, line in iter_lines(path):
+    for lineno, line in iter_lines(path, stats=stats, header=True):
         where = f"{path}:{lineno}"
         if header is None:
             header = [h.strip().upper() for h in line.split("|")]
@@ -296,10 +304,11 @@ def read_metainfo(path: str) -> Tuple[Dict[str, str], ReaderStats]:
 
 
 def speaker_genders(
-    utts: Sequence[Utterance], genders: Mapping[str, str], name: str = "spk2gender"
+    utts: Sequence[Utterance], genders: Mapping[str, str], name: str = "spk2gender",
+    strict: bool = False,
 ) -> Tuple[Dict[str, str], ReaderStats]:
     """``spk2gender`` entries of the speakers of ``utts``; statistics count speakers."""
-    stats = ReaderStats(name)
+    stats = ReaderStats(name, strict=strict)
     out: Dict[str, str] = {}
     for speaker in sorted({u.speaker for u in utts}):
         stats.rows += 1
@@ -308,20 +317,24 @@ def speaker_genders(
             out[speaker] = genders[raw]
             stats.keep(genders[raw])
         else:
-            stats.drop("speaker_not_in_metainfo", speaker)
+            stats.drop("speaker_not_in_metainfo", name, speaker)
     return out, stats
 
 
 def write_mls_set(out_dir: str, utts: Sequence[Utterance],
-                  genders: Optional[Mapping[str, str]]) -> Optional[ReaderStats]:
+                  genders: Optional[Mapping[str, str]],
+                  strict: bool = False) -> Optional[ReaderStats]:
     """Write a data directory and its ``spk2gender`` (None: no metainfo, no spk2gender)."""
-    write_data_dir(out_dir, utts)
     path = os.path.join(out_dir, "spk2gender")
+    spk2gender: Dict[str, str] = {}
+    stats = None
+    if genders is not None:  # before anything is written: with strict, a drop is an error
+        spk2gender, stats = speaker_genders(utts, genders, path, strict)
+    write_data_dir(out_dir, utts)
     if genders is None:
         if os.path.exists(path):
             os.remove(path)
         return None
-    spk2gender, stats = speaker_genders(utts, genders, path)
     if spk2gender:
         write_kv(path, spk2gender)
     elif os.path.exists(path):
@@ -348,6 +361,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--print_codes", nargs="+", default=None, metavar="NAME",
                         help="print the ISO codes of these languages (release names: german, "
                              "...) and exit")
+    add_strict_option(parser)
     args = parser.parse_args(argv)
 
     def body() -> int:
@@ -376,20 +390,20 @@ def main(argv: Optional[List[str]] = None) -> int:
             meta = os.path.join(lang_dir, "metainfo.txt")
             genders: Optional[Dict[str, str]] = None
             if os.path.isfile(meta):
-                genders, meta_stats = read_metainfo(meta)
+                genders, meta_stats = read_metainfo(meta, args.strict)
                 meta_stats.log_drops(logger)
                 print(meta_stats.summary())
             else:
                 logger.warning("%s: not found: no spk2gender for %s", meta, name)
             for split in splits:
                 limited = args.limited if split == "train" else None
-                utts, stats = read_mls(lang_dir, split, limited)
+                utts, stats = read_mls(lang_dir, split, limited, args.strict)
                 stats.log_drops(logger)
                 if not utts:
                     raise ReaderError(f"{lang_dir}/{split}: no utterance kept "
                                       f"({stats.summary()})")
                 out = os.path.join(args.data_dir, f"mls_{LANGUAGES[name]}_{split}")
-                gstats = write_mls_set(out, utts, genders)
+                gstats = write_mls_set(out, utts, genders, args.strict)
                 print(f"{out}: {stats.summary()}")
                 if gstats is not None:
                     gstats.log_drops(logger)

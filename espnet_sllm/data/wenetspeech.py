@@ -44,20 +44,28 @@ English words), outer blanks stripped.
 
 Checks
 ------
-Dropped and counted per subset: ``missing_audio`` (the audio of the segment is not on disk: the
-count is per segment, the log names the aids; the other subsets are still written),
-``empty_text``.  Errors (`ReaderError` naming the JSON file and the entry ``audios[i]`` with
-its aid / sid, since the JSON has no useful line numbers): an entry without ``aid``,
-``path`` or ``segments``, a segment without ``sid``, ``begin_time``, ``end_time``, ``text`` or
-``subsets``, non-numeric or negative times, ``end_time <= begin_time``, a line break in a text,
-an id given twice, an unknown subset name (the message lists `SUBSETS`), and a requested subset
-that ends up without any utterance (written after the others).  Every segment must have a
-``subsets`` list; the other segment checks apply to the segments of the requested subsets only,
-so that a flaw in, say, the training metadata does not stop the preparation of the test sets.
+Dropped and counted per subset, under the first reason that applies: ``not_utf8`` (the aid,
+path, sid or text of the segment holds bytes that are not UTF-8: the file is decoded with
+``errors="surrogateescape"`` so that one bad entry does not stop the stream),
+``bad_segment_time`` (a negative ``begin_time``, or ``end_time <= begin_time``: zero or
+negative duration), ``missing_audio`` (the audio of the segment is not on disk: the count is
+per segment, the log names the aids; the other subsets are still written), ``empty_text``.
+With ``strict`` (``--strict true``) each of them is an error instead.  A segment ending after
+its audio is not checked here (the JSON ``duration`` is metadata, the audio is not opened):
+stage 2 (``espnet_sllm.bin.format_data``) cuts it short or drops and counts it
+(``--max_overshoot``).  Errors (`ReaderError` naming the JSON file and the entry ``audios[i]``
+with its aid / sid, since the JSON has no useful line numbers; the command line prints
+``ERROR: ...`` and exits with 1): an entry without ``aid``, ``path`` or ``segments``, a segment
+without ``sid``, ``begin_time``, ``end_time``, ``text`` or ``subsets``, non-numeric times, a
+line break in a text, an id given twice, an unknown subset name (the message lists `SUBSETS`),
+and a requested subset that ends up without any utterance (written after the others).  Every
+segment must have a ``subsets`` list; the other segment checks apply to the segments of the
+requested subsets only, so that a flaw in, say, the training metadata does not stop the
+preparation of the test sets.
 
 Usage:
     python -m espnet_sllm.data.wenetspeech --json /db/WenetSpeech/WenetSpeech.json \\
-        --subsets TEST_NET TEST_MEETING --out_dir data [--prefix ""]
+        --subsets TEST_NET TEST_MEETING --out_dir data [--prefix ""] [--strict true]
     # -> data/test_net, data/test_meeting
 
     from espnet_sllm.data.wenetspeech import read_wenetspeech
@@ -74,8 +82,11 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from espnet_sllm.data.kaldi_dir import Segment, Utterance, write_data_dir
 from espnet_sllm.data.reader_utils import (
+    NOT_UTF8,
     ReaderError,
     ReaderStats,
+    add_strict_option,
+    has_undecodable,
     parse_list,
     run_main,
 )
@@ -153,8 +164,9 @@ class _JsonStream:
 
 def iter_audios(json_path: str) -> Iterator[Tuple[int, Dict[str, Any]]]:
     """Yield ``(index, audio entry)`` for each element of the top-level ``audios`` list,
-    decoding one entry at a time (see the module docstring)."""
-    with open(json_path, encoding="utf-8-sig") as f:
+    decoding one entry at a time (see the module docstring).  Bytes that are not UTF-8 reach
+    the strings as lone surrogates (``errors="surrogateescape"``, see `has_undecodable`)."""
+    with open(json_path, encoding="utf-8-sig", errors="surrogateescape") as f:
         s = _JsonStream(f, json_path)
         s.expect("{")
         found = False
@@ -205,13 +217,14 @@ def _str(entry: Dict[str, Any], key: str, where: str, allow_blank: bool = False)
 
 
 def read_wenetspeech(
-    json_path: str, subsets: Optional[Sequence[str]] = DEFAULT_SUBSETS
+    json_path: str, subsets: Optional[Sequence[str]] = DEFAULT_SUBSETS, strict: bool = False
 ) -> Tuple[Dict[str, List[Utterance]], Dict[str, ReaderStats]]:
     """Read the segments of some subsets from ``WenetSpeech.json`` in one pass.
 
     Args:
         json_path: the JSON file, or the folder holding ``WenetSpeech.json``.
         subsets: names among `SUBSETS`; None or empty: all.
+        strict: a segment that would be dropped (see the module docstring) is an error.
 
     Returns:
         (utterances per subset in JSON order, statistics per subset: rows = segments of the
@@ -226,7 +239,8 @@ def read_wenetspeech(
                                 f"file {JSON_NAME})")
     base = os.path.dirname(os.path.abspath(json_path))
     utts: Dict[str, List[Utterance]] = {s: [] for s in wanted}
-    stats = {s: ReaderStats(f"{os.path.basename(json_path)} {s}") for s in wanted}
+    stats = {s: ReaderStats(f"{os.path.basename(json_path)} {s}", strict=strict)
+             for s in wanted}
     seen_aid: Dict[str, int] = {}
     seen_utt: Dict[str, str] = {}
     missing: List[str] = []
@@ -270,10 +284,11 @@ def read_wenetspeech(
                 stats[s].rows += 1
             begin = _time(seg, "begin_time", seg_where)
             end = _time(seg, "end_time", seg_where)
+            bad_time = ""
             if begin < 0:
-                raise ReaderError(f"{seg_where}: negative begin_time {begin}")
-            if end <= begin:
-                raise ReaderError(f"{seg_where}: end_time {end} is not after begin_time {begin}")
+                bad_time = f"negative begin_time {begin}"
+            elif end <= begin:
+                bad_time = f"end_time {end} is not after begin_time {begin}"
             raw = _str(seg, "text", seg_where, allow_blank=True)
             if "\n" in raw or "\r" in raw:
                 raise ReaderError(f"{seg_where}: line break in the text {raw!r}")
@@ -283,8 +298,15 @@ def read_wenetspeech(
                 raise ReaderError(f"{seg_where}: utterance id {uttid!r} already given by "
                                   f"{seen_utt[uttid]}")
             seen_utt[uttid] = seg_where
+            undecodable = [k for k, v in (("aid", aid), ("path", path), ("sid", sid),
+                                          ("text", raw)) if has_undecodable(v)]
             for s in hit:
-                if not present:
+                if undecodable:
+                    stats[s].drop(NOT_UTF8, seg_where,
+                                  f"bytes that are not UTF-8 in its {', '.join(undecodable)}")
+                elif bad_time:
+                    stats[s].drop("bad_segment_time", seg_where, bad_time)
+                elif not present:
                     stats[s].drop("missing_audio", seg_where, f"{wav} not found")
                 elif not text:
                     stats[s].drop("empty_text", seg_where)
@@ -316,10 +338,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out_dir", required=True, help="parent of the data directories")
     parser.add_argument("--prefix", default="",
                         help="prefix of the directory names, e.g. wenet_ -> data/wenet_dev")
+    add_strict_option(parser)
     args = parser.parse_args(argv)
 
     def body() -> int:
-        utts, stats = read_wenetspeech(args.json, args.subsets)
+        utts, stats = read_wenetspeech(args.json, args.subsets, args.strict)
         empty = []
         for s in utts:
             out = os.path.join(args.out_dir, args.prefix + s.lower())

@@ -13,18 +13,23 @@ The root (``$WMT19`` of the recipe's db.sh) holds::
     sgm/newstest2019-zhen-ref.en.sgm           test reference (en)
 
 * ``news-commentary-v14.en-zh.tsv``: UTF-8, one pair per line, ``<English><TAB><Chinese>``, no
-  header.  Rows with an empty side (document breaks of the file are blank lines or a lone TAB)
-  are dropped and counted (``empty_source``: Chinese empty, ``empty_target``: English empty,
-  ``empty_both``).  A row with other than two TAB-separated fields is an ERROR naming the line:
-  nothing shows that the release has such rows, and guessing which TAB separates the languages
-  would silently pair wrong halves.  ``max_pairs`` keeps the first N kept pairs (the papers
-  train on subsets).
+  header.  Rows with an empty side are dropped and counted (``empty_source``: Chinese empty,
+  ``empty_target``: English empty); rows with both sides empty are the document breaks of the
+  file (blank lines or a lone TAB), counted as ``empty_both`` but left out by choice, never an
+  error.  A row with other than two TAB-separated fields is an ERROR naming the line: nothing
+  shows that the release has such rows, and guessing which TAB separates the languages would
+  silently pair wrong halves.  ``max_pairs`` keeps the first N kept pairs (the papers train on
+  subsets).
 * ``*.sgm``: one ``<seg id="N">text</seg>`` per line inside ``<doc ... docid="D" ...>`` ...
   ``</doc>`` blocks (other lines such as ``<srcset>``, ``<p>`` are ignored).  XML entities
   (``&amp;``, ``&lt;``, ``&#39;``) are unescaped with `html.unescape`.  Source and reference
   are paired by (docid, seg id); a pair present in one file only is an ERROR (the files do not
   belong together), as are a ``<seg>`` outside a ``<doc>``, a non-numeric seg id and a
-  (docid, seg id) given twice.  Empty segments are dropped and counted like TSV rows.
+  (docid, seg id) given twice.  Pairs with an empty segment are dropped and counted like TSV
+  rows (``empty_both`` included: in newstest it is a flaw, not a document break).
+* Lines with bytes that are not UTF-8 are dropped and counted (``not_utf8``): a TSV row, or the
+  pair of a ``<seg>`` line (its (docid, seg id) still pairs the files).  With ``strict``
+  (``--strict true``) every drop is an error instead (``empty_both`` of the TSV excepted).
 
 Text is stripped; line-break-like characters inside a field (``\\r``, U+2028, ...) become
 spaces, since a Kaldi value is one line.
@@ -41,7 +46,8 @@ the Chinese source (what TTS will speak), ``text_tgt`` = the English translation
 ``utt2task`` = ``st``, ``utt2lang`` = ``zh`` (the language of the speech).
 
 Usage:
-    python -m espnet_sllm.data.wmt19 --root /db/wmt19 --data_dir data [--max_pairs N]
+    python -m espnet_sllm.data.wmt19 --root /db/wmt19 --data_dir data [--max_pairs N] \\
+        [--strict true]
         # -> data/wmt19_train (news-commentary) data/wmt19_test (newstest2019)
 
     from espnet_sllm.data.wmt19 import read_news_commentary, read_newstest
@@ -59,8 +65,11 @@ from typing import Dict, List, Optional, Tuple
 
 from espnet_sllm.data.kaldi_dir import Utterance
 from espnet_sllm.data.reader_utils import (
+    NOT_UTF8,
+    NotUtf8Line,
     ReaderError,
     ReaderStats,
+    add_strict_option,
     iter_lines,
     parse_list,
     run_main,
@@ -88,21 +97,26 @@ def _one_line(text: str) -> str:
     return _BREAKS_RE.sub(" ", text).strip()
 
 
-def _drop_empty(stats: ReaderStats, src: str, tgt: str, where: str) -> bool:
-    """Count a pair with an empty side; True when it was dropped."""
+def _drop_empty(stats: ReaderStats, src: str, tgt: str, where: str,
+                breaks: bool = False) -> bool:
+    """Count a pair with an empty side; True when it was dropped.  ``breaks``: a pair with
+    both sides empty is a document break, left out by choice (never a strict error)."""
     if src and tgt:
         return False
-    reason = "empty_both" if not (src or tgt) else ("empty_source" if not src
-                                                    else "empty_target")
-    stats.drop(reason, where)
+    if not (src or tgt):
+        (stats.skip if breaks else stats.drop)("empty_both", where)
+        return True
+    stats.drop("empty_source" if not src else "empty_target", where)
     return True
 
 
-def read_news_commentary(path: str, max_pairs: int = 0) -> Tuple[List[Utterance], ReaderStats]:
-    """Read the news-commentary en-zh TSV; ``max_pairs`` > 0 keeps the first N kept pairs."""
-    stats = ReaderStats(os.path.basename(path))
+def read_news_commentary(path: str, max_pairs: int = 0,
+                         strict: bool = False) -> Tuple[List[Utterance], ReaderStats]:
+    """Read the news-commentary en-zh TSV; ``max_pairs`` > 0 keeps the first N kept pairs;
+    ``strict``: a row that would be dropped is an error (document breaks excepted)."""
+    stats = ReaderStats(os.path.basename(path), strict=strict)
     utts: List[Utterance] = []
-    for lineno, line in iter_lines(path, skip_blank=False):
+    for lineno, line in iter_lines(path, skip_blank=False, stats=stats):
         where = f"{path}:{lineno}"
         stats.rows += 1
         fields = line.split("\t") if line.strip() else ["", ""]
@@ -110,7 +124,7 @@ def read_news_commentary(path: str, max_pairs: int = 0) -> Tuple[List[Utterance]
             raise ReaderError(f"{where}: {len(fields)} TAB-separated fields, expected 2 "
                               f"(English<TAB>Chinese): {line[:200]!r}")
         en, zh = _one_line(fields[0]), _one_line(fields[1])
-        if _drop_empty(stats, zh, en, where):
+        if _drop_empty(stats, zh, en, where, breaks=True):
             continue
         utts.append(Utterance(uttid=f"wmt19nc-{lineno:08d}", wav=None, text=zh, text_tgt=en,
                               lang=LANG, task=TASK))
@@ -121,11 +135,12 @@ def read_news_commentary(path: str, max_pairs: int = 0) -> Tuple[List[Utterance]
     return utts, stats
 
 
-def read_sgm(path: str) -> Dict[Tuple[str, int], Tuple[str, int]]:
-    """``{(docid, seg id): (unescaped text, line number)}`` of an SGML test-set file."""
-    out: Dict[Tuple[str, int], Tuple[str, int]] = {}
+def read_sgm(path: str) -> Dict[Tuple[str, int], Tuple[Optional[str], int]]:
+    """``{(docid, seg id): (unescaped text, line number)}`` of an SGML test-set file; the text
+    is None when the line has bytes that are not UTF-8 (the caller drops the pair)."""
+    out: Dict[Tuple[str, int], Tuple[Optional[str], int]] = {}
     docid: Optional[str] = None
-    for lineno, line in iter_lines(path):
+    for lineno, line in iter_lines(path, keep_undecodable=True):
         where = f"{path}:{lineno}"
         m = _DOC_RE.search(line)
         if m is not None:
@@ -143,7 +158,8 @@ def read_sgm(path: str) -> Dict[Tuple[str, int], Tuple[str, int]]:
             if key in out:
                 raise ReaderError(f"{where}: doc {docid!r} seg {raw_id} already on line "
                                   f"{out[key][1]}")
-            out[key] = (_one_line(html.unescape(seg.group(4))), lineno)
+            out[key] = (None if isinstance(line, NotUtf8Line)
+                         else _one_line(html.unescape(seg.group(4))), lineno)
         if _END_DOC_RE.search(line):
             docid = None
     if not out:
@@ -151,8 +167,10 @@ def read_sgm(path: str) -> Dict[Tuple[str, int], Tuple[str, int]]:
     return out
 
 
-def read_newstest(src_path: str, ref_path: str) -> Tuple[List[Utterance], ReaderStats]:
-    """Pair the Chinese source and English reference SGML files of newstest2019 zh-en."""
+def read_newstest(src_path: str, ref_path: str,
+                  strict: bool = False) -> Tuple[List[Utterance], ReaderStats]:
+    """Pair the Chinese source and English reference SGML files of newstest2019 zh-en
+    (``strict``: a pair that would be dropped is an error)."""
     src = read_sgm(src_path)
     ref = read_sgm(ref_path)
     only_src = sorted(set(src) - set(ref))
@@ -166,13 +184,17 @@ def read_newstest(src_path: str, ref_path: str) -> Tuple[List[Utterance], Reader
                              f"line {(src if name == src_path else ref)[keys[0]][1]})")
         raise ReaderError("source and reference do not pair by (docid, seg id): "
                           + "; ".join(parts))
-    stats = ReaderStats(os.path.basename(src_path))
+    stats = ReaderStats(os.path.basename(src_path), strict=strict)
     utts: List[Utterance] = []
     for key in sorted(src, key=lambda k: src[k][1]):
         docid, seg = key
         zh, lineno = src[key]
-        en = ref[key][0]
+        en, ref_line = ref[key]
         stats.rows += 1
+        if zh is None or en is None:
+            bad = f"{src_path}:{lineno}" if zh is None else f"{ref_path}:{ref_line}"
+            stats.drop(NOT_UTF8, bad, f"doc {docid!r} seg {seg}")
+            continue
         if _drop_empty(stats, zh, en, f"{src_path}:{lineno}"):
             continue
         utts.append(Utterance(uttid=f"wmt19nt-{docid}-{seg:04d}", wav=None, text=zh,
@@ -196,6 +218,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="train (news-commentary) and/or test (newstest2019)")
     parser.add_argument("--max_pairs", type=int, default=0,
                         help="keep the first N news-commentary pairs (0: all)")
+    add_strict_option(parser)
     args = parser.parse_args(argv)
 
     def body() -> int:
@@ -213,10 +236,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         for name in sets:
             if name == "train":
                 utts, stats = read_news_commentary(os.path.join(args.root, NEWS_COMMENTARY),
-                                                   args.max_pairs)
+                                                   args.max_pairs, args.strict)
             else:
                 utts, stats = read_newstest(os.path.join(args.root, NEWSTEST_SRC),
-                                            os.path.join(args.root, NEWSTEST_REF))
+                                            os.path.join(args.root, NEWSTEST_REF), args.strict)
             stats.log_drops(logger)
             write_set(os.path.join(args.data_dir, f"wmt19_{name}"), utts, stats,
                       f"WMT19 {name}")

@@ -12,6 +12,7 @@ from espnet_sllm.data import aishell
 from espnet_sllm.data.aishell import extract_speaker_archives, main, read_aishell
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
 from espnet_sllm.data.reader_utils import ReaderError
+from tests.data.test_reader_utils import assert_cli_error, run_reader
 
 SR = 16000
 # (split, speaker folder, utterance number)
@@ -232,3 +233,45 @@ def test_main_writes_sets(tmp_path, capsys):
     # Errors: exit status 1 and an ERROR line.
     assert main(["--root", str(tmp_path / "nowhere"), "--data_dir", str(data)]) == 1
     assert "ERROR: AISHELL-1 root" in capsys.readouterr().err
+
+
+# Transcript lines that are not UTF-8 (the other drop reasons: the tests above), --strict, and
+# the command line on a malformed transcript: one ERROR line naming file:line, no traceback.
+def test_transcript_line_not_utf8_dropped_and_counted(tmp_path, capsys):
+    cdir = make_extracted(tmp_path / "db")
+    path = cdir / "transcript" / "aishell_transcript_v0.8.txt"
+    lines = path.read_bytes().split(b"\n")
+    lines[2] = b"BAC009S0003W0001 \xe4\xb8"  # the transcript of the third train WAV
+    path.write_bytes(b"\n".join(lines))
+    sets, stats = read_aishell(str(tmp_path / "db"))
+    assert [u.uttid for u in sets["train"]] == ["BAC009S0002W0122", "BAC009S0002W0123"]
+    assert stats["train"].dropped == {"no_transcript": 1}
+    assert stats["transcript"].summary() == \
+        "aishell transcript: rows=6 kept=4 dropped=2 (no_audio=1, not_utf8=1)"
+    assert stats["transcript"].examples["not_utf8"][0].startswith(f"{path}:3: not UTF-8")
+    data = tmp_path / "data"
+    assert main(["--root", str(tmp_path / "db"), "--data_dir", str(data)]) == 0
+    assert "aishell transcript: rows=6 kept=4 dropped=2 (no_audio=1, not_utf8=1)" in \
+        capsys.readouterr().out
+    assert list(read_kv(data / "aishell_train" / "text")) == ["BAC009S0002W0122",
+                                                            "BAC009S0002W0123"]
+    with pytest.raises(ReaderError, match=r"v0.8.txt:3: not_utf8: not UTF-8"):
+        read_aishell(str(tmp_path / "db"), strict=True)
+
+
+def test_strict_turns_a_drop_into_an_error(tmp_path, capsys):
+    cdir = make_extracted(tmp_path / "db")
+    data = tmp_path / "data"
+    assert main(["--root", str(tmp_path / "db"), "--data_dir", str(data),
+                 "--strict", "true"]) == 1
+    wav = cdir / "wav" / "test" / "S0764" / "BAC009S0764W0122.wav"
+    assert f"ERROR: {wav}: no_transcript" in capsys.readouterr().err
+    assert not data.exists()
+
+
+def test_cli_malformed_transcript(tmp_path):
+    cdir = make_extracted(tmp_path / "db")
+    _transcript(cdir, TRANSCRIPT[:2] + ["BAC009S0002W0122 再 一次"])
+    proc = run_reader("aishell", "--root", tmp_path / "db", "--data_dir", tmp_path / "data")
+    path = cdir / "transcript" / "aishell_transcript_v0.8.txt"
+    assert_cli_error(proc, f"{path}:3: id 'BAC009S0002W0122' already on line 1")

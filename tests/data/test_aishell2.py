@@ -196,3 +196,19 @@ def test_main_nothing_kept(tmp_path, capsys):
     assert ("ERROR: AISHELL-2 Mic/test: no utterance kept (aishell2 Mic/test: rows=8 kept=0 "
             "dropped=8 (no_audio=1, no_transcript=1, other_device=6))") in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_not_utf8_line_dropped_and_strict(tmp_path, capsys):
+    """A trans.txt line with a byte that is not UTF-8 is dropped and counted; --strict true
+    turns any drop into one ERROR line naming file:line."""
+    d = make_tree(tmp_path / "db")
+    with open(d / "trans.txt", "ab") as f:
+        f.write(b"IT0014W0001\t\xff\xfe\n")
+    utts, stats = read_aishell2(str(tmp_path / "db"))
+    assert len(utts) == 4 and stats.dropped["not_utf8"] == 1
+    assert stats.examples["not_utf8"][0].startswith(f"{d}/trans.txt:8")
+    out = tmp_path / "data" / "x"
+    assert main(["--root", str(tmp_path / "db"), "--out", str(out), "--strict", "true"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -6,6 +6,7 @@ import pytest
 from espnet_sllm.data.alpaca_zh import main, read_alpaca_zh
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
 from espnet_sllm.data.reader_utils import ReaderError
+from tests.data.test_reader_utils import assert_cli_error, run_reader
 
 RECORDS = [
     {"instruction": "保持健康的三个提示。", "input": "", "output": "1. 保持身体活动。\n2. 均衡饮食。"},
@@ -72,3 +73,40 @@ def test_main(tmp_path, capsys):
     assert main(["--root", str(tmp_path / "alpaca_data_zh_51k.json"), "--out", str(out)]) == 0
     assert main(["--root", str(tmp_path / "none"), "--out", str(out)]) == 1
     assert "ERROR: Alpaca-zh root" in capsys.readouterr().err
+
+
+# Records that are not UTF-8 (the other drop reasons: test_read), --strict, and the command
+# line on a malformed file: one ERROR line naming the file, never a traceback.
+def test_record_not_utf8_dropped_and_counted(tmp_path, capsys):
+    path = _write(tmp_path / "alpaca_data_zh_51k.json",
+                  RECORDS[:2] + [{"instruction": "@BAD@", "input": "", "output": "好"}])
+    path.write_bytes(path.read_bytes().replace(b"@BAD@", b"\xe4\xb8 \xff"))
+    utts, stats = read_alpaca_zh(str(path))
+    assert [u.uttid for u in utts] == ["alpacazh-000000", "alpacazh-000001"]
+    assert stats.dropped == {"not_utf8": 1}
+    assert stats.examples["not_utf8"] == [
+        f"{path}: record 2: bytes that are not UTF-8 in instruction"]
+    out = tmp_path / "data"
+    assert main(["--root", str(path), "--out", str(out)]) == 0
+    assert "rows=3 kept=2 dropped=1 (not_utf8=1)" in capsys.readouterr().out
+    assert list(read_kv(out / "text")) == ["alpacazh-000000", "alpacazh-000001"]
+    with pytest.raises(ReaderError, match=r"record 2: not_utf8: bytes that are not UTF-8"):
+        read_alpaca_zh(str(path), strict=True)
+
+
+def test_strict_turns_a_drop_into_an_error(tmp_path, capsys):
+    path = _write(tmp_path / "alpaca_data_zh_51k.json", RECORDS)
+    out = tmp_path / "data"
+    assert main(["--root", str(path), "--out", str(out), "--strict", "true"]) == 1
+    assert f"ERROR: {path}: record 2: empty_output" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cli_malformed_file(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text('[\n{"instruction": "x",\n', encoding="utf-8")
+    proc = run_reader("alpaca_zh", "--root", path, "--out", tmp_path / "data")
+    assert_cli_error(proc, f"{path}:3: not valid JSON")
+    _write(path, [{"instruction": "x", "output": "y"}])
+    proc = run_reader("alpaca_zh", "--root", path, "--out", tmp_path / "data")
+    assert_cli_error(proc, f"{path}: record 0: lacks input")

@@ -22,6 +22,7 @@ from espnet_sllm.data.common_voice import (
 )
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
 from espnet_sllm.data.reader_utils import ReaderError
+from tests.data.test_reader_utils import assert_cli_error, run_reader
 
 SR = 48000
 CLIENT_A = "a1b2c3d4" + "e" * 120
@@ -206,3 +207,65 @@ def test_no_usable_row(tmp_path):
     d = _lang_dir(tmp_path, "de", [_row("a.mp3", "Eins.")], clips=[])
     with pytest.raises(ReaderError, match=r"de/train\.tsv: no usable row .*missing_clip=1"):
         read_common_voice(str(d))
+
+
+# Drops (one test per reason the fixture above does not show), --strict, and the command line
+# on a malformed file: one ERROR line naming file:line, never a traceback.
+def _append_bytes(path, data):
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+def test_row_not_utf8_dropped_and_counted(cv_root, tmp_path, capsys):
+    tsv = cv_root / "ja" / "train.tsv"
+    _mp3(str(cv_root / "ja" / "clips" / "common_voice_ja_10.mp3"))
+    _append_bytes(tsv, "\t".join(_row("common_voice_ja_10.mp3", "x").get(c, "")
+                                 for c in HEADER).encode().replace(b"\tx\t", b"\t\xff\xfe\t")
+                  + b"\n")
+    utts, stats = read_common_voice(str(cv_root / "ja"))
+    assert [u.uttid for u in utts] == ["cv-ja-a1b2c3d4-common_voice_ja_9"]
+    assert (stats.rows, stats.kept, dict(stats.dropped)) == (2, 1, {"not_utf8": 1})
+    assert stats.examples["not_utf8"][0].startswith(f"{tsv}:3: not UTF-8")
+    out = tmp_path / "out"
+    assert main(["--cv_root", str(cv_root), "--langs", "ja", "--out", str(out)]) == 0
+    assert "rows=2 kept=1 dropped=1 (not_utf8=1)" in capsys.readouterr().out
+    assert list(read_kv(out / "text")) == ["cv-ja-a1b2c3d4-common_voice_ja_9"]
+    # A header that is not UTF-8 is an error: no data row can stand in for it.
+    (tmp_path / "h" / "ja").mkdir(parents=True)
+    (tmp_path / "h" / "ja" / "train.tsv").write_bytes(b"path\tsent\xffence\na.mp3\tx\n")
+    with pytest.raises(ReaderError, match=r"ja/train\.tsv:1: not UTF-8"):
+        read_common_voice(str(tmp_path / "h" / "ja"))
+
+
+@pytest.mark.parametrize("reason,line", [("empty_sentence", 3), ("missing_clip", 5)])
+def test_strict_turns_a_drop_into_an_error(cv_root, tmp_path, capsys, reason, line):
+    out = tmp_path / "out"
+    assert main(["--cv_root", str(cv_root), "--langs", "fr", "--out", str(out),
+                 "--strict", "true"]) == 1
+    assert f"ERROR: {cv_root / 'fr' / 'train.tsv'}:3: empty_sentence" in capsys.readouterr().err
+    assert not out.exists()
+    tsv = cv_root / "fr" / "train.tsv"
+    if reason == "missing_clip":  # the empty sentence removed: the missing clip is next
+        tsv.write_text("".join(x for i, x in enumerate(tsv.read_text().splitlines(True))
+                               if i != 2), encoding="utf-8")
+        line = 4
+    with pytest.raises(ReaderError, match=rf"train\.tsv:{line}: {reason}"):
+        read_common_voice(str(cv_root / "fr"), strict=True)
+
+
+def test_strict_not_utf8(cv_root):
+    _append_bytes(cv_root / "ja" / "train.tsv", b"\xff\n")
+    with pytest.raises(ReaderError, match=r"ja/train\.tsv:3: not_utf8: not UTF-8"):
+        read_common_voice(str(cv_root / "ja"), strict=True)
+
+
+def test_cli_malformed_file(cv_root, tmp_path):
+    _append_bytes(cv_root / "ja" / "train.tsv", b"too\tfew\n")
+    proc = run_reader("common_voice", "--cv_root", cv_root, "--langs", "ja", "--out",
+                      tmp_path / "out")
+    assert_cli_error(proc, f"{cv_root / 'ja' / 'train.tsv'}:3: 2 TAB-separated columns")
+    (cv_root / "fr" / "train.tsv").unlink()
+    (cv_root / "fr" / "train.tsv").mkdir()  # unreadable: a folder
+    proc = run_reader("common_voice", "--cv_root", cv_root, "--langs", "fr", "--out",
+                      tmp_path / "out")
+    assert_cli_error(proc, f"{cv_root / 'fr' / 'train.tsv'}")

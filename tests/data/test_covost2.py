@@ -21,6 +21,7 @@ from espnet_sllm.data.covost2 import (
 )
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
 from espnet_sllm.data.reader_utils import ReaderError
+from tests.data.test_reader_utils import assert_cli_error, run_reader
 
 SR = 48000
 CLIENT_A = "a1b2c3d4" + "e" * 120
@@ -272,3 +273,56 @@ def test_cli_refuses_a_pair_with_an_empty_set(tree, tmp_path, capsys):
                  "--pairs", "en_de", "--data_dir", str(data)]) == 1
     assert "no usable row for the test set" in capsys.readouterr().err
     assert not data.exists()  # none of the pair's sets is written
+
+
+# Rows that are not UTF-8 (the other drop reasons: test_read_pair_exact), --strict, and the
+# command line on a malformed table: one ERROR line naming file:line, never a traceback.
+def _append_bytes(path, data):
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+def test_rows_not_utf8_dropped_and_counted(tree, tmp_path, capsys):
+    covost_tsv = tree["covost"] / "covost_v2.en_de.tsv"
+    _append_bytes(covost_tsv, b"common_voice_en_8.mp3\tx\tnicht \xff UTF-8\tx\ttest\n")
+    vtsv = tree["cv"] / "en" / "validated.tsv"
+    # A Common Voice row for en_9 (a dev row of CoVoST), broken: dropped, so en_9 stays
+    # not_in_cv_table.
+    _append_bytes(vtsv, b"x\tcommon_voice_en_9.mp3\t\t\xe4\xb8\n")
+    sets, stats = read_covost2(str(covost_tsv), str(tree["cv"] / "en"), "en_de")
+    assert stats["covost_table"].dropped == {"not_utf8": 1}
+    assert stats["covost_table"].examples["not_utf8"][0].startswith(f"{covost_tsv}:11: not UTF")
+    assert (stats["covost_table"].rows, stats["covost_table"].kept) == (10, 9)
+    assert stats["cv_table"].dropped == {"not_utf8": 1}
+    assert stats["cv_table"].examples["not_utf8"][0].startswith(f"{vtsv}:10: not UTF-8")
+    assert stats["dev"].dropped == {"not_in_cv_table": 1}  # its validated.tsv row was dropped
+    assert [u.uttid for u in sets["test"]] == ["cv-en-0f0f0f0f-common_voice_en_4-de",
+                                               "cv-en-common_voice_en_6-de"]
+    data = tmp_path / "data"
+    assert main(["--cv_root", str(tree["cv"]), "--covost_root", str(tree["covost"]),
+                 "--pairs", "en_de", "--data_dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert f"{covost_tsv}: rows=10 kept=9 dropped=1 (not_utf8=1)" in out
+    assert f"{vtsv}: rows=9 kept=7 dropped=1 (not_utf8=1)" in out  # kept: rows CoVoST uses
+    assert len(read_kv(data / "covost_en_de_test" / "text")) == 2
+
+
+def test_strict_turns_a_drop_into_an_error(tree, tmp_path, capsys):
+    data = tmp_path / "data"
+    covost_tsv = tree["covost"] / "covost_v2.en_de.tsv"
+    assert main(["--cv_root", str(tree["cv"]), "--covost_root", str(tree["covost"]),
+                 "--pairs", "en_de", "--data_dir", str(data), "--strict", "true"]) == 1
+    assert f"ERROR: {covost_tsv}:6: missing_audio: " in capsys.readouterr().err
+    assert not data.exists()
+    _append_bytes(covost_tsv, b"\xff\n")
+    with pytest.raises(ReaderError, match=r"en_de\.tsv:11: not_utf8"):
+        read_covost2(str(covost_tsv), str(tree["cv"] / "en"), "en_de", strict=True)
+
+
+def test_cli_malformed_table(tree, tmp_path):
+    covost_tsv = tree["covost"] / "covost_v2.en_de.tsv"
+    _append_bytes(covost_tsv, b"a.mp3\tb\ttrain\n")
+    proc = run_reader("covost2", "--cv_root", tree["cv"], "--covost_root", tree["covost"],
+                      "--pairs", "en_de", "--data_dir", tmp_path / "data")
+    assert_cli_error(proc, f"{covost_tsv}:11: 3 TAB-separated columns, but the header has 5")
+    assert not (tmp_path / "data").exists()

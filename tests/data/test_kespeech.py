@@ -15,6 +15,7 @@ from espnet_sllm.data.kespeech import (
     read_kespeech,
 )
 from espnet_sllm.data.reader_utils import ReaderError
+from tests.data.test_reader_utils import assert_cli_error, run_reader
 
 SR = 16000
 
@@ -171,3 +172,42 @@ def test_cli_errors(kespeech, tmp_path, capsys):
     # A part whose files are absent.
     assert main(["--root", str(kespeech), "--out_dir", str(tmp_path), "--parts", "test"]) == 1
     assert "test/wav.scp: not found" in capsys.readouterr().err
+
+
+# Lines that are not UTF-8 (the other drop reasons: test_read_text_ids_drops), --strict, and the
+# command line on a malformed file: one ERROR line naming file:line, never a traceback.
+def test_line_not_utf8_dropped_files_stay_aligned(tmp_path, capsys):
+    base = tmp_path / "KeSpeech"
+    rows = [("1_a", "1", "一", "Beijing"), ("1_b", "1", "二", "Beijing"),
+            ("1_c", "1", "三", "Mandarin")]
+    d = _part(base, "test", rows)
+    (d / "text").write_bytes("1_a 一\n".encode() + b"1_b \xe4\xba\n" + "1_c 三\n".encode())
+    utts, stats = read_kespeech(str(base), "test")
+    assert [(u.uttid, u.text) for u in utts] == [("1_a", "一"), ("1_c", "三")]
+    assert (stats.rows, stats.kept, dict(stats.dropped)) == (3, 2, {"not_utf8": 1})
+    assert stats.examples["not_utf8"][0].startswith(f"{d}/text:2: 1_b: not UTF-8")
+    out = tmp_path / "data"
+    assert main(["--root", str(base), "--out_dir", str(out), "--parts", "test"]) == 0
+    assert "test: rows=3 kept=2 dropped=1 (not_utf8=1)" in capsys.readouterr().out
+    assert list(read_kv(out / "test" / "text")) == ["1_a", "1_c"]
+    with pytest.raises(ReaderError, match=r"test/text:2: not_utf8: 1_b: not UTF-8"):
+        read_kespeech(str(base), "test", strict=True)
+
+
+def test_strict_turns_a_drop_into_an_error(kespeech, tmp_path, capsys):
+    out = tmp_path / "data"
+    assert main(["--root", str(kespeech), "--out_dir", str(out), "--parts", "train_phase1",
+                 "--strict", "true"]) == 1
+    err = capsys.readouterr().err
+    assert f"ERROR: {kespeech}/Tasks/ASR/train_phase1/text:2: only_noise" in err
+    assert not (out / "train_phase1").exists()
+    assert main(["--root", str(kespeech), "--out_dir", str(out), "--parts", "train_phase2",
+                 "--strict", "true"]) == 0  # nothing to drop there
+
+
+def test_cli_malformed_file(kespeech, tmp_path):
+    path = kespeech / "Tasks" / "ASR" / "train_phase2" / "utt2spk"
+    path.write_text("1000001_99990000\n", encoding="utf-8")
+    proc = run_reader("kespeech", "--root", kespeech, "--out_dir", tmp_path / "data",
+                      "--parts", "train_phase2")
+    assert_cli_error(proc, f"{path}:1: no value after the id '1000001_99990000'")

@@ -22,6 +22,7 @@ from espnet_sllm.data.mls import (
     utterance_ids,
 )
 from espnet_sllm.data.reader_utils import ReaderError
+from tests.data.test_reader_utils import assert_cli_error, run_reader
 
 SR = 16000
 META_HEADER = ("SPEAKER   |   GENDER   | PARTITION  |  MINUTES   |  BOOK ID   |"
@@ -298,3 +299,57 @@ def test_print_codes(capsys):
     assert capsys.readouterr().out == "en pl de\n"
     assert main(["--print_codes", "de"]) == 1  # release names only (they are folder names)
     assert "unknown MLS language ['de']; valid: english, german" in capsys.readouterr().err
+
+
+# Lines that are not UTF-8 (the other drop reasons: the tests above), --strict, and the command
+# line on a malformed file: one ERROR line naming file:line, never a traceback.
+def _append_bytes(path, data):
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+def test_lines_not_utf8_dropped_and_counted(mls, tmp_path, capsys):
+    pl = mls / "mls_polish"
+    _append_bytes(pl / "train" / "transcripts.txt", b"7_70_000003\t\xff\xfe\n")
+    _append_bytes(pl / "train" / "limited_supervision" / "9hr" / "handles.txt", b"7_\xff\n")
+    _append_bytes(pl / "metainfo.txt", _meta_row("9", "M", "90").encode().replace(b"M", b"\xff")
+                  + b"\n")
+    utts, stats = read_mls(str(pl), "train")
+    assert [u.uttid for u in utts] == ["mls-pl-7-70_000001", "mls-pl-7-70_000002"]
+    assert (stats.rows, stats.kept, dict(stats.dropped)) == (3, 2, {"not_utf8": 1})
+    assert stats.examples["not_utf8"][0].startswith(f"{pl}/train/transcripts.txt:3: not UTF-8")
+    handles, hstats = read_limited_handles(str(pl), "9hr")
+    assert list(handles) == ["7_70_000002"] and dict(hstats.dropped) == {"not_utf8": 1}
+    genders, mstats = read_metainfo(str(pl / "metainfo.txt"))
+    assert genders == {"7": "f", "8": "m"} and dict(mstats.dropped) == {"not_utf8": 1}
+    data = tmp_path / "data"
+    assert main(["--mls_root", str(mls), "--langs", "polish", "--data_dir", str(data),
+                 "--limited", "9hr"]) == 0
+    out = capsys.readouterr().out
+    assert f"{pl}/metainfo.txt: rows=3 kept=2 dropped=1 (not_utf8=1)" in out
+    assert "rows=3 kept=1 dropped=2 (not_in_limited_9hr=1, not_utf8=1)" in out
+    assert list(read_kv(data / "mls_pl_train" / "text")) == ["mls-pl-7-70_000002"]
+
+
+def test_strict_turns_a_drop_into_an_error(mls, tmp_path, capsys):
+    data = tmp_path / "data"
+    assert main(["--mls_root", str(mls), "--langs", "german", "--data_dir", str(data),
+                 "--strict", "true"]) == 1
+    assert f"ERROR: {mls}/mls_german/metainfo.txt:5: unknown_gender: speaker 777: 'X'" in \
+        capsys.readouterr().err
+    assert not data.exists()
+    with pytest.raises(ReaderError, match=r"train/transcripts.txt:2: empty_text"):
+        read_mls(str(mls / "mls_german"), "train", strict=True)
+    # Rows outside a limited subset are left out by choice: counted, never an error.
+    utts, stats = read_mls(str(mls / "mls_polish"), "train", limited="9hr", strict=True)
+    assert len(utts) == 1 and dict(stats.dropped) == {"not_in_limited_9hr": 1}
+    assert main(["--mls_root", str(mls), "--langs", "polish", "--data_dir", str(data),
+                 "--strict", "true", "--limited", "9hr"]) == 0
+
+
+def test_cli_malformed_file(mls, tmp_path):
+    path = mls / "mls_polish" / "dev" / "transcripts.txt"
+    _append_bytes(path, b"8_80_000002\ta\tb\n")
+    proc = run_reader("mls", "--mls_root", mls, "--langs", "polish", "--splits", "dev",
+                      "--data_dir", tmp_path / "data")
+    assert_cli_error(proc, f"{path}:2: expected 2 TAB-separated fields")

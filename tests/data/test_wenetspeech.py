@@ -13,6 +13,7 @@ from espnet_sllm.bin.format_data import format_data
 from espnet_sllm.data import wenetspeech as ws
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
 from espnet_sllm.data.reader_utils import ReaderError
+from tests.data.test_reader_utils import assert_cli_error, run_reader
 
 A = "X0000000000_100638174"
 B = "Y0000000001_-a_b-Cd"
@@ -139,8 +140,6 @@ def _bad(tmp_path, change):
 
 
 @pytest.mark.parametrize("change,message", [
-    (lambda a: a[0]["segments"][1].update(end_time=1.5),
-     rf"audios\[0\] \(aid {A}\): sid {A}_S00001: end_time 1.5 is not after begin_time 1.5"),
     (lambda a: a[1]["segments"][0].pop("sid"),
      rf"audios\[1\] \(aid {B}\): segments\[0\]: missing or empty 'sid'"),
     (lambda a: a[1]["segments"][1].pop("begin_time"),
@@ -192,3 +191,53 @@ def test_cli_empty_subset_is_an_error_after_the_others(release, tmp_path, capsys
     assert not (out / "wenet_dev").exists()
     assert ws.main(["--json", str(tmp_path / "none.json"), "--out_dir", str(out)]) == 1
     assert "none.json: not found" in capsys.readouterr().err
+
+
+# Drops of segments with bytes that are not UTF-8 or with a zero / negative duration (the other
+# reasons: test_read_two_subsets), --strict, and the command line on a malformed file.
+@pytest.mark.parametrize("change,reason,detail", [
+    (lambda a: a[0]["segments"][1].update(end_time=1.5), "bad_segment_time",
+     "end_time 1.5 is not after begin_time 1.5"),
+    (lambda a: a[0]["segments"][1].update(end_time=1.0), "bad_segment_time",
+     "end_time 1.0 is not after begin_time 1.5"),
+    (lambda a: a[0]["segments"][1].update(begin_time=-0.5), "bad_segment_time",
+     "negative begin_time -0.5"),
+    (lambda a: a[0]["segments"][1].update(text="@BAD@"), "not_utf8",
+     "bytes that are not UTF-8 in its text"),
+])
+def test_segment_dropped_and_counted(release, tmp_path, capsys, change, reason, detail):
+    audios = _audios()
+    change(audios)
+    path = _write_json(release.parent, audios)
+    path.write_bytes(path.read_bytes().replace(b"@BAD@", b"\xe4\xb8 \xff"))
+    utts, stats = ws.read_wenetspeech(str(path), ["TEST_NET"])
+    assert [u.uttid for u in utts["TEST_NET"]] == [f"{A}_S00000"]
+    assert stats["TEST_NET"].dropped == {"empty_text": 1, "missing_audio": 1, reason: 1}
+    assert stats["TEST_NET"].examples[reason] == [
+        f"{path}: audios[0] (aid {A}): sid {A}_S00001: {detail}"]
+    out = tmp_path / "data"
+    assert ws.main(["--json", str(path), "--out_dir", str(out), "--subsets", "TEST_NET"]) == 0
+    reasons = ", ".join(f"{r}=1" for r in sorted(["empty_text", "missing_audio", reason]))
+    assert f"rows=4 kept=1 dropped=3 ({reasons})" in capsys.readouterr().out
+    assert list(read_kv(out / "test_net" / "text")) == [f"{A}_S00000"]
+    with pytest.raises(ReaderError, match=rf"sid {A}_S00001: {reason}: "):
+        ws.read_wenetspeech(str(path), ["TEST_NET"], strict=True)
+
+
+def test_strict_turns_a_drop_into_an_error(release, tmp_path, capsys):
+    out = tmp_path / "data"
+    assert ws.main(["--json", str(release), "--out_dir", str(out), "--strict", "true"]) == 1
+    err = capsys.readouterr().err
+    assert f"ERROR: {release}: audios[0] (aid {A}): sid {A}_S00003: empty_text" in err
+    assert not out.exists()
+
+
+def test_cli_malformed_file(release, tmp_path):
+    audios = _audios()
+    audios[1]["segments"][0].pop("sid")
+    path = _write_json(release.parent, audios)
+    proc = run_reader("wenetspeech", "--json", path, "--out_dir", tmp_path / "data")
+    assert_cli_error(proc, f"{path}: audios[1] (aid {B}): segments[0]: missing or empty 'sid'")
+    path.write_text('{"audios": [', encoding="utf-8")
+    proc = run_reader("wenetspeech", "--json", path, "--out_dir", tmp_path / "data")
+    assert_cli_error(proc, f"{path}: invalid JSON")

@@ -3,6 +3,7 @@ import pytest
 
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
 from espnet_sllm.data.reader_utils import ReaderError
+from tests.data.test_reader_utils import assert_cli_error, run_reader
 from espnet_sllm.data.wmt19 import main, read_news_commentary, read_newstest
 
 NC = [
@@ -136,3 +137,56 @@ def test_main(tmp_path, capsys):
     assert main(["--root", str(root), "--data_dir", str(data), "--sets", "train"]) == 0
     assert main(["--root", str(root), "--data_dir", str(data), "--sets", "dev"]) == 1
     assert "unknown WMT19 set ['dev']; valid: train, test" in capsys.readouterr().err
+
+
+# Lines that are not UTF-8 (the other drop reasons: the tests above), --strict (document breaks
+# excepted), and the command line on a malformed file: one ERROR line naming file:line.
+def test_lines_not_utf8_dropped_and_counted(tmp_path, capsys):
+    root = make_root(tmp_path / "wmt19")
+    tsv = root / "news-commentary-v14.en-zh.tsv"
+    with open(tsv, "ab") as f:
+        f.write(b"Broken.\t\xe4\xb8\n")
+    utts, stats = read_news_commentary(str(tsv))
+    assert [u.uttid for u in utts] == ["wmt19nc-00000001", "wmt19nc-00000006",
+                                       "wmt19nc-00000007"]
+    assert stats.dropped["not_utf8"] == 1 and stats.rows == 8
+    assert stats.examples["not_utf8"][0].startswith(f"{tsv}:8: not UTF-8")
+    ref = root / "sgm" / "newstest2019-zhen-ref.en.sgm"
+    ref.write_bytes(ref.read_bytes().replace(b"Tenth sentence.", b"Tenth \xff."))
+    utts, stats = read_newstest(str(root / "sgm" / "newstest2019-zhen-src.zh.sgm"), str(ref))
+    assert [u.uttid for u in utts] == ["wmt19nt-chinanews.com.3939-0001",
+                                       "wmt19nt-chinanews.com.3939-0002"]
+    assert stats.examples["not_utf8"] == [f"{ref}:6: doc 'chinanews.com.3939' seg 10"]
+    data = tmp_path / "data"
+    assert main(["--root", str(root), "--data_dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "news-commentary-v14.en-zh.tsv: rows=8 kept=3 dropped=5 (empty_both=2, " \
+           "empty_source=1, empty_target=1, not_utf8=1)" in out
+    assert "newstest2019-zhen-src.zh.sgm: rows=5 kept=2 dropped=3 (empty_source=1, " \
+           "empty_target=1, not_utf8=1)" in out
+    assert len(read_kv(data / "wmt19_test" / "text")) == 2
+
+
+def test_strict_turns_a_drop_into_an_error(tmp_path, capsys):
+    # Document breaks (empty_both) are left out by choice: not an error, even with strict.
+    root = make_root(tmp_path / "a", nc=NC[:3] + NC[5:])
+    data = tmp_path / "data"
+    assert main(["--root", str(root), "--data_dir", str(data), "--sets", "train",
+                 "--strict", "true"]) == 0
+    assert len(read_kv(data / "wmt19_train" / "text")) == 3
+    root = make_root(tmp_path / "b")
+    assert main(["--root", str(root), "--data_dir", str(tmp_path / "d2"), "--strict",
+                 "true"]) == 1
+    assert f"ERROR: {root / 'news-commentary-v14.en-zh.tsv'}:4: empty_source" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "d2").exists()
+    with pytest.raises(ReaderError, match=r"src.zh.sgm:10: empty_target"):
+        read_newstest(str(root / "sgm" / "newstest2019-zhen-src.zh.sgm"),
+                      str(root / "sgm" / "newstest2019-zhen-ref.en.sgm"), strict=True)
+
+
+def test_cli_malformed_file(tmp_path):
+    root = make_root(tmp_path / "wmt19", nc=NC[:1] + ["a\tb\tc"])
+    proc = run_reader("wmt19", "--root", root, "--data_dir", tmp_path / "data")
+    assert_cli_error(proc, f"{root / 'news-commentary-v14.en-zh.tsv'}:2: 3 TAB-separated "
+                           f"fields, expected 2")

@@ -75,14 +75,14 @@ def test_stage1(corpora, tmp_path):
     assert "aishell transcript: rows=6 kept=5 dropped=1 (no_audio=1)" in out
     assert "aishell2 iOS/test: rows=8 kept=4 dropped=4" in out
     assert "data/alpaca_zh: 3 utterances, text only (speech: TTS stage); task: sqa" in out
-    assert (exp / ".stamps" / "stage1").exists()
+    assert (data / ".stamps" / "stage1").exists()  # the stamp lives with the data it describes
 
     # The same command again: skipped by sllm.sh; forced again (stamp removed): the archives
     # are not extracted a second time.
     again = run_recipe(recipe, [*STAGE1, "--expdir", str(exp),
                                 "--local_data_opts", "--wmt19_max_pairs 2"], **corpora)
     assert again.returncode == 0 and "Stage 1: skipped" in again.stdout + again.stderr
-    (exp / ".stamps" / "stage1").unlink()
+    (data / ".stamps" / "stage1").unlink()
     again = run_recipe(recipe, [*STAGE1, "--expdir", str(exp),
                                 "--local_data_opts", "--wmt19_max_pairs 2"], **corpora)
     assert again.returncode == 0, again.stdout + again.stderr

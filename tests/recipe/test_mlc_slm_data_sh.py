@@ -123,3 +123,23 @@ def test_data_sh_errors(corpus, tmp_path):
     assert r.returncode != 0 and "'Thai' (--langs) is in none of the training" in r.stderr
     r = _run(corpus, "--no_such_option", "1")
     assert r.returncode != 0 and "unknown option '--no_such_option'" in r.stderr
+
+
+def test_data_sh_strict(tmp_path):
+    """A segment the reader drops is counted; with --strict true it stops stage 1 with one
+    ERROR line naming file:line (the option reaches the reader)."""
+    mlc = tmp_path / "mlc_slm"
+    _session(mlc / "MLC-SLM_Workshop-Training_Set_1/data/Japanese", "0100_001_phone",
+             ["0.5\t1.5\tO1\tこんにちは", "1.5\t2.5\tO2\t  "])
+    _session(mlc / "MLC-SLM_Workshop-Development_Set/data/Japanese", "0901_001_phone",
+             ["0.0\t1.0\tO1\tはい"])
+    env = {"MLC_SLM": str(mlc), "COMMONVOICE": str(tmp_path / "nocv")}
+    r = _run(env, "--data_dir", str(tmp_path / "a"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "rows=2 kept=1 dropped=1 (empty_text=1)" in r.stdout
+    r = _run(env, "--data_dir", str(tmp_path / "b"), "--strict", "true")
+    txt = mlc / "MLC-SLM_Workshop-Training_Set_1/data/Japanese/0100_001_phone.txt"
+    assert r.returncode != 0 and f"ERROR: {txt}:2: empty_text" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = _run(env, "--data_dir", str(tmp_path / "c"), "--strict", "yes")
+    assert r.returncode != 0 and "option '--strict' is a boolean" in r.stderr

@@ -97,7 +97,7 @@ def test_stage1_balanced(mls, tmp_path, recipe_data):
             "mls_pl_test", "train_unbalanced", "train", "dev"]
     for name in sets:
         validate_data_dir(recipe_data / name)
-    assert sorted(p.name for p in recipe_data.iterdir() if p.is_dir()) == sorted(sets)
+    assert sorted(p.name for p in recipe_data.iterdir() if p.is_dir() and not p.name.startswith(".")) == sorted(sets)
     cmd = (tmp_path / "exp" / "sllm_data" / "run.sh.cmd").read_text()
     assert r"--test_sets mls_de_test\ mls_pl_test" in cmd
     assert r"--local_data_opts --langs\ german\,polish\ --balance_alpha\ 0.5" in cmd

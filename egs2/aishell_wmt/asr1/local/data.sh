@@ -2,6 +2,7 @@
 # Usage:
 #   local/data.sh [--corpora "aishell aishell2 wmt19 alpaca_zh"] [--extract_dir DIR]
 #                 [--wmt19_max_pairs N] [--alpaca_max_records N] [--data_dir data]
+#                 [--strict true|false]
 #
 # Stage 1 of egs2/aishell_wmt/asr1: Kaldi data directories of the four corpora of Wu et al.
 # (corpus roots in db.sh: ${AISHELL}, ${AISHELL2_TEST}, ${WMT19}, ${ALPACA_ZH}; each
@@ -19,8 +20,9 @@
 #              dropped and counted: pairs with an empty side
 #   alpaca_zh  Alpaca-zh, TEXT-ONLY -> <data_dir>/alpaca_zh (text = instruction + input,
 #              text_tgt = output, utt2task sqa); dropped and counted: empty outputs/questions
-# Every set has utt2lang zh.  Malformed input is an error naming file:line (see each reader's
-# docstring, python -m espnet_sllm.data.<corpus> --help).
+# Every set has utt2lang zh.  Lines or records with bytes that are not UTF-8 are dropped and
+# counted too.  Malformed input is an error naming file:line (see each reader's docstring,
+# python -m espnet_sllm.data.<corpus> --help).
 #
 # Options:
 #   --corpora "C1 C2 ..."      corpora to prepare, space or comma separated; each one's root
@@ -30,6 +32,9 @@
 #   --wmt19_max_pairs N        keep the first N news-commentary pairs, 0 = all (default: 0)
 #   --alpaca_max_records N     keep the first N Alpaca-zh records, 0 = all     (default: 0)
 #   --data_dir DIR             where the data directories go                  (default: data)
+#   --strict true|false        true: a row the readers would drop and count is an error naming
+#                              file:line and the reason (WMT19's document breaks excepted)
+#                                                                             (default: false)
 #
 # Run from the recipe directory (egs2/aishell_wmt/asr1).  Example:
 #   AISHELL=/db/aishell AISHELL2_TEST=/db/aishell2 WMT19=/db/wmt19 ALPACA_ZH=/db/alpaca_zh \
@@ -86,24 +91,25 @@ for c in ${corpora}; do
         aishell)
             log "Reading AISHELL-1 ${AISHELL} into ${data_dir}/aishell_{train,dev,test}"
             python -m espnet_sllm.data.aishell --root "${AISHELL}" --data_dir "${data_dir}" \
-                ${extract_dir:+--extract_dir "${extract_dir}"}
+                --strict "${strict}" ${extract_dir:+--extract_dir "${extract_dir}"}
             made+=(aishell_train aishell_dev aishell_test) ;;
         aishell2)
             log "Reading AISHELL-2 iOS test ${AISHELL2_TEST} into ${data_dir}/aishell2_test"
             python -m espnet_sllm.data.aishell2 --root "${AISHELL2_TEST}" --device iOS \
-                --split test --out "${data_dir}/aishell2_test"
+                --split test --out "${data_dir}/aishell2_test" --strict "${strict}"
             made+=(aishell2_test) ;;
         wmt19)
             log "Reading WMT19 ${WMT19} into ${data_dir}/wmt19_{train,test} (text only;" \
                 "news-commentary pairs: ${wmt19_max_pairs} (0: all))"
             python -m espnet_sllm.data.wmt19 --root "${WMT19}" --data_dir "${data_dir}" \
-                --max_pairs "${wmt19_max_pairs}"
+                --max_pairs "${wmt19_max_pairs}" --strict "${strict}"
             made+=(wmt19_train wmt19_test) ;;
         alpaca_zh)
             log "Reading Alpaca-zh ${ALPACA_ZH} into ${data_dir}/alpaca_zh (text only;" \
                 "records: ${alpaca_max_records} (0: all))"
             python -m espnet_sllm.data.alpaca_zh --root "${ALPACA_ZH}" \
-                --out "${data_dir}/alpaca_zh" --max_records "${alpaca_max_records}"
+                --out "${data_dir}/alpaca_zh" --max_records "${alpaca_max_records}" \
+                --strict "${strict}"
             made+=(alpaca_zh) ;;
     esac
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage:
-#   local/data.sh [--wenetspeech true|false] [--data_dir data]
+#   local/data.sh [--wenetspeech true|false] [--data_dir data] [--strict true|false]
 #
 # Stage 1 of egs2/kespeech/asr1: makes the Kaldi data directories (corpus roots in db.sh:
 # ${KESPEECH}, ${WENETSPEECH}; both overridable from the environment).
@@ -13,12 +13,16 @@
 #   3. with --wenetspeech true: the TEST_NET and TEST_MEETING segments of WenetSpeech.json ->
 #      <data_dir>/test_net, <data_dir>/test_meeting (python -m espnet_sllm.data.wenetspeech:
 #      wav.scp = the long-form .opus recordings, segments = the cuts; audio files listed but
-#      absent are dropped and counted).
+#      absent, zero or negative durations are dropped and counted).
+# Lines with bytes that are not UTF-8 are dropped and counted too; malformed files are errors
+# naming file:line (or the JSON entry).
 #
 # Options:
 #   --wenetspeech true|false   also make test_net and test_meeting from ${WENETSPEECH}; with
 #                              true a missing WenetSpeech root is an error   (default: true)
 #   --data_dir DIR             where the data directories go                 (default: data)
+#   --strict true|false        true: a row the readers would drop and count is an error
+#                              naming file:line and the reason               (default: false)
 #
 # Run from the recipe directory (egs2/kespeech/asr1).  Example:
 #   KESPEECH=/db/KeSpeech WENETSPEECH=/db/WenetSpeech local/data.sh
@@ -50,7 +54,8 @@ mkdir -p "${data_dir}"
 parts="train_phase1 train_phase2 dev_phase1 dev_phase2 test"
 log "Reading KeSpeech ${KESPEECH} (${parts}) into ${data_dir}/<part>"
 # shellcheck disable=SC2086
-python -m espnet_sllm.data.kespeech --root "${KESPEECH}" --out_dir "${data_dir}" --parts ${parts}
+python -m espnet_sllm.data.kespeech --root "${KESPEECH}" --out_dir "${data_dir}" --parts ${parts} \
+    --strict "${strict}"
 
 log "Combining ${data_dir}/train_phase{1,2} into ${data_dir}/train" \
     "and ${data_dir}/dev_phase{1,2} into ${data_dir}/dev"
@@ -64,7 +69,7 @@ if [ "${wenetspeech}" = true ]; then
     log "Reading WenetSpeech ${WENETSPEECH}/WenetSpeech.json (TEST_NET, TEST_MEETING) into" \
         "${data_dir}/test_net and ${data_dir}/test_meeting"
     python -m espnet_sllm.data.wenetspeech --json "${WENETSPEECH}/WenetSpeech.json" \
-        --subsets TEST_NET TEST_MEETING --out_dir "${data_dir}"
+        --subsets TEST_NET TEST_MEETING --out_dir "${data_dir}" --strict "${strict}"
     made+=(test_net test_meeting)
 else
     log "--wenetspeech false: no test_net / test_meeting"

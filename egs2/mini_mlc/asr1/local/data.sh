@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage:
-#   local/data.sh [--debug true|false] [--seed 0] [--nj 2]
+#   local/data.sh [--debug true|false] [--seed 0] [--nj 2] [--strict true|false]
 #
 # Stage 1 of egs2/mini_mlc/asr1: makes the Kaldi data directories data/{train,valid,test}.
 #   1. synthesises the mini_mlc corpus (espeak-ng two-speaker conversations in English with
@@ -16,6 +16,8 @@
 #                        (1600 / 100 / 150)                                  (default: false)
 #   --seed N             random seed of the synthesis                        (default: 0)
 #   --nj N               parallel synthesis processes                        (default: 2)
+#   --strict true|false  true: a segment the reader would drop and count is an error
+#                        naming file:line and the reason                     (default: false)
 #
 # Run from the recipe directory (egs2/mini_mlc/asr1).  Needs espeak-ng (tools/install_debian.sh).
 set -euo pipefail
@@ -43,7 +45,8 @@ python -m espnet_sllm.data.synth_conversations --out "${root}" "${synth_opts[@]}
 
 for split in train valid test; do
     log "Reading ${root}/${split} into data/${split}"
-    python -m espnet_sllm.data.mlc_slm --root "${root}/${split}" --out "data/${split}"
+    python -m espnet_sllm.data.mlc_slm --root "${root}/${split}" --out "data/${split}" \
+        --strict "${strict}"
 done
 
 log "Data directories:"

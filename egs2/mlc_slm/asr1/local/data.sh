@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Usage:
 #   local/data.sh [--langs "English Japanese ..."] [--use_cv true|false] [--eval_sets "..."]
-#                 [--cv_max_utts_per_lang N] [--data_dir data]
+#                 [--cv_max_utts_per_lang N] [--data_dir data] [--strict true|false]
 #
 # Stage 1 of egs2/mlc_slm/asr1: makes the Kaldi data directories from the MLC-SLM release
 # (corpus roots in db.sh: ${MLC_SLM}, ${COMMONVOICE}; both overridable from the environment).
@@ -17,7 +17,11 @@
 #      without context), and its Common Voice utterances get whole-clip segments.
 # Each set is read by `python -m espnet_sllm.data.mlc_slm` (ids, segments, utt2lang with the
 # 15 labels English-American ... Vietnamese, text_prev/text_next from the neighbouring segments
-# of the same session) or `python -m espnet_sllm.data.common_voice`.
+# of the same session) or `python -m espnet_sllm.data.common_voice`.  A problem of one segment
+# line or one session (not UTF-8, empty text, zero or negative duration, a segment ending more
+# than 0.5 s after its audio, a missing or unreadable .wav, a session outside a language or
+# accent folder) is dropped and counted in the reader's summary line; malformed annotation
+# files are errors naming file:line.
 #
 # Options:
 #   --langs "L1 L2 ..."        languages (English, Japanese, ...) or labels (English-American)
@@ -30,6 +34,8 @@
 #   --cv_max_utts_per_lang N   keep only the first N usable Common Voice rows per language,
 #                              0 = all                                       (default: 0)
 #   --data_dir DIR             where the data directories go                 (default: data)
+#   --strict true|false        true: a segment or session the readers would drop and count is
+#                              an error naming file:line and the reason      (default: false)
 #
 # Run from the recipe directory (egs2/mlc_slm/asr1).  Example:
 #   MLC_SLM=/db/mlc_slm COMMONVOICE=/db/cv-corpus-21.0-2025-03-14 local/data.sh --use_cv true
@@ -120,7 +126,7 @@ for part in "${train_parts[@]}"; do
     for l in "${set_lang_opts[@]:1}"; do langs_seen+="${l} "; done
     log "Reading ${part} into ${data_dir}/train_${n}"
     python -m espnet_sllm.data.mlc_slm --root "${part}" --out "${data_dir}/train_${n}" \
-        "${set_lang_opts[@]}"
+        --strict "${strict}" "${set_lang_opts[@]}"
     part_dirs+=("${data_dir}/train_${n}")
 done
 for l in ${langs}; do
@@ -137,7 +143,7 @@ made+=(train)
 # 2. Development set (it must have every requested language).
 log "Reading ${MLC_SLM}/${dev_folder} into ${data_dir}/dev"
 python -m espnet_sllm.data.mlc_slm --root "${MLC_SLM}/${dev_folder}" --out "${data_dir}/dev" \
-    ${langs:+--langs ${langs}}
+    --strict "${strict}" ${langs:+--langs ${langs}}
 made+=(dev)
 
 # 3. Evaluation sets, when present.
@@ -159,7 +165,7 @@ for entry in ${eval_sets}; do
     fi
     log "Reading ${MLC_SLM}/${folder} into ${data_dir}/${name}"
     python -m espnet_sllm.data.mlc_slm --root "${MLC_SLM}/${folder}" --out "${data_dir}/${name}" \
-        "${set_lang_opts[@]}"
+        --strict "${strict}" "${set_lang_opts[@]}"
     if [ ! -f "${data_dir}/${name}/text" ]; then
         log "${data_dir}/${name} has no text: it can be decoded, not scored"
     fi
@@ -174,7 +180,7 @@ if [ "${use_cv}" = true ]; then
     # shellcheck disable=SC2086
     python -m espnet_sllm.data.common_voice --cv_root "${COMMONVOICE}" --split train \
         --out "${data_dir}/cv_train" --max_utts_per_lang "${cv_max_utts_per_lang}" \
-        --langs ${cv_langs}
+        --strict "${strict}" --langs ${cv_langs}
     log "Combining ${data_dir}/train and ${data_dir}/cv_train into ${data_dir}/train_cv;" \
         "note: Common Voice has no context, so train_cv has no text_prev/text_next" \
         "(S4 uses the S1 prompts, without context)"

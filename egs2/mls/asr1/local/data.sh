@@ -2,6 +2,7 @@
 # Usage:
 #   local/data.sh [--langs "english german ..."] [--limited 9hr|1hr|10hr|1hr/<k>]
 #                 [--balance_alpha 1] [--balance_total 0] [--balance_seed 0] [--data_dir data]
+#                 [--strict true|false]
 #
 # Stage 1 of egs2/mls/asr1: Kaldi data directories from Multilingual LibriSpeech (corpus root
 # ${MLS} in db.sh, overridable from the environment), read by `python -m espnet_sllm.data.mls`:
@@ -14,8 +15,9 @@
 #      espnet_sllm.data.balance; copies of an utterance are <uttid>-rep<k>, same audio);
 #   3. <data_dir>/dev = every language's dev combined (validation);
 #   4. the test sets stay per language (mls_<code>_test), so that results are per language.
-# Dropped and counted by the reader (see its summary lines): empty transcripts, missing FLAC
-# files, rows outside a --limited subset; malformed lines are errors naming file:line.
+# Dropped and counted by the reader (see its summary lines): lines that are not UTF-8, empty
+# transcripts, missing FLAC files, rows outside a --limited subset; malformed lines are errors
+# naming file:line.
 #
 # Options:
 #   --langs "L1 L2 ..."     MLS folder names (mls_<name>), space or comma separated
@@ -30,6 +32,9 @@
 #                           set                                              (default: 0)
 #   --balance_seed S        seed of the balancing draws                      (default: 0)
 #   --data_dir DIR          where the data directories go                    (default: data)
+#   --strict true|false     true: a row the reader would drop and count is an error naming
+#                           file:line and the reason (rows outside --limited excepted)
+#                                                                            (default: false)
 #
 # Run from the recipe directory (egs2/mls/asr1).  Example:
 #   MLS=/db/mls local/data.sh --langs "german polish" --balance_alpha 0.5
@@ -80,7 +85,7 @@ mkdir -p "${data_dir}"
 log "Reading MLS ${MLS} (${langs}; train: ${limited:-all}) into ${data_dir}/mls_<code>_<split>"
 # shellcheck disable=SC2086
 python -m espnet_sllm.data.mls --mls_root "${MLS}" --langs ${langs} --data_dir "${data_dir}" \
-    ${limited:+--limited "${limited}"}
+    --strict "${strict}" ${limited:+--limited "${limited}"}
 
 train_dirs=()
 dev_dirs=()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Usage:
 #   local/data.sh [--pairs "en_de de_en es_en fr_en it_en"] [--data_dir data]
-#                 [--work_dir data/local/covost2]
+#                 [--work_dir data/local/covost2] [--strict true|false]
 #
 # Stage 1 of egs2/mls/st1: makes the Kaldi data directories of CoVoST 2 speech translation
 # (corpus roots in db.sh: ${COMMONVOICE}, ${COVOST2}; both overridable from the environment).
@@ -13,7 +13,8 @@
 #   2. <data_dir>/train = the train sets of all pairs, <data_dir>/dev = their dev sets (one model
 #      for all directions); the test sets stay per pair, for BLEU per direction.
 # Rows are dropped and counted (printed) when their translation or transcript is empty, when
-# their clip is not in validated.tsv, or when the MP3 file is missing.
+# their clip is not in validated.tsv, when the MP3 file is missing, or when they hold bytes
+# that are not UTF-8; malformed tables are errors naming file:line.
 #
 # Options:
 #   --pairs "P1 P2 ..."   <src>_<tgt> pairs, separated by spaces or commas
@@ -21,6 +22,8 @@
 #   --data_dir DIR        where the data directories go                  (default: data)
 #   --work_dir DIR        where a table found only as .tsv.tar.gz is extracted (the corpus
 #                         folder may be read-only)             (default: data/local/covost2)
+#   --strict true|false   true: a row the reader would drop and count is an error naming
+#                         file:line and the reason                       (default: false)
 #
 # Run from the recipe directory (egs2/mls/st1).  Example:
 #   COMMONVOICE=/db/cv-corpus-4-2019-12-10 COVOST2=/db/covost2 local/data.sh --pairs "fr_en"
@@ -53,7 +56,7 @@ mkdir -p "${data_dir}"
 log "Reading CoVoST 2 pairs ${pairs} (${COVOST2}) with Common Voice ${COMMONVOICE}"
 # shellcheck disable=SC2086
 python -m espnet_sllm.data.covost2 --cv_root "${COMMONVOICE}" --covost_root "${COVOST2}" \
-    --pairs ${pairs} --data_dir "${data_dir}" --work_dir "${work_dir}"
+    --pairs ${pairs} --data_dir "${data_dir}" --work_dir "${work_dir}" --strict "${strict}"
 
 made=()
 for set in train dev; do
