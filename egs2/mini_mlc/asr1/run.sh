@@ -13,6 +13,19 @@
 set -euo pipefail
 . ./path.sh
 
+# Reproducible CPU numerics. Float kernels round differently with the instruction set the CPU
+# offers (PyTorch, oneDNN and MKL pick AVX-512 kernels where they exist, AVX2 ones elsewhere) and
+# with the number of threads, and 22 epochs of training turn a last-bit difference into another
+# model (measured on 2026-11-30: the same forward/backward differs in its bits between the
+# default AVX-512 dispatch, forced AVX2, and 1 vs 2 threads). A "2-core x86-64 VM" can sit on
+# hosts of either kind, so the demo pins both: the same commit gives the same RESULTS.md on any
+# x86-64 CPU with AVX2, whatever its core count. Override any of them in the environment.
+export ATEN_CPU_CAPABILITY=${ATEN_CPU_CAPABILITY:-avx2}
+export ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-AVX2}
+export MKL_CBWR=${MKL_CBWR:-AVX2}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+export MKL_NUM_THREADS=${MKL_NUM_THREADS:-${OMP_NUM_THREADS}}
+
 log() {
     echo "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*" >&2
 }
