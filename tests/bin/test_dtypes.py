@@ -44,6 +44,26 @@ def test_espnet_cast_keeps_frozen_parts_in_their_dtype(tiny_llm_dirs, tiny_whisp
     assert d[("llm", True)] == {torch.float32}  # added-token rows (+ LoRA adapters)
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
     assert any("lora_" in n for n in trained) == lora
+    # outputs: one training step runs across the bf16/fp32 boundaries
+    import numpy as np
+
+    pre = SLLMTask.build_preprocess_fn(args, True)
+    collate = SLLMTask.build_collate_fn(args, True)
+    rng = np.random.RandomState(0)
+    items = [(f"u{i}", pre(f"u{i}", {"speech": rng.randn(6000 + 2000 * i).astype(np.float32),
+                                     "text": "hello world"})) for i in range(2)]
+    batch = collate(items)[1]
+    model.train()
+    enc, _ = model.encode(batch["speech"], batch["speech_lengths"])
+    emb, _, _, _ = model.speech_embeddings(batch["speech"], batch["speech_lengths"])
+    assert enc.dtype == torch.float32 and emb.dtype == torch.float32
+    hidden = model.llm.hidden_states(emb, torch.ones(emb.shape[:2], dtype=torch.long))
+    assert hidden.dtype == torch.bfloat16
+    loss, stats, _ = model(**batch)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32
+               for p in model.projector.parameters())
     # cast_all (sllm_inference --dtype) casts everything
     model.cast_all(torch.bfloat16)
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
