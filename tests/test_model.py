@@ -153,3 +153,29 @@ def test_bad_inputs(tiny_llm_dirs, tiny_whisper_dir):
     with pytest.raises(ValueError, match="exactly one"):
         SLLMTask.build_preprocess_fn(config_to_args(tiny_sllm_config(
             tiny_llm_dirs["qwen2"], prompt_template="no placeholder")), True)
+
+
+def test_loss_computes_logits_only_at_target_positions(tiny_llm_dirs, tiny_whisper_dir):
+    """The CE loss gathers the target positions before the LM head: logits rows = target tokens
+    (+ EOS), in chunks of at most logits_chunk, and the loss equals CE over full logits."""
+    import torch.nn.functional as F
+
+    model, pre, collate = build(tiny_llm_dirs, tiny_whisper_dir, "gemma2", "conformer", False)
+    model.logits_chunk = 5
+    model.eval()
+    _, batch = make_batch(pre, collate)
+    rows = []
+    orig = model.llm.logits
+    model.llm.logits = lambda h: (rows.append(h.shape[0]), orig(h))[1]
+    loss, stats, _ = model(**batch)
+    n_targets = int(batch["text_lengths"].sum())
+    assert sum(rows) == n_targets and max(rows) <= 5 and len(rows) == -(-n_targets // 5)
+    del model.llm.logits
+    emb, emb_lens, _, _ = model.speech_embeddings(batch["speech"], batch["speech_lengths"])
+    embeds, mask, labels = model.splice(emb, emb_lens, batch["prefix"], batch["prefix_lengths"],
+                                        batch["suffix"], batch["suffix_lengths"], batch["text"],
+                                        batch["text_lengths"])
+    full = model.llm(embeds, mask).float()
+    ref = F.cross_entropy(full[:, :-1].reshape(-1, full.size(-1)), labels[:, 1:].reshape(-1),
+                          ignore_index=IGNORE_ID)
+    torch.testing.assert_close(stats["loss_ce"].reshape(()), ref.detach(), atol=1e-5, rtol=1e-5)
