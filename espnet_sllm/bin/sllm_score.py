@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""Score decoded text: WER/CER per language, MER, ESPnet score dirs, RESULTS.md (stage 9).
+"""Score decoded text: WER/CER per language, MER, BLEU, ROUGE-L, ESPnet score dirs, RESULTS.md
+(stage 9).
 
 Usage:
     python -m espnet_sllm.bin.sllm_score \
         --ref data/test/text --hyp exp/sllm/decode_test/test/1best_recog/text \
         --utt2lang data/test/utt2lang --output_dir exp/sllm/decode_test/test \
         [--normalizer mlc_slm] [--set_name test] [--use_sclite true|false] \
-        [--utt2spk data/test/utt2spk] [--unit auto|word|char] [--default_lang zh]
+        [--utt2spk data/test/utt2spk] [--unit auto|word|char] [--default_lang zh] \
+        [--utt2task data/test/utt2task] [--utt2tgtlang data/test/utt2tgtlang] \
+        [--ref_tgt data/test/text_tgt] [--default_tgt_lang en] [--hyp_marker "Translation:"] \
+        [--score_group data/test/utt2subdialect ...] [--bleu_tokenize zh] \
+        [--paper_results conf/paper_results.yaml] [--paper_system NAME]
 
-    python -m espnet_sllm.bin.sllm_score --collect_results exp/sllm
+    python -m espnet_sllm.bin.sllm_score --collect_results exp/sllm \
+        [--paper_results conf/paper_results.yaml]
 
 The first form writes into ``--output_dir``:
     score_wer/{ref.trn,hyp.trn,result.txt}   languages scored by words (sclite, ESPnet layout)
@@ -20,6 +26,13 @@ The first form writes into ``--output_dir``:
 
 The second form gathers every scores.json below an experiment directory into
 ``<exp_dir>/RESULTS.md``.
+
+Task-aware scoring (``espnet_sllm.scoring.tasks``): with ``--utt2task``, the utterances of task
+``asr`` are scored as above, ``st`` ones with sacreBLEU corpus BLEU per direction (utt2lang ->
+utt2tgtlang; signature printed) and ROUGE-L, ``sqa``/``qa`` ones with ROUGE-L per language; the
+units follow the language of the text scored. ``--score_group utt2subdialect`` adds a table of
+the ASR error rates per subdialect; ``--paper_results`` prints a paper's numbers beside ours
+(format: ``espnet_sllm.scoring.paper``). Without these options the outputs are unchanged.
 
 Without ``--utt2lang`` every utterance has the language ``--default_lang`` (``all``: words);
 ``--unit char`` forces character scoring (e.g. Chinese dialect labels). Reference utterances
@@ -33,6 +46,7 @@ import sys
 from typing import Dict, List, Optional
 
 from espnet_sllm.bin.cli import str2bool
+from espnet_sllm.scoring.bleu import valid_tokenizers
 from espnet_sllm.scoring.normalize import NORMALIZERS
 from espnet_sllm.scoring.report import collect_results, score_set
 from espnet_sllm.scoring.sclite import ScliteError, ScliteNotFoundError
@@ -68,6 +82,34 @@ def get_parser() -> argparse.ArgumentParser:
                         help="write error_rate_by_language.png")
     parser.add_argument("--collect_results", default=None, metavar="EXP_DIR",
                         help="only gather all scores.json below EXP_DIR into EXP_DIR/RESULTS.md")
+    group = parser.add_argument_group("task-aware scoring")
+    group.add_argument("--utt2task", default=None,
+                       help="'<uttid> asr|st|sqa|qa': asr -> WER/CER, st -> BLEU + ROUGE-L, "
+                            "sqa/qa -> ROUGE-L (default: asr everywhere)")
+    group.add_argument("--utt2tgtlang", default=None,
+                       help="'<uttid> <target language>' of translations (and answers)")
+    group.add_argument("--ref_tgt", default=None,
+                       help="reference of the st/sqa/qa utterances, e.g. data/<set>/text_tgt "
+                            "(default: --ref)")
+    group.add_argument("--default_tgt_lang", default=None,
+                       help="target language of st utterances that --utt2tgtlang lacks")
+    group.add_argument("--hyp_marker", default=None,
+                       help="chain of thought: an st translation is the hypothesis after the "
+                            "first MARKER (e.g. 'Translation:'); none: scored as empty")
+    group.add_argument("--score_group", action="append", default=[], metavar="FILE",
+                       help="'<uttid> <value>' (e.g. utt2subdialect): ASR error rates per value "
+                            "in a table of its own; repeatable")
+    group.add_argument("--bleu_normalizer", default="none", choices=sorted(NORMALIZERS),
+                       help="normalisation of the text sacreBLEU sees (none: as written)")
+    group.add_argument("--bleu_tokenize", default=None, choices=valid_tokenizers(),
+                       help="sacreBLEU tokenizer for every direction (default: by target "
+                            "language: zh, ja-mecab/ko-mecab or char, 13a)")
+    group.add_argument("--paper_results", default=None, metavar="YAML",
+                       help="a paper's numbers to print beside ours (espnet_sllm.scoring.paper); "
+                            "also with --collect_results")
+    group.add_argument("--paper_system", default=None,
+                       help="experiment name to look up under 'systems:' of --paper_results "
+                            "(default: the directory two levels above --output_dir)")
     parser.add_argument("--log_level", default="INFO",
                         choices=["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"])
     return parser
@@ -87,7 +129,7 @@ def main(cmd: Optional[List[str]] = None) -> Dict[str, object]:
     )
     try:
         if args.collect_results:
-            text = collect_results(args.collect_results)
+            text = collect_results(args.collect_results, paper_results=args.paper_results)
             logging.info("wrote %s/RESULTS.md", args.collect_results)
             return {"markdown": text}
         missing = [f"--{k}" for k in ("ref", "hyp", "output_dir") if getattr(args, k) is None]
@@ -106,6 +148,16 @@ def main(cmd: Optional[List[str]] = None) -> Dict[str, object]:
             unit=args.unit,
             default_lang=args.default_lang,
             plot=args.plot,
+            utt2task=args.utt2task,
+            utt2tgtlang=args.utt2tgtlang,
+            ref_tgt=args.ref_tgt,
+            default_tgt_lang=args.default_tgt_lang,
+            hyp_marker=args.hyp_marker,
+            score_groups=args.score_group,
+            bleu_normalizer=args.bleu_normalizer,
+            bleu_tokenize=args.bleu_tokenize,
+            paper_results=args.paper_results,
+            paper_system=args.paper_system,
         )
     except (ValueError, OSError, ScliteError, ScliteNotFoundError) as e:
         raise SystemExit(f"sllm_score.py: error: {e}") from None

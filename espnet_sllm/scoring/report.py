@@ -1,4 +1,5 @@
-"""Score one decoded set: WER/CER per language, MER, ESPnet's score dirs, RESULTS.md, a chart.
+"""Score one decoded set: WER/CER per language, MER, ESPnet's score dirs, RESULTS.md, a chart;
+BLEU / ROUGE-L for the translation and QA utterances of the set.
 
 Pipeline of :func:`score_set`:
 
@@ -18,6 +19,19 @@ Pipeline of :func:`score_set`:
 MER (mixed error rate) = total errors / total reference units over all languages, each language
 counted in its own unit (words or characters), as in the MLC-SLM challenge.
 
+Task-aware scoring (optional inputs; without them, or with an ``utt2task`` that says ``asr``
+everywhere, every output is what it was before they existed):
+
+* ``utt2task`` picks the metric per utterance (:mod:`.tasks`): the steps above use the ``asr``
+  utterances only; ``st`` utterances get sacreBLEU BLEU and ROUGE-L per direction, ``sqa``/``qa``
+  ROUGE-L per language, one RESULTS.md table per task and metric. Their reference is
+  ``ref_tgt`` (e.g. ``text_tgt``) when given, else ``ref``; ``utt2tgtlang`` gives the target
+  language of a translation (the source is ``utt2lang``), ``hyp_marker`` cuts a
+  chain-of-thought hypothesis down to its translation;
+* each ``score_groups`` file (``utt2subdialect``, ...) adds a table of the ASR error rates per
+  group value, with the columns of the per-language table;
+* ``paper_results`` (:mod:`.paper`) puts a paper's numbers beside ours, cell by cell.
+
 :func:`collect_results` gathers the ``scores.json`` of every decoded set below an experiment
 directory into one markdown summary (``exp/<name>/RESULTS.md``).
 """
@@ -26,13 +40,21 @@ import datetime
 import json
 import logging
 import os
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from espnet_sllm.scoring.error_rate import ErrorCounts, sum_counts, utterance_counts
 from espnet_sllm.scoring.normalize import UNITS, get_normalizer, to_units, unit_for_language
+from espnet_sllm.scoring.paper import (
+    ALL,
+    PaperResults,
+    experiment_candidates,
+    lookup,
+    paper_cells,
+    source_line,
+)
 from espnet_sllm.scoring.sclite import (
     ScliteError,
     find_sclite,
@@ -43,6 +65,7 @@ from espnet_sllm.scoring.sclite import (
     special_tokens,
     write_trn,
 )
+from espnet_sllm.scoring.tasks import DEFAULT_TASK, TASKS, check_task, score_tasks, task_tables
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +125,16 @@ class ScoredUtterance:
     speaker: str
     missing_hyp: bool = False
     counts: Optional[ErrorCounts] = None
+    #: The task (``utt2task``); for a task other than ``asr``: the language of the text scored
+    #: (``tgt_lang``), the raw reference and hypothesis texts, and whether a chain-of-thought
+    #: hypothesis lacked its marker. ``lang`` is always the spoken (source) language.
+    task: str = "asr"
+    tgt_lang: Optional[str] = None
+    ref_text: str = ""
+    hyp_text: str = ""
+    no_marker: bool = False
+    #: group name (``subdialect`` for ``utt2subdialect``) -> value, one per --score_group file
+    groups: Dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -138,7 +171,9 @@ class SetScores:
                 lang: dict(unit=unit, metric=METRICS[unit], **c.to_dict())
                 for lang, (unit, c) in self.by_language.items()
             },
-            "mer": {"errors": total.err, "ref_units": total.wrd, "mer": total.error_rate},
+            # A set without ASR utterances has no MER (None, not a misleading 0).
+            "mer": {"errors": total.err, "ref_units": total.wrd,
+                    "mer": total.error_rate if self.by_unit else None},
         }
 
 
@@ -146,19 +181,34 @@ def _fmt(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
-def espnet_row(dataset: str, counts: ErrorCounts) -> str:
-    """One ``|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|`` row, percentages with 1 decimal."""
+def espnet_row(dataset: str, counts: ErrorCounts, extra: Sequence[str] = ()) -> str:
+    """One ``|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|`` row, percentages with 1 decimal.
+
+    ``extra`` cells (the paper's value and the difference) follow ESPnet's nine.
+    """
     p = counts.percentages()
     cells = [dataset, str(counts.snt), str(counts.wrd)]
     cells += [_fmt(p[k]) for k in ("corr", "sub", "del", "ins", "err", "serr")]
-    return "|" + "|".join(cells) + "|"
+    return "|" + "|".join(cells + list(extra)) + "|"
 
 
-def _table_from_dict(rows: List[Tuple[str, Dict[str, object]]]) -> List[str]:
-    """ESPnet rows from scores.json ``by_unit`` entries."""
+def _table_from_dict(rows: List[Tuple[str, Dict[str, object]]],
+                     papers: Optional[Sequence[Optional[Dict[str, object]]]] = None) -> List[str]:
+    """ESPnet rows from scores.json ``by_unit`` entries.
+
+    ``papers`` (one paper section per row, or None) adds the columns ``paper|Δ`` (of Err) when
+    any row has a section; without, the table is ESPnet's.
+    """
+    if papers is None or all(p is None for p in papers):
+        papers = None
     out = [ESPNET_HEADER, "|---|---|---|---|---|---|---|---|---|"]
-    for name, d in rows:
-        out.append(espnet_row(name, _counts_from_dict(d)))
+    if papers is not None:
+        out = [ESPNET_HEADER + "paper|Δ|", out[1] + "---|---|"]
+    for k, (name, d) in enumerate(rows):
+        extra: List[str] = []
+        if papers is not None:
+            extra = paper_cells(d["pct"]["err"], lookup(papers[k], d["metric"], ALL, "asr"))
+        out.append(espnet_row(name, _counts_from_dict(d), extra))
     return out
 
 
@@ -167,26 +217,40 @@ def _counts_from_dict(d: Dict[str, object]) -> ErrorCounts:
                        d["serr"])
 
 
-def language_table(by_language: Dict[str, Dict[str, object]]) -> List[str]:
-    """Markdown table: language, unit, #utt, #units, Corr/Sub/Del/Ins/Err %."""
+def language_table(by_language: Dict[str, Dict[str, object]], header: str = "language",
+                   paper: Optional[Dict[str, object]] = None, prefix: str = "asr") -> List[str]:
+    """Markdown table: language, unit, #utt, #units, Corr/Sub/Del/Ins/Err %.
+
+    Also the table of a ``--score_group`` (``header`` = the group name, rows = its values). A
+    ``paper`` section adds ``paper|Δ`` of Err, looked up under ``<prefix>/<metric>`` then
+    ``<metric>`` (the row's WER, CER or MER) with the row label.
+    """
     out = [
-        "|language|unit|#utt|#units|Corr|Sub|Del|Ins|Err|",
+        f"|{header}|unit|#utt|#units|Corr|Sub|Del|Ins|Err|",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    if paper is not None:
+        out = [out[0] + "paper|Δ|", out[1] + "---|---|"]
     for lang, d in by_language.items():
         p = d["pct"]
         cells = [lang, f"{d['metric']} ({d['unit']})", str(d["snt"]), str(d["wrd"])]
         cells += [_fmt(p[k]) for k in ("corr", "sub", "del", "ins", "err")]
+        if paper is not None:
+            cells += paper_cells(p["err"], lookup(paper, d["metric"], lang, prefix))
         out.append("|" + "|".join(cells) + "|")
     return out
 
 
 def _mer_line(d: Dict[str, object]) -> str:
     mer = d["mer"]
-    return (
+    line = (
         f"MER: {_fmt(mer['mer'])} % ({mer['errors']} errors / {mer['ref_units']} reference "
         "units; each language in its own unit)"
     )
+    if d.get("paper") is not None:
+        cells = paper_cells(mer["mer"], lookup(d["paper"], "MER", ALL, "asr"))
+        line += f"; paper: {cells[0]}, Δ {cells[1]}"
+    return line
 
 
 def _missing_line(d: Dict[str, object]) -> Optional[str]:
@@ -200,11 +264,39 @@ def _missing_line(d: Dict[str, object]) -> Optional[str]:
 
 
 def _language_section(d: Dict[str, object]) -> List[str]:
-    """Per-language table, MER line and the missing-hypothesis warning (if any) of one set."""
-    lines = language_table(d["by_language"]) + ["", _mer_line(d), ""]
+    """Per-language table, MER line and the missing-hypothesis warning (if any) of one set.
+
+    A set without ASR utterances has neither table nor MER: only the warning.
+    """
+    lines: List[str] = []
+    if d["by_language"]:
+        lines += language_table(d["by_language"], paper=d.get("paper")) + ["", _mer_line(d), ""]
     missing = _missing_line(d)
     if missing:
         lines += [missing, ""]
+    return lines
+
+
+def _group_section(d: Dict[str, object], heading: str) -> List[str]:
+    """One ASR error-rate table per --score_group file (nothing without groups)."""
+    lines: List[str] = []
+    for name, g in d.get("groups", {}).items():
+        if not g["by_value"]:
+            continue
+        lines += [f"{heading} {name} (`{Path(g['file']).name}`)", ""]
+        lines += language_table(g["by_value"], header=name, paper=d.get("paper"), prefix=name)
+        lines.append("")
+    return lines
+
+
+def _task_lines(d: Dict[str, object]) -> List[str]:
+    """Top bullets added by task-aware scoring: task counts and the paper's source."""
+    lines = []
+    if d.get("tasks"):
+        lines.append("- tasks: " + ", ".join(f"{t} {n}" for t, n in d["tasks"].items()))
+    src = source_line(d.get("paper"))
+    if src:
+        lines.append(f"- {src}")
     return lines
 
 
@@ -213,14 +305,20 @@ def set_markdown(d: Dict[str, object], heading_level: int = 2) -> str:
     h = "#" * heading_level
     lines = [f"{h} {d['set_name']}", ""]
     lines.append(f"- normalizer: `{d['normalizer']}`, scored by: {d['backend']}")
+    lines += _task_lines(d)
     lines.append("")
     for unit in UNITS:
         if unit in d["by_unit"]:
             lines += [f"{h}# {METRICS[unit]}", ""]
-            lines += _table_from_dict([(d["set_name"], d["by_unit"][unit])])
+            papers = [d["paper"]] if d.get("paper") is not None else None
+            lines += _table_from_dict([(d["set_name"], d["by_unit"][unit])], papers)
             lines.append("")
-    lines += [f"{h}# Per language", ""]
+    if d["by_language"]:
+        lines += [f"{h}# Per language", ""]
     lines += _language_section(d)
+    lines += _group_section(d, f"{h}# Per")
+    for task, t in d.get("task_scores", {}).items():
+        lines += task_tables(task, [(None, t, d.get("paper"))], heading=f"{h}#")
     return "\n".join(lines)
 
 
@@ -298,6 +396,20 @@ def _remove_stale_score_dir(score_dir: Path) -> None:
         pass  # the user put other files there: leave them
 
 
+def group_name(path: PathLike) -> str:
+    """Name of a --score_group file's grouping: ``utt2subdialect`` -> ``subdialect``."""
+    base = Path(path).name
+    return base[len("utt2"):] if base.startswith("utt2") and len(base) > 4 else base
+
+
+def _require_keys(table: Dict[str, str], keys: Sequence[str], path: PathLike, what: str) -> None:
+    absent = [k for k in keys if k not in table]
+    if absent:
+        raise ValueError(
+            f"{path}: no entry for {what} '{absent[0]}' ({len(absent)} of {len(keys)} missing)"
+        )
+
+
 def load_utterances(
     ref: PathLike,
     hyp: PathLike,
@@ -306,16 +418,37 @@ def load_utterances(
     normalizer: str = "mlc_slm",
     unit: str = "auto",
     default_lang: str = "all",
+    utt2task: Optional[PathLike] = None,
+    utt2tgtlang: Optional[PathLike] = None,
+    ref_tgt: Optional[PathLike] = None,
+    default_tgt_lang: Optional[str] = None,
+    hyp_marker: Optional[str] = None,
+    score_groups: Sequence[PathLike] = (),
 ) -> Tuple[List[ScoredUtterance], List[str]]:
     """Read and check the inputs; return the utterances in reference order and missing hyp ids.
 
+    Args:
+        utt2task: ``<uttid> asr|st|sqa|qa`` (default: ``asr`` for every utterance).
+        utt2tgtlang: ``<uttid> <target language>``: the language of a translation; of an
+            answer when it has one (else its utt2lang label).
+        ref_tgt: reference of the non-``asr`` utterances (e.g. ``text_tgt``); default ``ref``.
+        default_tgt_lang: target language of ``st`` utterances absent from utt2tgtlang.
+        hyp_marker: for ``st`` utterances, the translation is the hypothesis text after the
+            first occurrence of this marker (chain of thought); without it, the hypothesis is
+            empty and counted (``no_marker``).
+        score_groups: ``<uttid> <value>`` files; ``group_name`` names each grouping.
+
     Raises:
         ValueError: bad lines (file:line), hypothesis ids absent from the reference, reference
-            ids absent from utt2lang / utt2spk, unknown normaliser or unit.
+            ids absent from utt2lang / utt2spk / utt2task / a group file, an unknown task, an
+            ``st`` utterance without a target language, a non-``asr`` utterance absent from
+            ref_tgt, two group files of the same name, unknown normaliser or unit.
     """
     norm = get_normalizer(normalizer)
     if unit not in ("auto",) + UNITS:
         raise ValueError(f"Unknown unit '{unit}'. Valid: auto, {', '.join(UNITS)}")
+    if hyp_marker is not None and not hyp_marker.strip():
+        raise ValueError("the hypothesis marker is empty")
     refs = read_kaldi_file(ref)
     hyps = read_kaldi_file(hyp)
     if not refs:
@@ -328,7 +461,8 @@ def load_utterances(
         )
     langs = read_kaldi_file(utt2lang, allow_empty_value=False) if utt2lang else None
     spks = read_kaldi_file(utt2spk, allow_empty_value=False) if utt2spk else None
-    for table, path in ((langs, utt2lang), (spks, utt2spk)):
+    tasks = read_kaldi_file(utt2task, allow_empty_value=False) if utt2task else None
+    for table, path in ((langs, utt2lang), (spks, utt2spk), (tasks, utt2task)):
         if table is not None:
             absent = [k for k in refs if k not in table]
             if absent:
@@ -336,13 +470,56 @@ def load_utterances(
                     f"{path}: no entry for reference utterance '{absent[0]}' "
                     f"({len(absent)} of {len(refs)} missing)"
                 )
+    task_of = {k: DEFAULT_TASK for k in refs}
+    if tasks is not None:
+        for k in refs:
+            task_of[k] = check_task(tasks[k], f"{utt2task}: utterance '{k}'")
+    other = [k for k in refs if task_of[k] != DEFAULT_TASK]
+    tgt_langs = read_kaldi_file(utt2tgtlang, allow_empty_value=False) if utt2tgtlang else {}
+    st = [k for k in other if task_of[k] == "st"]
+    if default_tgt_lang is None and st:
+        absent = [k for k in st if k not in tgt_langs]
+        if absent:
+            raise ValueError(
+                f"st utterance '{absent[0]}' has no target language ({len(absent)} of "
+                f"{len(st)}): give --utt2tgtlang"
+                + (f" (absent from {utt2tgtlang})" if utt2tgtlang else "")
+                + " or --default_tgt_lang"
+            )
+    refs_tgt = read_kaldi_file(ref_tgt) if ref_tgt else None
+    if refs_tgt is not None:
+        _require_keys(refs_tgt, other, ref_tgt, "non-asr utterance")
+    groups: "OrderedDict[str, Tuple[PathLike, Dict[str, str]]]" = OrderedDict()
+    for path in score_groups:
+        name = group_name(path)
+        if name in groups:
+            raise ValueError(f"{path}: a score group named '{name}' is given twice "
+                             f"({groups[name][0]} and {path})")
+        table = read_kaldi_file(path, allow_empty_value=False)
+        _require_keys(table, list(refs), path, "reference utterance")
+        groups[name] = (path, table)
+
     utts, missing = [], []
     for uttid, ref_text in refs.items():
         lang = langs[uttid] if langs is not None else default_lang
-        u = unit_for_language(lang) if unit == "auto" else unit
+        task = task_of[uttid]
         if uttid not in hyps:
             missing.append(uttid)
         hyp_text = hyps.get(uttid, "")
+        tgt_lang, no_marker = None, False
+        if task != DEFAULT_TASK:
+            # The text scored is the translation / the answer: its language decides the units.
+            if task == "st":
+                tgt_lang = tgt_langs.get(uttid, default_tgt_lang)
+                if hyp_marker is not None and uttid in hyps:
+                    head, found, tail = hyp_text.partition(hyp_marker)
+                    hyp_text, no_marker = (tail.strip(), False) if found else ("", True)
+            else:
+                tgt_lang = tgt_langs.get(uttid, lang)
+            if refs_tgt is not None:
+                ref_text = refs_tgt[uttid]
+        scored_lang = tgt_lang if tgt_lang is not None else lang
+        u = unit_for_language(scored_lang) if unit == "auto" else unit
         utts.append(
             ScoredUtterance(
                 uttid=uttid,
@@ -352,6 +529,12 @@ def load_utterances(
                 hyp=to_units(norm(hyp_text), u),
                 speaker=spks[uttid] if spks is not None else lang,
                 missing_hyp=uttid not in hyps,
+                task=task,
+                tgt_lang=tgt_lang,
+                ref_text=ref_text,
+                hyp_text=hyp_text,
+                no_marker=no_marker,
+                groups={name: table[uttid] for name, (_, table) in groups.items()},
             )
         )
     if missing:
@@ -360,6 +543,10 @@ def load_utterances(
             "scored as empty hypotheses (all deletions)",
             len(missing), len(refs), hyp, missing[0],
         )
+    n_no_marker = sum(1 for x in utts if x.no_marker)
+    if n_no_marker:
+        logger.warning("%d st hypotheses lack the marker %r: scored as empty", n_no_marker,
+                       hyp_marker)
     return utts, missing
 
 
@@ -376,6 +563,16 @@ def score_set(
     unit: str = "auto",
     default_lang: str = "all",
     plot: bool = True,
+    utt2task: Optional[PathLike] = None,
+    utt2tgtlang: Optional[PathLike] = None,
+    ref_tgt: Optional[PathLike] = None,
+    default_tgt_lang: Optional[str] = None,
+    hyp_marker: Optional[str] = None,
+    score_groups: Sequence[PathLike] = (),
+    bleu_normalizer: str = "none",
+    bleu_tokenize: Optional[str] = None,
+    paper_results: Optional[Union[PathLike, PaperResults]] = None,
+    paper_system: Optional[str] = None,
 ) -> Dict[str, object]:
     """Score one set and write the score dirs, RESULTS.md, scores.json and the chart.
 
@@ -384,17 +581,37 @@ def score_set(
             installed.
         unit: ``auto`` (per language), or ``word`` / ``char`` for every utterance.
         default_lang: the language of every utterance when ``utt2lang`` is not given.
+        utt2task, utt2tgtlang, ref_tgt, default_tgt_lang, hyp_marker, score_groups: see
+            :func:`load_utterances`; the ASR outputs (score dirs, WER/CER/MER, chart) cover the
+            ``asr`` utterances, the others are scored by :func:`.tasks.score_tasks`.
+        bleu_normalizer: normaliser of the text sacreBLEU sees (``none``: as written).
+        bleu_tokenize: a sacreBLEU tokenizer for every direction (default: by target language).
+        paper_results: a ``paper_results.yaml`` (:mod:`.paper`) whose numbers for this set are
+            printed beside ours; ``paper_system`` names the experiment to take from its
+            ``systems`` (default: the directory two levels above ``output_dir``).
 
     Returns:
-        The scores.json content.
+        The scores.json content. The keys ``tasks``, ``task_scores``, ``groups`` and ``paper``
+        appear only when there are non-``asr`` utterances, score groups or paper numbers.
     """
     output_dir = Path(output_dir)
     set_name = set_name or output_dir.resolve().name
-    utts, missing = load_utterances(ref, hyp, utt2lang, utt2spk, normalizer, unit, default_lang)
+    if isinstance(paper_results, (str, os.PathLike)):
+        paper_results = PaperResults.load(paper_results)
+    all_utts, missing = load_utterances(
+        ref, hyp, utt2lang, utt2spk, normalizer, unit, default_lang, utt2task=utt2task,
+        utt2tgtlang=utt2tgtlang, ref_tgt=ref_tgt, default_tgt_lang=default_tgt_lang,
+        hyp_marker=hyp_marker, score_groups=score_groups,
+    )
+    # The error-rate pipeline below sees the ASR utterances only (all of them without utt2task).
+    utts = [x for x in all_utts if x.task == DEFAULT_TASK]
+    others = [x for x in all_utts if x.task != DEFAULT_TASK]
     if use_sclite is None:
         use_sclite = sclite is not None or sclite_available()
-    if use_sclite:
+    if use_sclite and utts:
         find_sclite(sclite)  # fail before writing anything if it is absent
+    # The other tasks' scores (sacreBLEU, rouge-score) before any file is written, too.
+    task_scores = score_tasks(others, normalizer, bleu_normalizer, bleu_tokenize, hyp_marker)
     output_dir.mkdir(parents=True, exist_ok=True)
 
     by_unit: Dict[str, ErrorCounts] = {}
@@ -441,6 +658,20 @@ def score_set(
         # Under --unit auto a label maps to one unit; report it (forced units are uniform too).
         by_language[lang] = (group[0].unit, sum_counts(x.counts for x in group))
 
+    inputs = {"ref": str(ref), "hyp": str(hyp),
+              "utt2lang": None if utt2lang is None else str(utt2lang),
+              "utt2spk": None if utt2spk is None else str(utt2spk), "unit": unit}
+    # The inputs of task-aware scoring are recorded only when given (scores.json of an ASR-only
+    # set stays as it was).
+    for key, value in (("utt2task", utt2task), ("utt2tgtlang", utt2tgtlang),
+                       ("ref_tgt", ref_tgt), ("default_tgt_lang", default_tgt_lang),
+                       ("hyp_marker", hyp_marker)):
+        if value is not None:
+            inputs[key] = str(value)
+    if others and bleu_normalizer != "none":
+        inputs["bleu_normalizer"] = bleu_normalizer
+    if others and bleu_tokenize is not None:
+        inputs["bleu_tokenize"] = bleu_tokenize
     scores = SetScores(
         set_name=set_name,
         normalizer=normalizer,
@@ -448,27 +679,80 @@ def score_set(
         by_unit=by_unit,
         by_language=by_language,
         missing_hyp=missing,
-        inputs={"ref": str(ref), "hyp": str(hyp),
-                "utt2lang": None if utt2lang is None else str(utt2lang),
-                "utt2spk": None if utt2spk is None else str(utt2spk), "unit": unit},
+        inputs=inputs,
     ).to_dict()
+    if others:
+        scores["num_utts"] = len(all_utts)
+        counts = Counter(x.task for x in all_utts)
+        scores["tasks"] = {t: counts[t] for t in TASKS if counts[t]}
+        scores["task_scores"] = task_scores
+    if score_groups:
+        scores["groups"] = group_scores(utts, score_groups)
+    if paper_results is not None:
+        if paper_system is not None:
+            candidates = [paper_system]
+        else:
+            here = output_dir.resolve()
+            candidates = experiment_candidates(here.parent.parent.name, here.parent.name)
+        section = paper_results.for_set(set_name, candidates)
+        if section is not None:
+            scores["paper"] = section
+        else:
+            logger.info("%s: %s has no numbers for this set", set_name, paper_results.path)
 
     (output_dir / "scores.json").write_text(
         json.dumps(scores, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     (output_dir / "RESULTS.md").write_text(set_markdown(scores), encoding="utf-8")
-    if plot:
+    if plot and by_language:
         plot_by_language(scores, output_dir / PLOT_NAME)
-    logger.info("%s: %s", set_name, _mer_line(scores))
+    elif plot:
+        (output_dir / PLOT_NAME).unlink(missing_ok=True)  # no ASR utterances: no chart
+    if by_language:
+        logger.info("%s: %s", set_name, _mer_line(scores))
+    for task, t in task_scores.items():
+        for metric, m in t["metrics"].items():
+            for label, row in m["rows"].items():
+                logger.info("%s: %s %s %s = %s (%d utts)%s", set_name, task, label, metric,
+                            _fmt(row["value"]), row["snt"],
+                            f"; {row['signature']}" if "signature" in row else "")
     return scores
 
 
-def collect_results(exp_dir: PathLike, write: bool = True) -> str:
+def group_scores(utts: Sequence[ScoredUtterance],
+                 score_groups: Sequence[PathLike]) -> Dict[str, Dict[str, object]]:
+    """scores.json ``groups``: per --score_group file, the ASR counts of each group value.
+
+    A value whose utterances are all scored in one unit gets that unit's metric (WER or CER);
+    one that mixes words and characters gets the MER of its utterances (unit ``mixed``).
+    """
+    out: Dict[str, Dict[str, object]] = OrderedDict()
+    for path in score_groups:
+        name = group_name(path)
+        by_value: Dict[str, Dict[str, object]] = OrderedDict()
+        for value in sorted({x.groups[name] for x in utts}):
+            group = [x for x in utts if x.groups[name] == value]
+            units = {x.unit for x in group}
+            unit = units.pop() if len(units) == 1 else "mixed"
+            metric = METRICS.get(unit, "MER")
+            by_value[value] = dict(unit=unit, metric=metric,
+                                   **sum_counts(x.counts for x in group).to_dict())
+        out[name] = {"file": str(path), "by_value": by_value}
+    return out
+
+
+def collect_results(exp_dir: PathLike, write: bool = True,
+                    paper_results: Optional[Union[PathLike, PaperResults]] = None) -> str:
     """Gather every ``scores.json`` below ``exp_dir`` into one ESPnet-style markdown summary.
 
     Sets are grouped by their decode directory (the parent of the set directory, e.g.
     ``decode_asr_valid.acc.best``); each group gets one WER / CER table with a row per set, then
-    the per-language tables and MER lines. Written to ``exp_dir/RESULTS.md`` when ``write``.
+    the per-language tables and MER lines, the --score_group tables, and one table per task and
+    metric (BLEU, ROUGE-L) with a row per set and direction / language. Written to
+    ``exp_dir/RESULTS.md`` when ``write``.
+
+    The paper's numbers (``paper``/``Δ`` columns) come from ``paper_results`` when given (the
+    experiment is ``exp_dir``'s name, see :mod:`.paper`), else from each scores.json.
 
     Raises:
         FileNotFoundError: if ``exp_dir`` does not exist or holds no scores.json.
@@ -476,6 +760,8 @@ def collect_results(exp_dir: PathLike, write: bool = True) -> str:
     exp_dir = Path(exp_dir)
     if not exp_dir.is_dir():
         raise FileNotFoundError(f"{exp_dir}: no such directory")
+    if isinstance(paper_results, (str, os.PathLike)):
+        paper_results = PaperResults.load(paper_results)
     found = sorted(exp_dir.rglob("scores.json"))
     if not found:
         raise FileNotFoundError(f"{exp_dir}: no scores.json below it; run the scoring stage")
@@ -485,24 +771,44 @@ def collect_results(exp_dir: PathLike, write: bool = True) -> str:
         rel = path.parent.relative_to(exp_dir)
         decode = str(rel.parent) if str(rel.parent) != "." else "."
         # ESPnet names the row by the set directory; so do we, the decode dir is the heading.
-        groups.setdefault(decode, []).append((rel.name or d["set_name"], d))
+        name = rel.name or d["set_name"]
+        if paper_results is not None:
+            d.pop("paper", None)
+            section = paper_results.for_set(name, experiment_candidates(exp_dir.name, decode))
+            if section is not None:
+                d["paper"] = section
+        groups.setdefault(decode, []).append((name, d))
 
     lines = [
         "<!-- Generated by espnet_sllm.scoring.report.collect_results -->",
         f"# RESULTS: {exp_dir.name}",
         "",
         f"- date: `{datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}`",
-        "",
     ]
+    sources = sorted({source_line(d.get("paper")) for sets in groups.values() for _, d in sets}
+                     - {None})
+    lines += [f"- {src}" for src in sources] + [""]
     for decode, sets in groups.items():
         lines += [f"## {exp_dir.name}/{decode}" if decode != "." else f"## {exp_dir.name}", ""]
         for unit in UNITS:
             rows = [(name, d["by_unit"][unit]) for name, d in sets if unit in d["by_unit"]]
+            papers = [d.get("paper") for name, d in sets if unit in d["by_unit"]]
             if rows:
-                lines += [f"### {METRICS[unit]}", ""] + _table_from_dict(rows) + [""]
+                lines += [f"### {METRICS[unit]}", ""] + _table_from_dict(rows, papers) + [""]
         for name, d in sets:
-            lines += [f"### {name}: per language (normalizer `{d['normalizer']}`)", ""]
-            lines += _language_section(d)
+            if d["by_language"]:
+                lines += [f"### {name}: per language (normalizer `{d['normalizer']}`)", ""]
+                lines += _language_section(d)
+            lines += _group_section(d, f"### {name}: per")
+        for task in TASKS:
+            rows_t = [(name, d["task_scores"][task], d.get("paper")) for name, d in sets
+                      if task in d.get("task_scores", {})]
+            if rows_t:
+                lines += task_tables(task, rows_t, heading="###")
+        for name, d in sets:
+            missing = _missing_line(d)
+            if not d["by_language"] and missing:  # (ASR sets print it under their MER)
+                lines += [f"{name}: {missing}", ""]
     lines += decoding_pass_table(groups)
     text = "\n".join(lines)
     if write:
@@ -524,6 +830,9 @@ def decoding_pass_table(groups: Dict[str, List[Tuple[str, Dict[str, object]]]]) 
     """
     if len(groups) < 2:
         return []
+    # Sets without ASR utterances (translation / QA only) have no MER: no row.
+    groups = {decode: [(n, d) for n, d in rows if d["by_language"]]
+              for decode, rows in groups.items()}
     columns = []
     for decode in groups:
         label = f"`{decode}`"
@@ -536,6 +845,8 @@ def decoding_pass_table(groups: Dict[str, List[Tuple[str, Dict[str, object]]]]) 
             label = f"Stage1 (no context), `{decode}`"
         columns.append((decode, label))
     sets = sorted({name for rows in groups.values() for name, _ in rows})
+    if not sets:
+        return []
     out = ["## MER by decoding pass", "",
            "|dataset|" + "|".join(label for _, label in columns) + "|",
            "|---|" + "---|" * len(columns)]

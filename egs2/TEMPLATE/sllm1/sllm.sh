@@ -43,7 +43,9 @@
 #                              neighbouring segments (or the references: --context_source
 #                              reference, the upper bound), then decoded again
 #                              -> <exp>/decode_*_ctx_{hyp,ref}/<set> (--context_decoding true)
-#   9  scoring                 sclite result.txt per set, per-language table, MER, RESULTS.md
+#   9  scoring                 sclite result.txt per set, per-language table, MER, RESULTS.md;
+#                              by utt2task: BLEU/ROUGE-L for st, ROUGE-L for sqa/qa; tables per
+#                              --score_group; conf/paper_results.yaml printed beside ours
 #   10 packing                 <exp>/packed/<name>.zip for sharing
 #
 # Options (default in brackets):
@@ -75,6 +77,9 @@
 #   --context_decoding          run stage 8 [false]
 #   --context_source            hypothesis | reference [hypothesis]
 #   --score_opts                extra options of sllm_score (e.g. --unit char) [""]
+#   --score_group               per-utterance files of each test set (e.g. utt2subdialect),
+#                               space separated: stage 9 adds a table of error rates per value
+#                               of each (a set without the file: skipped, logged) [""]
 #   --python                    the Python interpreter [python3]
 set -euo pipefail
 
@@ -124,6 +129,7 @@ stats_dir=
 context_decoding=false
 context_source=hypothesis
 score_opts=
+score_group=
 python=python3
 
 help_message=$(sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//')
@@ -515,6 +521,8 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
+    _paper=()
+    [ -f conf/paper_results.yaml ] && _paper=(--paper_results conf/paper_results.yaml)
     for _dir in "${final_exp}"/decode_*/*/; do
         _dir=${_dir%/}
         s=$(basename "${_dir}")
@@ -528,11 +536,24 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
         _opts=()
         [ -f "${_data}/utt2lang" ] && _opts+=(--utt2lang "${_data}/utt2lang")
         [ -f "${_data}/utt2spk" ] && _opts+=(--utt2spk "${_data}/utt2spk")
+        # Task-aware scoring: optional per-utterance files, from the dump dir or else data/<set>
+        # (same utterance ids). text_tgt is the reference of the st/sqa/qa utterances.
+        for _f in utt2task:--utt2task utt2tgtlang:--utt2tgtlang text_tgt:--ref_tgt; do
+            for _d in "${_data}" "data/${s}"; do
+                if [ -f "${_d}/${_f%%:*}" ]; then _opts+=("${_f#*:}" "${_d}/${_f%%:*}"); break; fi
+            done
+        done
+        for _f in ${score_group}; do
+            if [ -f "${_data}/${_f}" ]; then _opts+=(--score_group "${_data}/${_f}")
+            elif [ -f "data/${s}/${_f}" ]; then _opts+=(--score_group "data/${s}/${_f}")
+            else log "Stage 9: ${s}: no ${_f}: no table per ${_f#utt2}"
+            fi
+        done
         # shellcheck disable=SC2086
         ${python} -m espnet_sllm.bin.sllm_score --ref "${_data}/text" --hyp "${_dir}/text" \
-            --output_dir "${_dir}" --set_name "${s}" "${_opts[@]}" ${score_opts}
+            --output_dir "${_dir}" --set_name "${s}" "${_opts[@]}" "${_paper[@]}" ${score_opts}
     done
-    ${python} -m espnet_sllm.bin.sllm_score --collect_results "${final_exp}"
+    ${python} -m espnet_sllm.bin.sllm_score --collect_results "${final_exp}" "${_paper[@]}"
     log "Stage 9: results in ${final_exp}/RESULTS.md"
     cat "${final_exp}/RESULTS.md"
 fi
