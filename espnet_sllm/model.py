@@ -1,6 +1,7 @@
 """ESPnetSLLMModel: speech encoder -> projector -> spliced into a decoder-only LLM."""
+import inspect
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +14,7 @@ from espnet2.layers.abs_normalize import AbsNormalize
 from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 
+from espnet_sllm.aux_losses import AUX_LOSSES, RESERVED_NAMES, aux_head_classes
 from espnet_sllm.llm.abs_llm import AbsLLM
 from espnet_sllm.projectors.abs_projector import AbsProjector
 
@@ -34,12 +36,28 @@ class ESPnetSLLMModel(AbsESPnetModel):
         llm: the causal LM.
         ctc_weight: weight α of an auxiliary CTC loss, ``loss = (1-α)·CE + α·CTC``. The CTC
             head is over the LLM vocabulary plus a blank (id 0; token i is class i+1).
+            ``1.0`` trains CTC alone (encoder CTC fine-tuning): the LLM does not run at all
+            (no splice, no CE) and ``acc`` in the stats is the CTC greedy token accuracy,
+            ``1 - TER`` of the collapsed argmax path against the target (without EOS), summed
+            over the batch (it can be negative while insertions dominate).
         ctc_input: ``projector`` (after projection) or ``encoder`` (encoder output).
         lsm_weight: label smoothing of the CE loss.
         sample_rate: of the waveform, to bound generation length by audio duration.
         logits_chunk: the CE loss computes logits only at target positions, this many at a
             time, each chunk recomputed in backward (so at most one chunk of (logits_chunk, V)
             fp32 logits is alive; V = 256k for Gemma-2).
+        languages: the task option ``languages`` (SLLMTask passes it; the preprocessor reads
+            the same list and emits ``lang_id``, the index of the utterance's language).
+        aux_heads: ``{kind: kwargs}`` auxiliary heads of ``aux_losses.aux_head_classes``
+            (e.g. ``{lid: {input: encoder}}``), run in training on the encoder or projector
+            output; see `espnet_sllm.aux_losses`.
+        aux_weights: ``{name: β}`` of the auxiliary losses (``aux_losses.AUX_LOSSES``):
+            ``loss = (1-α)·CE + α·CTC + Σ βᵢ·auxᵢ``, not renormalised. Each name must be
+            produced by a head or by the encoder (its ``aux_output_names``). Every auxiliary
+            loss (β 0 included) is in the stats as ``loss_<name>``, ``acc_<name>``.
+
+    Language ids: ``forward`` and ``generate`` take ``lang_id`` (B,) long (or (B, 1) as
+    collated); an encoder whose ``forward`` has a ``lang_id`` parameter receives it.
 
     Dtypes: components with a ``frozen_dtype`` (``llm: hf``, ``encoder: whisper_hf``) keep their
     frozen weights in the dtype their config names when ESPnet casts the model to
@@ -60,6 +78,9 @@ class ESPnetSLLMModel(AbsESPnetModel):
         lsm_weight: float = 0.0,
         sample_rate: int = 16000,
         logits_chunk: int = 1024,
+        languages: Optional[Sequence[str]] = None,
+        aux_heads: Optional[Mapping[str, Optional[Mapping]]] = None,
+        aux_weights: Optional[Mapping[str, float]] = None,
     ):
         super().__init__()
         if logits_chunk < 1:
@@ -89,6 +110,76 @@ class ESPnetSLLMModel(AbsESPnetModel):
             self.ctc = CTC(odim=llm.vocab_size() + 1, encoder_output_size=in_dim)
         else:
             self.ctc = None
+        self.languages = list(languages) if languages else None
+        self._encoder_takes_lang_id = "lang_id" in inspect.signature(encoder.forward).parameters
+        self._build_aux(aux_heads or {}, dict(aux_weights or {}))
+
+    @property
+    def ctc_only(self) -> bool:
+        """``ctc_weight: 1.0``: CTC alone, the LLM does not run in training."""
+        return self.ctc is not None and self.ctc_weight == 1.0
+
+    def _build_aux(self, aux_heads: Mapping, aux_weights: Dict[str, float]):
+        """Build ``aux_heads`` and check ``aux_weights`` against what is produced."""
+        self.aux_heads = torch.nn.ModuleDict()
+        producers: Dict[str, str] = {}
+        for name in getattr(self.encoder, "aux_output_names", ()) or ():
+            producers[name] = "the encoder"
+        for kind, conf in aux_heads.items():
+            if kind not in aux_head_classes:
+                raise ValueError(
+                    f"model_conf.aux_heads: unknown head {kind!r}; valid: "
+                    f"{sorted(aux_head_classes)}"
+                )
+            conf = dict(conf or {})
+            for key in ("input_size", "languages"):
+                if key in conf:
+                    raise ValueError(f"model_conf.aux_heads.{kind}.{key} is set by the model")
+            where = conf.get("input", "encoder")
+            if where not in ("encoder", "projector"):
+                raise ValueError(
+                    f"model_conf.aux_heads.{kind}.input must be 'encoder' or 'projector', "
+                    f"got {where!r}"
+                )
+            size = self.encoder.output_size() if where == "encoder" else (
+                self.projector.output_size())
+            head = aux_head_classes[kind](input_size=size, languages=self.languages, **conf)
+            for name in head.output_names:
+                if name in producers:
+                    raise ValueError(
+                        f"auxiliary output {name!r} is produced by both {producers[name]} "
+                        f"and aux head {kind!r}"
+                    )
+                producers[name] = f"aux head {kind!r}"
+            self.aux_heads[kind] = head
+        for name in producers:
+            if name in RESERVED_NAMES:
+                raise ValueError(f"auxiliary output name {name!r} is reserved ({RESERVED_NAMES})")
+        for name, beta in aux_weights.items():
+            if name not in AUX_LOSSES:
+                raise ValueError(
+                    f"model_conf.aux_weights: unknown auxiliary loss {name!r}; valid: "
+                    f"{sorted(AUX_LOSSES)}"
+                )
+            if name not in producers:
+                raise ValueError(
+                    f"model_conf.aux_weights.{name}={beta} but nothing produces {name!r}: add "
+                    f"aux_heads: {{{name}: {{}}}} or an encoder with {name!r} in its "
+                    f"aux_output_names (produced now: {sorted(producers) or 'nothing'})"
+                )
+            if float(beta) < 0:
+                raise ValueError(f"model_conf.aux_weights.{name} must be >= 0, got {beta}")
+        self.aux_weights = {k: float(v) for k, v in aux_weights.items()}
+
+    @staticmethod
+    def _as_lang_id(lang_id: Optional[torch.Tensor], B: int) -> Optional[torch.Tensor]:
+        """(B,) or collated (B, 1) -> (B,) long; None stays None."""
+        if lang_id is None:
+            return None
+        lang_id = lang_id.reshape(-1).long()
+        if lang_id.numel() != B:
+            raise ValueError(f"lang_id must be (B,) or (B, 1) with B={B}, got {lang_id.numel()}")
+        return lang_id
 
     # ---------------------------------------------------------------- dtypes
     def to(self, *args, **kwargs):
@@ -120,13 +211,28 @@ class ESPnetSLLMModel(AbsESPnetModel):
 
     # ---------------------------------------------------------------- speech side
     def encode(
-        self, speech: torch.Tensor, speech_lengths: torch.Tensor
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        lang_id: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """(B, L) waveform -> encoder output (B, T, D_enc), lengths (B,).
 
         Kept separate from projection so frozen-encoder outputs can be cached and re-used
         (feature caching, two-stage decoding).
         """
+        enc, enc_lens, _ = self.encode_aux(speech, speech_lengths, lang_id)
+        return enc, enc_lens
+
+    def encode_aux(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        lang_id: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
+        """`encode` plus the encoder's auxiliary outputs (the dict it may return in place of
+        ESPnet's ``states``; {} for ESPnet's encoders). lang_id (B,) reaches an encoder whose
+        ``forward`` takes ``lang_id``."""
         feats, feats_lengths = speech, speech_lengths
         if self.frontend is not None:
             feats, feats_lengths = self.frontend(speech, speech_lengths)
@@ -134,17 +240,29 @@ class ESPnetSLLMModel(AbsESPnetModel):
             feats, feats_lengths = self.specaug(feats, feats_lengths)
         if self.normalize is not None:
             feats, feats_lengths = self.normalize(feats, feats_lengths)
-        enc, enc_lens, _ = self.encoder(feats, feats_lengths)
-        return enc, enc_lens
+        if self._encoder_takes_lang_id:
+            enc, enc_lens, states = self.encoder(feats, feats_lengths, lang_id=lang_id)
+        else:
+            enc, enc_lens, states = self.encoder(feats, feats_lengths)
+        return enc, enc_lens, (dict(states) if isinstance(states, dict) else {})
 
-    def speech_embeddings(
-        self, speech: torch.Tensor, speech_lengths: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, L) waveform -> projector output (B, T', D_llm), lengths, encoder output, lengths."""
-        enc, enc_lens = self.encode(speech, speech_lengths)
+    def project(
+        self, enc: torch.Tensor, enc_lens: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Encoder output (B, T, D_enc) -> projector output (B, T', D_llm), lengths (B,)."""
         # A frozen bf16 encoder feeds an fp32 projector (or the reverse under --dtype).
         proj_dtype = next((p.dtype for p in self.projector.parameters()), enc.dtype)
-        emb, emb_lens = self.projector(enc.to(proj_dtype), enc_lens)
+        return self.projector(enc.to(proj_dtype), enc_lens)
+
+    def speech_embeddings(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        lang_id: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, L) waveform -> projector output (B, T', D_llm), lengths, encoder output, lengths."""
+        enc, enc_lens = self.encode(speech, speech_lengths, lang_id)
+        emb, emb_lens = self.project(enc, enc_lens)
         return emb, emb_lens, enc, enc_lens
 
     # ---------------------------------------------------------------- splicing
@@ -215,33 +333,100 @@ class ESPnetSLLMModel(AbsESPnetModel):
         suffix_lengths: torch.Tensor,
         text: torch.Tensor,
         text_lengths: torch.Tensor,
+        lang_id: Optional[torch.Tensor] = None,
         **kwargs,
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
-        """Shapes: speech (B, L), prefix (B, P), suffix (B, S), text (B, N) = target + EOS.
+        """Shapes: speech (B, L), prefix (B, P), suffix (B, S), text (B, N) = target + EOS,
+        lang_id (B,) or (B, 1) long (with ``languages``; ``lang_id_lengths``, if a collate
+        adds it, is ignored).
 
-        Returns (loss, stats, weight) with stats loss, loss_ce, acc [, loss_ctc].
+        Returns (loss, stats, weight); ``loss = (1-α)·CE + α·CTC + Σ βᵢ·auxᵢ``; stats: loss,
+        loss_ce, acc [, loss_ctc] [, loss_<aux>, acc_<aux>, <other aux output> (its mean)].
+        With ``ctc_weight: 1.0`` the LLM does not run: stats loss, loss_ctc, acc (CTC greedy
+        token accuracy) and the auxiliary ones.
         """
         if int(text_lengths.min()) < 2:
             raise ValueError(
                 "an utterance has an empty target (only EOS): filter empty texts (stage 3)"
             )
         B = speech.size(0)
-        emb, emb_lens, enc, enc_lens = self.speech_embeddings(speech, speech_lengths)
-        embeds, mask, labels = self.splice(
-            emb, emb_lens, prefix, prefix_lengths, suffix, suffix_lengths, text, text_lengths
-        )
-        loss_ce, acc = self.target_loss(embeds, mask, labels)
-        stats = {"loss_ce": loss_ce.detach(), "acc": acc}
-        loss = loss_ce
+        lang_id = self._as_lang_id(lang_id, B)
+        enc, enc_lens, aux = self.encode_aux(speech, speech_lengths, lang_id)
+        need_emb = not self.ctc_only or (self.ctc is not None and self.ctc_input == "projector")
+        need_emb |= any(h.input == "projector" for h in self.aux_heads.values())
+        emb, emb_lens = self.project(enc, enc_lens) if need_emb else (None, None)
+        stats: Dict[str, torch.Tensor] = {}
+        loss = enc.new_zeros((), dtype=torch.float32)
+        if not self.ctc_only:
+            embeds, mask, labels = self.splice(
+                emb, emb_lens, prefix, prefix_lengths, suffix, suffix_lengths, text, text_lengths
+            )
+            loss_ce, acc = self.target_loss(embeds, mask, labels)
+            stats.update(loss_ce=loss_ce.detach(), acc=acc)
+            loss = loss + (1 - self.ctc_weight) * loss_ce
         if self.ctc is not None:
             ctc_in, ctc_lens = (emb, emb_lens) if self.ctc_input == "projector" else (enc, enc_lens)
             # Class 0 is the blank; the EOS at the end of each target is not a spoken token.
             loss_ctc = self.ctc(ctc_in.float(), ctc_lens, text + 1, text_lengths - 1)
-            loss = (1 - self.ctc_weight) * loss_ce + self.ctc_weight * loss_ctc
+            loss = loss + self.ctc_weight * loss_ctc
             stats["loss_ctc"] = loss_ctc.detach()
+            if self.ctc_only:
+                stats["acc"] = self.ctc_greedy_accuracy(ctc_in, ctc_lens, text, text_lengths - 1)
+        for kind, head in self.aux_heads.items():
+            x, x_lens = (enc, enc_lens) if head.input == "encoder" else (emb, emb_lens)
+            for name, value in head(x, x_lens).items():
+                aux[name] = value
+        loss = loss + self.aux_losses(aux, lang_id, stats)
         stats["loss"] = loss.detach()
         loss, stats, weight = force_gatherable((loss, stats, B), loss.device)
         return loss, stats, weight
+
+    def aux_losses(
+        self,
+        aux: Dict[str, torch.Tensor],
+        lang_id: Optional[torch.Tensor],
+        stats: Dict[str, torch.Tensor],
+    ):
+        """Σ βᵢ·auxᵢ over the auxiliary outputs (a tensor, or 0.0 when no β > 0); fills
+        ``stats`` (loss_<name>, acc_<name> for a loss, the mean for any other output)."""
+        total = 0.0
+        for name in self.aux_weights:
+            if name not in aux:
+                raise ValueError(
+                    f"model_conf.aux_weights names {name!r} but this batch's auxiliary outputs "
+                    f"are {sorted(aux) or 'none'}"
+                )
+        for name, value in aux.items():
+            if name in RESERVED_NAMES:
+                raise ValueError(f"auxiliary output name {name!r} is reserved ({RESERVED_NAMES})")
+            if name in AUX_LOSSES:
+                loss_aux, acc_aux = AUX_LOSSES[name](value, lang_id)
+                stats[f"loss_{name}"] = loss_aux.detach()
+                stats[f"acc_{name}"] = acc_aux
+                beta = self.aux_weights.get(name, 0.0)
+                if beta:
+                    total = total + beta * loss_aux
+            else:
+                stats[name] = value.detach().float().mean()
+        return total
+
+    @torch.no_grad()
+    def ctc_greedy_accuracy(
+        self, x: torch.Tensor, x_lens: torch.Tensor, ys: torch.Tensor, ys_lens: torch.Tensor
+    ) -> torch.Tensor:
+        """1 - token error rate of CTC greedy decoding, errors and reference tokens summed over
+        the batch. x (B, T, D) CTC input, x_lens (B,), ys (B, N) LLM token ids, ys_lens (B,)."""
+        import editdistance
+
+        best = self.ctc.argmax(x.float())  # (B, T) classes, 0 = blank
+        errors, total = 0, 0
+        for b in range(best.size(0)):
+            path = torch.unique_consecutive(best[b, : int(x_lens[b])]).tolist()
+            hyp = [c - 1 for c in path if c != 0]
+            ref = ys[b, : int(ys_lens[b])].tolist()
+            errors += editdistance.eval(hyp, ref)
+            total += len(ref)
+        return torch.tensor(1.0 - errors / max(total, 1), device=x.device)
 
     def target_loss(
         self, embeds: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
@@ -305,6 +490,7 @@ class ESPnetSLLMModel(AbsESPnetModel):
         no_repeat_ngram_size: int = 0,
         length_penalty: float = 1.0,
         repetition_penalty: float = 1.0,
+        lang_id: Optional[torch.Tensor] = None,
         **generate_kwargs,
     ) -> List[Tuple[List[int], float]]:
         """Decode a batch with transformers' ``generate`` on left-padded ``inputs_embeds``.
@@ -314,12 +500,15 @@ class ESPnetSLLMModel(AbsESPnetModel):
         batch) so that batched decoding equals decoding each utterance alone.
         Returns one (token ids without EOS, score) per utterance; the score is the beam score
         (length-normalised log-probability) or, for greedy search, the sum of log-probabilities.
+        ``lang_id`` (B,) or (B, 1) (with ``languages`` and language data) reaches an encoder
+        that takes it; auxiliary heads do not run here.
         """
         from transformers import LogitsProcessorList
 
         from espnet_sllm.decoding.limits import PerUtteranceLengthLimit
 
-        emb, emb_lens, _, _ = self.speech_embeddings(speech, speech_lengths)
+        lang_id = self._as_lang_id(lang_id, speech.size(0))
+        emb, emb_lens, _, _ = self.speech_embeddings(speech, speech_lengths, lang_id)
         embeds, mask, _ = self.splice(
             emb, emb_lens, prefix, prefix_lengths, suffix, suffix_lengths, left_pad=True
         )

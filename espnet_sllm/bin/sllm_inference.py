@@ -155,6 +155,7 @@ def inference(
             no_repeat_ngram_size=no_repeat_ngram_size,
             length_penalty=length_penalty,
             repetition_penalty=repetition_penalty,
+            lang_id=batch.get("lang_id"),
         )
         for key, (ids, score) in zip(keys, results):
             texts[key] = tokenizer.decode(ids, skip_special_tokens=True).strip()

@@ -19,6 +19,9 @@ class SLLMPreprocessor(AbsPreprocessor):
         prefix: (P,) int64, BOS (when the tokenizer uses one) + tokens of the text before {speech}
         suffix: (S,) int64, tokens of the text after {speech}
         text:   (N + 1,) int64, target tokens + EOS (only when the utterance has a text)
+        lang_id: (1,) int64, index of the utterance's ``lang`` in ``languages`` (only when
+            ``languages`` is set and the utterance has a ``lang``); SLLMTask's collate keeps
+            it a non-sequence: the model gets (B, 1), read as (B,)
     String fields (``lang``, ``text_prev``, ...) are consumed here: they fill the template and do
     not reach the model. ``text_prev`` / ``text_next`` may be absent or empty (no context).
 
@@ -33,6 +36,9 @@ class SLLMPreprocessor(AbsPreprocessor):
         context_masking: apply Algorithm 1 (``mask_context``) to history and future, independently,
             in training; ``context_masking_conf`` holds its keep_prob / max_ratio / max_spans.
         seed: of the context masking (see "Masking draws" below).
+        languages: the task option ``languages`` (SLLMTask passes it, the model gets the same
+            list): the label set of ``lang``. A label not in it is an error naming the
+            utterance and listing the valid ones. None: no ``lang_id`` (nothing changes).
 
     Masking draws (Algorithm 1 is a fresh draw each time an example is seen): every call that
     masks seeds its own generator with ``random.Random(f"{seed}/{uid}/{worker}/{r}")``, where
@@ -61,8 +67,16 @@ class SLLMPreprocessor(AbsPreprocessor):
         context_masking: bool = False,
         context_masking_conf: Optional[Mapping[str, float]] = None,
         seed: int = 0,
+        languages: Optional[Sequence[str]] = None,
     ):
         super().__init__(train)
+        self.languages = list(languages) if languages else None
+        if self.languages is not None:
+            dup = sorted({x for x in self.languages if self.languages.count(x) > 1})
+            if dup or not all(isinstance(x, str) and x for x in self.languages):
+                raise ValueError(
+                    f"languages must be distinct non-empty strings, got {self.languages}"
+                )
         self.tokenizer = load_tokenizer(tokenizer_name_or_path, special_tokens, trust_remote_code)
         self.bos = bos_ids(self.tokenizer)
         self.prompts = PromptSelector(prompt_template)
@@ -85,6 +99,16 @@ class SLLMPreprocessor(AbsPreprocessor):
         draw = random.getrandbits(64)  # ESPnet's per-epoch / per-worker seeded global state
         # A str seed is hashed with SHA-512: the same in every process (no PYTHONHASHSEED).
         return random.Random(f"{self.seed}/{uid}/{worker}/{draw}")
+
+    def lang_index(self, uid: str, lang: str) -> int:
+        """The index of ``lang`` in ``languages``; an unknown label is an error."""
+        try:
+            return self.languages.index(lang.strip())
+        except ValueError:
+            raise ValueError(
+                f"utterance {uid}: language {lang!r} ({self.lang_name}) is not in languages; "
+                f"valid: {self.languages}"
+            ) from None
 
     def prompt_fields(self, uid: str, data: Dict) -> Dict[str, str]:
         """The string fields a template may use, plus ``context`` when context templates are set."""
@@ -120,6 +144,8 @@ class SLLMPreprocessor(AbsPreprocessor):
             "prefix": np.concatenate([np.asarray(self.bos, dtype=np.int64), self.encode(before)]),
             "suffix": self.encode(after),
         }
+        if self.languages is not None and fields.get(self.lang_name) is not None:
+            out["lang_id"] = np.asarray([self.lang_index(uid, fields[self.lang_name])], np.int64)
         text: Optional[str] = data.get(self.text_name)
         if text is not None:
             if not isinstance(text, str):  # already tokenised (e.g. a cached set)

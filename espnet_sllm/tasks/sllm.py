@@ -4,8 +4,9 @@ Imports are narrow on purpose: ``espnet2.tasks.asr`` pulls torchaudio, einops an
 tries an nltk download; we import ESPnet's components from their own modules instead.
 """
 import argparse
+import inspect
 import logging
-from typing import Callable, Collection, Dict, Optional, Tuple
+from typing import Callable, Collection, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -80,6 +81,14 @@ model_choices = ClassChoices(
 OPTIONAL_DATA_NAMES = ("lang", "task", "text_prev", "text_next", "text_src", "text_tgt")
 
 
+def task_languages(args: argparse.Namespace) -> Optional[List[str]]:
+    """The task option ``languages`` (None when unset or empty)."""
+    languages = getattr(args, "languages", None)
+    if isinstance(languages, str):  # `languages: en` in a YAML config
+        languages = [languages]
+    return list(languages) if languages else None
+
+
 class StatsOnlyModel(AbsESPnetModel):
     """What ``--collect_stats true`` (stage 5) needs of the model: the frontend's features.
 
@@ -130,6 +139,15 @@ class SLLMTask(AbsTask):
             default=None,
             help="Input feature size when there is no frontend (HF encoders ignore it)",
         )
+        group.add_argument(
+            "--languages",
+            type=str,
+            nargs="+",
+            default=None,
+            help="The language labels (utt2lang values), one list read by the preprocessor "
+            "(it emits lang_id, the index of the utterance's language) and the model (language "
+            "ID losses, language embeddings), and by an encoder that takes `languages`",
+        )
         group = parser.add_argument_group(description="Preprocess related")
         group.add_argument(
             "--use_preprocessor", type=str2bool, default=True,
@@ -146,7 +164,8 @@ class SLLMTask(AbsTask):
 
     @classmethod
     def build_collate_fn(cls, args: argparse.Namespace, train: bool) -> Callable:
-        return CommonCollateFn(float_pad_value=0.0, int_pad_value=-1)
+        # lang_id is one label per utterance: (B, 1), no lang_id_lengths.
+        return CommonCollateFn(float_pad_value=0.0, int_pad_value=-1, not_sequence=["lang_id"])
 
     @classmethod
     def build_preprocess_fn(
@@ -157,12 +176,19 @@ class SLLMTask(AbsTask):
         llm_conf = args.llm_conf or {}
         if "model_name_or_path" not in llm_conf:
             raise ValueError("llm_conf.model_name_or_path is required (a local dir or hub id)")
+        languages = task_languages(args)
+        if "languages" in (args.preprocessor_conf or {}):
+            raise ValueError(
+                "preprocessor_conf.languages: set the top-level option `languages` instead "
+                "(one list for the preprocessor and the model)"
+            )
         return SLLMPreprocessor(
             train=train,
             tokenizer_name_or_path=llm_conf.get("tokenizer_name_or_path")
             or llm_conf["model_name_or_path"],
             special_tokens=llm_conf.get("special_tokens", ()),
             trust_remote_code=llm_conf.get("trust_remote_code", False),
+            languages=languages,
             **(args.preprocessor_conf or {}),
         )
 
@@ -197,9 +223,22 @@ class SLLMTask(AbsTask):
         normalize = normalize_class(**args.normalize_conf) if normalize_class else None
 
         # 2. encoder, LLM, then the projector between them
-        encoder = encoder_choices.get_class(args.encoder)(
-            input_size=input_size, **args.encoder_conf
-        )
+        languages = task_languages(args)
+        if "languages" in (args.model_conf or {}):
+            raise ValueError(
+                "model_conf.languages: set the top-level option `languages` instead "
+                "(one list for the preprocessor and the model)"
+            )
+        encoder_class = encoder_choices.get_class(args.encoder)
+        encoder_conf = dict(args.encoder_conf)
+        if "languages" in inspect.signature(encoder_class.__init__).parameters:
+            if encoder_conf.get("languages") not in (None, languages):
+                raise ValueError(
+                    f"encoder_conf.languages {encoder_conf['languages']} != languages "
+                    f"{languages}: remove encoder_conf.languages (the task option is passed)"
+                )
+            encoder_conf["languages"] = languages
+        encoder = encoder_class(input_size=input_size, **encoder_conf)
         llm = llm_choices.get_class(args.llm)(**args.llm_conf)
         projector_conf = dict(args.projector_conf)
         for key, value in (("input_size", encoder.output_size()),
@@ -219,6 +258,7 @@ class SLLMTask(AbsTask):
             encoder=encoder,
             projector=projector,
             llm=llm,
+            languages=languages,
             **args.model_conf,
         )
         n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
