@@ -41,6 +41,9 @@ class ESPnetSLLMModel(AbsESPnetModel):
             ``1 - TER`` of the collapsed argmax path against the target (without EOS), summed
             over the batch (it can be negative while insertions dominate).
         ctc_input: ``projector`` (after projection) or ``encoder`` (encoder output).
+            CTC trains on the batch's ``ctc_text`` when the preprocessor emits it
+            (``preprocessor_conf.ctc_text_name``, e.g. the transcript while the CE target is a
+            translation), else on the target.
         lsm_weight: label smoothing of the CE loss.
         sample_rate: of the waveform, to bound generation length by audio duration.
         logits_chunk: the CE loss computes logits only at target positions, this many at a
@@ -334,11 +337,15 @@ class ESPnetSLLMModel(AbsESPnetModel):
         text: torch.Tensor,
         text_lengths: torch.Tensor,
         lang_id: Optional[torch.Tensor] = None,
+        ctc_text: Optional[torch.Tensor] = None,
+        ctc_text_lengths: Optional[torch.Tensor] = None,
         **kwargs,
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
         """Shapes: speech (B, L), prefix (B, P), suffix (B, S), text (B, N) = target + EOS,
         lang_id (B,) or (B, 1) long (with ``languages``; ``lang_id_lengths``, if a collate
-        adds it, is ignored).
+        adds it, is ignored). ``ctc_text`` (B, C) (no EOS; the preprocessor emits it with
+        ``ctc_text_name``, e.g. the transcript of a translation target) is what CTC trains on
+        when given; otherwise CTC trains on the target without its EOS.
 
         Returns (loss, stats, weight); ``loss = (1-α)·CE + α·CTC + Σ βᵢ·auxᵢ``; stats: loss,
         loss_ce, acc [, loss_ctc] [, loss_<aux>, acc_<aux>, <other aux output> (its mean)].
@@ -366,12 +373,19 @@ class ESPnetSLLMModel(AbsESPnetModel):
             loss = loss + (1 - self.ctc_weight) * loss_ce
         if self.ctc is not None:
             ctc_in, ctc_lens = (emb, emb_lens) if self.ctc_input == "projector" else (enc, enc_lens)
-            # Class 0 is the blank; the EOS at the end of each target is not a spoken token.
-            loss_ctc = self.ctc(ctc_in.float(), ctc_lens, text + 1, text_lengths - 1)
+            if ctc_text is not None:
+                if ctc_text_lengths is None or int(ctc_text_lengths.min()) < 1:
+                    raise ValueError("ctc_text needs ctc_text_lengths >= 1 for every utterance")
+                ys, ys_lens = ctc_text, ctc_text_lengths
+            else:
+                # The EOS at the end of each target is not a spoken token.
+                ys, ys_lens = text, text_lengths - 1
+            # Class 0 is the blank: token i is class i + 1 (padding -1 becomes 0, unused).
+            loss_ctc = self.ctc(ctc_in.float(), ctc_lens, ys + 1, ys_lens)
             loss = loss + self.ctc_weight * loss_ctc
             stats["loss_ctc"] = loss_ctc.detach()
             if self.ctc_only:
-                stats["acc"] = self.ctc_greedy_accuracy(ctc_in, ctc_lens, text, text_lengths - 1)
+                stats["acc"] = self.ctc_greedy_accuracy(ctc_in, ctc_lens, ys, ys_lens)
         for kind, head in self.aux_heads.items():
             x, x_lens = (enc, enc_lens) if head.input == "encoder" else (emb, emb_lens)
             for name, value in head(x, x_lens).items():

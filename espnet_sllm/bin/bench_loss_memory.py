@@ -27,7 +27,7 @@ def one(mode: str, vocab: int, batch: int, hidden: int) -> dict:
 
     from espnet_sllm.llm.hf_causal_lm import HFCausalLM
     from espnet_sllm.model import IGNORE_ID
-    from espnet_sllm.testing.llm import make_tiny_llm
+    from espnet_sllm.llm.scratch import make_scratch_llm as make_tiny_llm
 
     with tempfile.TemporaryDirectory() as tmp:
         base = make_tiny_llm(tmp + "/tok", "gemma2", hidden_size=hidden, num_heads=4)

@@ -17,7 +17,8 @@ that drops it):
 Durations are ``utt2num_samples / fs``; ``--fs`` must match the sample rate of the WAVs (the
 first one is checked).  The counts are printed and written with the list of dropped utterances
 to ``<out>/filter_report.txt``; ``<out>`` is a complete data directory (wav.scp, utt2spk, spk2utt,
-the optional files, utt2num_samples), validated before the tool ends.
+the optional files, the carried files such as utt2tgtlang, utt2num_samples), validated before
+the tool ends.
 """
 import argparse
 import logging
@@ -26,6 +27,7 @@ import sys
 from collections import OrderedDict
 from typing import List, Optional, Sequence, Tuple
 
+from espnet_sllm.bin.format_data import read_carried_files, write_carried_files
 from espnet_sllm.data.kaldi_dir import (
     Utterance,
     read_data_dir,
@@ -82,6 +84,7 @@ def filter_data(in_dir: str, out_dir: str, min_sec: float = 0.1, max_sec: float 
             f"re-run format_data"
         )
     _check_fs(utts, fs)
+    carried = read_carried_files(in_dir, [u.uttid for u in utts])
     has_text = os.path.isfile(os.path.join(in_dir, "text"))
 
     counts: "OrderedDict[str, int]" = OrderedDict((r, 0) for r in REASONS)
@@ -126,6 +129,7 @@ def filter_data(in_dir: str, out_dir: str, min_sec: float = 0.1, max_sec: float 
     write_data_dir(out_dir, kept)
     write_kv(os.path.join(out_dir, "utt2num_samples"),
              {u.uttid: num_samples[u.uttid] for u in kept})
+    write_carried_files(out_dir, carried, [u.uttid for u in kept])
     validate_data_dir(out_dir)
     with open(os.path.join(out_dir, "filter_report.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")

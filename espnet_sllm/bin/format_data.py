@@ -6,7 +6,8 @@ Usage:
         [--fs 16000] [--nj 2] [--channel mean|0|1|...] [--max_overshoot 0.5] [--overwrite false]
 
 Reads ``<in>`` (wav.scp [+ segments], utt2spk, spk2utt and the optional files text, utt2lang,
-utt2task, text_prev, text_next, text_src, text_tgt) and writes ``<out>``:
+utt2task, utt2subdialect, text_prev, text_next, text_src, text_tgt, and the carried files
+utt2tgtlang: ``CARRIED_FILES``) and writes ``<out>``:
 
     data/<uttid>.wav   the utterance at --fs Hz, mono, 16-bit PCM
     wav.scp            <uttid> <absolute path of data/<uttid>.wav>
@@ -67,8 +68,43 @@ logger = logging.getLogger("format_data")
 
 STATE_NAME = ".format_state.jsonl"
 # Files of a data directory that this tool reads or rebuilds; anything else is reported.
+# Per-utterance files that the Utterance record does not hold, copied as they are (restricted
+# to the kept utterances) by this tool and filter_data: sllm.sh passes them as data names
+# (utt2tgtlang -> tgt_lang) and stage 9 scores with them. Each covers all utterances or none.
+CARRIED_FILES = ("utt2tgtlang",)
 _KNOWN_FILES = {"wav.scp", "segments", "utt2spk", "spk2utt", "utt2num_samples",
-                "format_report.txt", "filter_report.txt", *OPTIONAL_FILES.values()}
+                "format_report.txt", "filter_report.txt", *OPTIONAL_FILES.values(),
+                *CARRIED_FILES}
+
+
+def read_carried_files(in_dir: str, uttids: Sequence[str]) -> Dict[str, Dict[str, str]]:
+    """``CARRIED_FILES`` of ``in_dir``: {file: {uttid: value}}; an utterance without an entry
+    is an error naming it and the file (ESPnet's loader needs every utterance in every file)."""
+    out: Dict[str, Dict[str, str]] = {}
+    for fname in CARRIED_FILES:
+        path = os.path.join(in_dir, fname)
+        if not os.path.isfile(path):
+            continue
+        table = read_kv(path)
+        missing = [u for u in uttids if u not in table]
+        if missing:
+            raise ValueError(
+                f"{path}: {len(missing)} of {len(uttids)} utterances have no entry (e.g. "
+                f"{missing[0]!r}); give it for all or none"
+            )
+        out[fname] = table
+    return out
+
+
+def write_carried_files(out_dir: str, tables: Dict[str, Dict[str, str]],
+                        uttids: Sequence[str]) -> None:
+    """Write the carried files restricted to ``uttids``; remove a stale one the input lacks."""
+    for fname in CARRIED_FILES:
+        path = os.path.join(out_dir, fname)
+        if fname in tables:
+            write_kv(path, {u: tables[fname][u] for u in uttids})
+        elif os.path.exists(path):
+            os.remove(path)
 
 
 class FormatError(Exception):
@@ -341,6 +377,7 @@ def format_data(in_dir: str, out_dir: str, fs: int = 16000, nj: int = 2, channel
             f"{in_dir} is a text-only data directory (no wav.scp): give it speech first (the "
             f"recipe's TTS stage), then format the result"
         )
+    carried = read_carried_files(in_dir, [u.uttid for u in utts])
     unknown = sorted(set(os.listdir(in_dir)) - _KNOWN_FILES)
     if unknown:
         logger.warning("%s: not copied (unknown to this tool): %s", in_dir, " ".join(unknown))
@@ -412,6 +449,7 @@ def format_data(in_dir: str, out_dir: str, fs: int = 16000, nj: int = 2, channel
                           f"{dropped[0][1]}")
     write_data_dir(out_dir, kept_utts)
     write_kv(os.path.join(out_dir, "utt2num_samples"), num_samples)
+    write_carried_files(out_dir, carried, [u.uttid for u in kept_utts])
     validate_data_dir(out_dir)
 
     counts = {

@@ -16,7 +16,7 @@ import os
 from typing import List, Optional
 
 from espnet_sllm.data.kaldi_dir import read_kv
-from espnet_sllm.testing.llm import FAMILIES, make_tiny_llm
+from espnet_sllm.llm.scratch import FAMILIES, make_scratch_llm
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -41,7 +41,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
     sentences = [t for t in read_kv(args.text).values() if t.strip()] + args.extra_text
     if not sentences:
         raise SystemExit(f"{args.text}: no non-empty transcript to train a tokenizer on")
-    make_tiny_llm(
+    make_scratch_llm(
         args.out, args.family, hidden_size=args.hidden_size, num_layers=args.num_layers,
         num_heads=args.num_heads, num_kv_heads=args.num_kv_heads,
         intermediate_size=args.intermediate_size, sentences=sentences,

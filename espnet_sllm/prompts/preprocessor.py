@@ -8,7 +8,7 @@ from espnet2.train.preprocessor import AbsPreprocessor
 
 from espnet_sllm.llm.tokenizer import bos_ids, load_tokenizer
 from espnet_sllm.prompts.masking import mask_context
-from espnet_sllm.prompts.template import ContextPrompt, PromptSelector
+from espnet_sllm.prompts.template import ContextPrompt, PromptSelector, TargetTemplate
 
 
 class SLLMPreprocessor(AbsPreprocessor):
@@ -18,7 +18,13 @@ class SLLMPreprocessor(AbsPreprocessor):
         speech: (L,) float32 waveform, unchanged
         prefix: (P,) int64, BOS (when the tokenizer uses one) + tokens of the text before {speech}
         suffix: (S,) int64, tokens of the text after {speech}
-        text:   (N + 1,) int64, target tokens + EOS (only when the utterance has a text)
+        text:   (N + 1,) int64, target tokens + EOS (only when the utterance has a text): the
+            tokens of ``target_template`` rendered with the utterance's string fields
+        ctc_text: (C,) int64, tokens of the field ``ctc_text_name`` (no EOS), only when that is
+            set and the target is not exactly that field (e.g. speech translation: the target
+            is ``{text_tgt}``, CTC trains on the transcript ``text``); the model's CTC uses it
+            instead of the target. Emitted for every utterance that has a target, so batches
+            collate.
         lang_id: (1,) int64, index of the utterance's ``lang`` in ``languages`` (only when
             ``languages`` is set and the utterance has a ``lang``); SLLMTask's collate keeps
             it a non-sequence: the model gets (B, 1), read as (B,)
@@ -29,7 +35,23 @@ class SLLMPreprocessor(AbsPreprocessor):
         train: True in training: context masking applies only then.
         tokenizer_name_or_path, special_tokens, trust_remote_code: exactly the LLM's
             tokenizer arguments, so ids agree with the model's embedding table.
-        prompt_template: one template or a mapping language -> template (see PromptSelector).
+        prompt_template: one template or a mapping (nested as deep as ``prompt_key``)
+            field value -> template, ``default`` at any level (see PromptSelector).
+        prompt_key: the field(s) that select the template: ``lang`` (the default: the language
+            in ``lang_name``, with the ``English-American`` -> ``English`` fallback), ``task``
+            (``utt2task``), or an ordered combination ``task,lang`` (a string or a list) for a
+            nested mapping task -> language -> template. A missing template is an error naming
+            the utterance, the key value and the entries there are.
+        target_template: the CE target, built from string fields: ``{text}`` (default, the
+            transcript), ``{text_tgt}`` (speech translation), ``{text} <translation>
+            {text_tgt}`` (chain of thought). It is built when the utterance has its
+            ``text_name`` field (training and validation; decoding passes no text); a field it
+            needs that the utterance lacks, or an empty one, is an error naming the utterance.
+        hyp_marker: the hypothesis post-processing that matches ``target_template``: scoring
+            takes the part of a hypothesis after this marker (it must appear in the template's
+            literal text); stage 9 of sllm.sh passes it to ``sllm_score --hyp_marker``. The
+            preprocessor only checks it.
+        ctc_text_name: the field CTC trains on (default None: the target); see ``ctc_text``.
         speech_name, text_name, lang_name: data names in ``--*_data_path_and_name_and_type``.
         context_templates: language -> {history: "...{text_prev}...", future: "...{text_next}..."};
             renders the ``{context}`` field of the prompt template (see ContextPrompt).
@@ -68,6 +90,10 @@ class SLLMPreprocessor(AbsPreprocessor):
         context_masking_conf: Optional[Mapping[str, float]] = None,
         seed: int = 0,
         languages: Optional[Sequence[str]] = None,
+        prompt_key: Union[str, Sequence[str]] = "lang",
+        target_template: str = "{text}",
+        hyp_marker: Optional[str] = None,
+        ctc_text_name: Optional[str] = None,
     ):
         super().__init__(train)
         self.languages = list(languages) if languages else None
@@ -79,10 +105,21 @@ class SLLMPreprocessor(AbsPreprocessor):
                 )
         self.tokenizer = load_tokenizer(tokenizer_name_or_path, special_tokens, trust_remote_code)
         self.bos = bos_ids(self.tokenizer)
-        self.prompts = PromptSelector(prompt_template)
         self.speech_name = speech_name
         self.text_name = text_name
         self.lang_name = lang_name
+        keys = [k.strip() for k in prompt_key.split(",")] if isinstance(prompt_key, str) \
+            else list(prompt_key)
+        # The language level is named "lang" in PromptSelector (its fallback rule).
+        self.prompt_key = [PromptSelector.LANGUAGE_KEY if k == lang_name else k for k in keys]
+        self.prompts = PromptSelector(prompt_template, self.prompt_key)
+        self.target = TargetTemplate(target_template, hyp_marker)
+        self.default_target = self.target.fields == [text_name] and \
+            target_template.strip() == "{" + text_name + "}"
+        self.ctc_text_name = ctc_text_name
+        # A separate CTC label sequence only when it is not the target itself.
+        self.emit_ctc_text = ctc_text_name is not None and \
+            target_template.strip() != "{" + ctc_text_name + "}"
         self.context = ContextPrompt(context_templates) if context_templates else None
         self.context_masking = context_masking
         self.context_masking_conf = dict(context_masking_conf or {})
@@ -123,6 +160,36 @@ class SLLMPreprocessor(AbsPreprocessor):
             fields["context"] = self.context.render(fields.get(self.lang_name), fields)
         return fields
 
+    def prompt_values(self, fields: Mapping[str, str]) -> Dict[str, Optional[str]]:
+        """The values of the ``prompt_key`` fields (``lang`` is the field ``lang_name``)."""
+        return {
+            k: fields.get(self.lang_name if k == PromptSelector.LANGUAGE_KEY else k)
+            for k in self.prompt_key
+        }
+
+    def field(self, uid: str, data: Mapping, name: str, what: str) -> str:
+        """The stripped string field ``name``; absent or empty is an error naming ``uid``."""
+        value = data.get(name)
+        if not isinstance(value, str):
+            raise ValueError(
+                f"utterance {uid}: {what} needs the field {name!r}, which this utterance "
+                f"lacks (its string fields: {sorted(k for k, v in data.items() if isinstance(v, str))}"
+                f"); give the data name {name!r} (e.g. the file {name} of the data directory)"
+            )
+        if not value.strip():
+            if name == self.text_name:
+                raise ValueError(
+                    f"utterance {uid}: empty text; stage 3 of the recipe drops such "
+                    f"utterances (or remove it from the 'text' file)"
+                )
+            raise ValueError(f"utterance {uid}: empty {name!r} (needed by {what})")
+        return value.strip()
+
+    def render_target(self, uid: str, data: Mapping) -> str:
+        """``target_template`` rendered with the utterance's string fields."""
+        fields = {f: self.field(uid, data, f, "target_template") for f in self.target.fields}
+        return self.target.render(fields)
+
     def __call__(self, uid: str, data: Dict[str, Union[str, np.ndarray]]) -> Dict[str, np.ndarray]:
         speech = data.get(self.speech_name)
         if speech is None:
@@ -134,7 +201,10 @@ class SLLMPreprocessor(AbsPreprocessor):
                 f"{speech.shape}"
             )
         fields = self.prompt_fields(uid, data)
-        template = self.prompts.select(fields.get(self.lang_name))
+        try:
+            template = self.prompts.select(self.prompt_values(fields))
+        except KeyError as e:
+            raise KeyError(f"utterance {uid}: {e.args[0]}") from None
         try:
             before, after = template.render(fields)
         except KeyError as e:
@@ -146,16 +216,20 @@ class SLLMPreprocessor(AbsPreprocessor):
         }
         if self.languages is not None and fields.get(self.lang_name) is not None:
             out["lang_id"] = np.asarray([self.lang_index(uid, fields[self.lang_name])], np.int64)
-        text: Optional[str] = data.get(self.text_name)
+        text = data.get(self.text_name)
         if text is not None:
             if not isinstance(text, str):  # already tokenised (e.g. a cached set)
+                if not self.default_target:
+                    raise ValueError(
+                        f"utterance {uid}: '{self.text_name}' is already tokenised but "
+                        f"target_template is {self.target.template!r}: give the text"
+                    )
                 out[self.text_name] = np.asarray(text, dtype=np.int64)
             else:
-                if not text.strip():
-                    raise ValueError(
-                        f"utterance {uid}: empty text; stage 3 of the recipe drops such "
-                        f"utterances (or remove it from the 'text' file)"
-                    )
-                ids = self.encode(text.strip())
+                target = self.render_target(uid, data)
+                ids = self.encode(target)
                 out[self.text_name] = np.append(ids, self.tokenizer.eos_token_id).astype(np.int64)
+                if self.emit_ctc_text:
+                    out["ctc_text"] = self.encode(self.field(uid, data, self.ctc_text_name,
+                                                             "ctc_text_name"))
         return out

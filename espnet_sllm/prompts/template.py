@@ -6,7 +6,7 @@ utterance's data fields (``lang``, ``text_prev``, ``text_next``, ...). Literal b
 ``{{`` and ``}}`` as in Python's ``str.format``.
 """
 import string
-from typing import Dict, Mapping, Tuple, Union
+from typing import Mapping, Optional, Sequence, Tuple, Union
 
 SPEECH = "speech"
 
@@ -40,25 +40,75 @@ class PromptTemplate:
 
 
 class PromptSelector:
-    """Picks the template of an utterance by its language label.
+    """Picks the template of an utterance by one or more of its fields (``prompt_key``).
 
-    ``templates`` is one template string for every utterance, or a mapping from language label
-    (e.g. ``Japanese``, ``English-American``, ``English``) to template with an optional
-    ``default`` entry. A label ``English-American`` falls back to ``English`` (the part before
-    the first ``-``), then to ``default``.
+    ``templates`` is one template string for every utterance, or a mapping nested as deep as
+    ``keys`` (default ``("lang",)``): level i maps a value of field ``keys[i]`` to the next level
+    or to a template. E.g. ``keys=("task", "lang")`` with ``{st: {English: ..., default: ...},
+    asr: "...", default: "..."}``. Every level may hold a ``default`` entry (used when the
+    value has no entry or the utterance lacks the field); a string before the last level serves
+    every value of the remaining keys. At the level of ``lang`` a label ``English-American``
+    falls back to ``English`` (the part before the first ``-``), then to ``default``, as before.
+    ``select`` raises KeyError naming the key, its value and the entries that exist there.
     """
 
-    def __init__(self, templates: Union[str, Mapping[str, str]]):
+    LANGUAGE_KEY = "lang"
+
+    def __init__(self, templates: Union[str, Mapping], keys: Sequence[str] = ("lang",)):
+        if isinstance(keys, str):
+            keys = [k.strip() for k in keys.split(",")]
+        self.keys: Tuple[str, ...] = tuple(keys)
+        if not self.keys or not all(isinstance(k, str) and k for k in self.keys) \
+                or len(set(self.keys)) != len(self.keys):
+            raise ValueError(f"prompt_key must be distinct non-empty field names, got {keys!r}")
         if isinstance(templates, str):
             templates = {"default": templates}
         if not templates:
             raise ValueError("no prompt template given")
-        self.templates: Dict[str, PromptTemplate] = {
-            k: PromptTemplate(v) for k, v in templates.items()
-        }
+        self.tree = self._build(templates, 0, ())
+        # Kept for callers that read the flat table of a one-key selector.
+        self.templates = self.tree
 
-    def select(self, lang: str = None) -> PromptTemplate:
-        return select_by_language(self.templates, lang, "prompt template")
+    def _build(self, node, depth: int, path: Tuple[str, ...]):
+        if isinstance(node, str):
+            return PromptTemplate(node)
+        where = "prompt_template" + "".join(f"[{p!r}]" for p in path)
+        if not isinstance(node, Mapping) or not node:
+            raise ValueError(f"{where}: expected a template string or a non-empty mapping, "
+                             f"got {node!r}")
+        if depth >= len(self.keys):
+            raise ValueError(
+                f"{where}: nested deeper than prompt_key {','.join(self.keys)} "
+                f"({len(self.keys)} level(s)); got a mapping {dict(node)!r}"
+            )
+        return {str(k): self._build(v, depth + 1, path + (str(k),)) for k, v in node.items()}
+
+    def select(self, values: Union[None, str, Mapping[str, Optional[str]]] = None
+               ) -> PromptTemplate:
+        """The template for ``values`` (field -> value; a plain string is the first key's)."""
+        if not isinstance(values, Mapping):
+            values = {self.keys[0]: values}
+        node = self.tree
+        path = []
+        for key in self.keys:
+            if isinstance(node, PromptTemplate):
+                return node
+            value = values.get(key)
+            value = value.strip() if isinstance(value, str) else value
+            tries = [value, (value or "").split("-")[0]] if key == self.LANGUAGE_KEY else [value]
+            for k in tries + ["default"]:
+                if k and k in node:
+                    node = node[k]
+                    break
+            else:
+                where = "".join(f"[{p!r}]" for p in path)
+                raise KeyError(
+                    f"no prompt template for {key}={value!r}{' under ' + where if where else ''}"
+                    f" (prompt_key {','.join(self.keys)}) and no 'default' one; they exist "
+                    f"for {sorted(node)}"
+                )
+            path.append(k)
+        return node
 
 
 def select_by_language(table: Mapping, lang: str = None, what: str = "entry"):
@@ -109,3 +159,44 @@ class ContextPrompt:
             if side in sides and value:
                 out.append(sides[side].replace("{" + field + "}", value))
         return "".join(out)
+
+
+class TargetTemplate:
+    """The CE target built from an utterance's string fields (``target_template``).
+
+    ``{text}`` (the default) is the transcript as before; ``{text_tgt}`` a translation; a
+    chain-of-thought target writes both, e.g. ``"{text} <translation> {text_tgt}"``. Fields are
+    stripped before they are inserted; literal braces are ``{{`` / ``}}``. ``hyp_marker``
+    (optional) declares the hypothesis post-processing that matches this target: the scored
+    answer is the text after the marker (``sllm_score --hyp_marker``), so the marker must
+    appear in the template's literal text.
+    """
+
+    def __init__(self, template: str = "{text}", hyp_marker: Optional[str] = None):
+        if not isinstance(template, str):
+            raise TypeError(f"target_template must be a string, got {type(template).__name__}")
+        parsed = list(string.Formatter().parse(template))
+        names = [f for _, f, spec, conv in parsed if f is not None]
+        if not names:
+            raise ValueError(f"target_template must use at least one {{field}}: {template!r}")
+        bad = [f for f in names if not f.isidentifier()]
+        if bad:
+            raise ValueError(f"target_template: {bad} are not field names: {template!r}")
+        self.template = template
+        self.fields = sorted(set(names))
+        literal = "".join(lit for lit, _, _, _ in parsed)
+        if hyp_marker is not None and (not hyp_marker.strip() or hyp_marker not in literal):
+            raise ValueError(
+                f"hyp_marker {hyp_marker!r} must be non-blank and appear in the literal text of "
+                f"target_template {template!r} (scoring keeps the hypothesis after it)"
+            )
+        self.hyp_marker = hyp_marker
+
+    def render(self, fields: Mapping[str, str]) -> str:
+        missing = [f for f in self.fields if f not in fields]
+        if missing:
+            raise KeyError(
+                f"target_template needs field(s) {missing} that this utterance lacks "
+                f"(available: {sorted(fields)}); template: {self.template!r}"
+            )
+        return self.template.format(**{f: fields[f].strip() for f in self.fields}).strip()

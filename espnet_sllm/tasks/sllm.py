@@ -77,8 +77,12 @@ model_choices = ClassChoices(
     "model", classes=dict(sllm=ESPnetSLLMModel), type_check=AbsESPnetModel, default="sllm"
 )
 
-#: Data names a recipe may give besides speech/text (utt2lang -> lang, context, tasks, ST).
-OPTIONAL_DATA_NAMES = ("lang", "task", "text_prev", "text_next", "text_src", "text_tgt")
+#: Data names a recipe may give besides speech/text: the per-utterance files of a data directory
+#: that sllm.sh passes when present (its table ``data_files``: utt2lang -> lang, utt2task ->
+#: task, utt2tgtlang -> tgt_lang, utt2subdialect -> subdialect, text_src, text_tgt, and the
+#: context files text_prev / text_next). Keep the two lists equal (tests/recipe checks it).
+OPTIONAL_DATA_NAMES = ("lang", "task", "tgt_lang", "subdialect", "text_prev", "text_next",
+                       "text_src", "text_tgt")
 
 
 def task_languages(args: argparse.Namespace) -> Optional[List[str]]:

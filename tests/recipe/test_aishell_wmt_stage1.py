@@ -8,10 +8,10 @@ import pytest
 
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
 from espnet_sllm.testing.recipe import REPO, copy_recipe, run_recipe
-from tests.data.test_aishell import make_archives
-from tests.data.test_aishell2 import make_tree as make_aishell2
-from tests.data.test_alpaca_zh import RECORDS
-from tests.data.test_wmt19 import make_root as make_wmt19
+from tests.data.corpora.test_aishell import make_archives
+from tests.data.corpora.test_aishell2 import make_tree as make_aishell2
+from tests.data.corpora.test_alpaca_zh import RECORDS
+from tests.data.corpora.test_wmt19 import make_root as make_wmt19
 
 RECIPE = "egs2/aishell_wmt/asr1"
 STAGE1 = ["run.sh", "--stage", "1", "--stop_stage", "1"]

@@ -184,7 +184,7 @@ def test_decode_config_is_sllm_inference_options():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from espnet_sllm.bin.make_tiny_checkpoints import make_tiny_checkpoints, prompt_strings
+    from espnet_sllm.testing.tiny_checkpoints import make_tiny_checkpoints, prompt_strings
 
     sentences = ["hello world", "bonjour le monde"]
     for p in sorted(TUNING.glob("*_debug.yaml")):

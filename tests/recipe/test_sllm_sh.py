@@ -34,3 +34,73 @@ def test_bad_options_and_missing_inputs(args, message):
     proc = sllm(*args)
     assert proc.returncode != 0
     assert message in proc.stderr
+
+
+TEMPLATE = os.path.join(os.path.dirname(__file__), "..", "..", "egs2", "TEMPLATE", "sllm1",
+                        "sllm.sh")
+
+
+def _data_opts(tmp_path, *args):
+    """Runs sllm.sh's data_opts (the table data_files and the function, cut from the script)."""
+    text = open(TEMPLATE).read()
+    start = text.index("\ndata_files=")
+    end = text.index("\n}\n", text.index("\ndata_opts()")) + 3
+    script = tmp_path / "data_opts.sh"
+    script.write_text("set -euo pipefail\n" + text[start:end] + 'data_opts "$@"\n')
+    proc = subprocess.run(["bash", str(script), *map(str, args)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def test_data_opts_passes_the_optional_files_a_data_dir_holds(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    for name in ("wav.scp", "text", "utt2spk"):
+        (d / name).write_text("u1 x\n")
+    base = _data_opts(tmp_path, "train_", d, "true")
+    assert base == ["--train_data_path_and_name_and_type", f"{d}/wav.scp,speech,sound",
+                    "--train_data_path_and_name_and_type", f"{d}/text,text,text"]
+    files = {"utt2lang": "lang", "utt2task": "task", "utt2tgtlang": "tgt_lang",
+             "utt2subdialect": "subdialect", "text_src": "text_src", "text_tgt": "text_tgt",
+             "text_prev": "text_prev", "text_next": "text_next"}
+    for name in files:
+        (d / name).write_text("u1 x\n")
+    opts = _data_opts(tmp_path, "", d, "false", "true")
+    names = {o.split(",")[1]: o.split(",")[0] for o in opts[1::2]}
+    assert names == {"speech": f"{d}/wav.scp", **{n: f"{d}/{f}" for f, n in files.items()}}
+    # without context: no text_prev/text_next (ESPnet's streaming reader refuses empty values)
+    opts = _data_opts(tmp_path, "valid_", d, "true", "false")
+    assert {o.split(",")[1] for o in opts[1::2]} == {"speech", "text"} | (
+        set(files.values()) - {"text_prev", "text_next"})
+    assert all(o == "--valid_data_path_and_name_and_type" for o in opts[::2])
+
+
+def test_data_files_of_sllm_sh_are_the_tasks_optional_data_names():
+    import re
+
+    from espnet_sllm.tasks.sllm import OPTIONAL_DATA_NAMES, SLLMTask
+
+    text = open(TEMPLATE).read()
+    table = re.findall(r'^(?:data_files|context_files)\+?="([^"]*)"', text, re.M)
+    names = {pair.split(":")[1] for line in table for pair in line.split()}
+    assert names == set(OPTIONAL_DATA_NAMES)
+    assert set(SLLMTask.optional_data_names(train=True)) >= names
+    assert set(SLLMTask.optional_data_names(inference=True)) >= names | {"text"}
+
+
+def test_stage9_reads_hyp_marker_of_the_config(tmp_path):
+    text = open(TEMPLATE).read()
+    start = text.index("\nconfig_value()")
+    end = text.index("\n}\n", start) + 3
+    conf = tmp_path / "config.yaml"
+    conf.write_text("preprocessor_conf:\n  target_template: '{text} <translation> {text_tgt}'\n"
+                    "  hyp_marker: '<translation>'\n")
+    script = tmp_path / "cv.sh"
+    script.write_text("python=" + __import__("sys").executable + text[start:end]
+                      + 'config_value "$@"\n')
+    run = lambda *a: subprocess.run(["bash", str(script), str(conf), *a],  # noqa: E731
+                                    capture_output=True, text=True).stdout
+    assert run("preprocessor_conf", "hyp_marker") == "<translation>"
+    assert run("preprocessor_conf", "nothing") == ""
+    assert run("model_conf", "hyp_marker") == ""
+    assert '_opts+=(--hyp_marker "${_marker}")' in text

@@ -427,3 +427,32 @@ def test_split_options_errors(tmp_path):
     assert r.returncode == 1 and "--system needs a value" in r.stderr
     r = _split(tmp_path, "--debug", "true", defaults="system=")
     assert r.returncode == 1 and "no default for option --debug" in r.stderr
+
+
+def test_format_and_filter_carry_task_and_translation_files(data_dir, tmp_path):
+    """utt2task, utt2tgtlang, utt2subdialect, text_src, text_tgt reach dump/raw (stages 2-3),
+    restricted to the kept utterances; utt2tgtlang is carried though no Utterance field holds it."""
+    utts = list(read_kv(data_dir / "segments"))
+    files = {"utt2task": "st", "utt2tgtlang": "German", "utt2subdialect": "north",
+             "text_src": "src", "text_tgt": "tgt"}
+    for name, value in files.items():
+        (data_dir / name).write_text("".join(f"{u} {value} {u}\n" for u in utts))
+    dump, out = tmp_path / "dump", tmp_path / "filtered"
+    fmt.format_data(str(data_dir), str(dump), nj=1, progress=False)
+    kept = list(read_kv(dump / "wav.scp"))
+    assert "spkA-u4" not in kept and len(kept) == 5
+    for name, value in files.items():
+        assert read_kv(dump / name) == {u: f"{value} {u}" for u in kept}, name
+    fdata.filter_data(str(dump), str(out), min_sec=0.4, max_sec=30)
+    kept = list(read_kv(out / "wav.scp"))
+    assert "spkC-u1" not in kept and len(kept) == 4
+    for name, value in files.items():
+        assert read_kv(out / name) == {u: f"{value} {u}" for u in kept}, name
+    # A carried file that misses an utterance is an error naming the file and the utterance.
+    (data_dir / "utt2tgtlang").write_text("spkA-u1 German\n")
+    with pytest.raises(ValueError, match=r"utt2tgtlang: 5 of 6 utterances have no entry"):
+        fmt.format_data(str(data_dir), str(tmp_path / "bad"), nj=1, progress=False)
+    # The input lost the file: a re-run removes the stale copy.
+    (data_dir / "utt2tgtlang").unlink()
+    fmt.format_data(str(data_dir), str(dump), nj=1, progress=False)
+    assert not (dump / "utt2tgtlang").exists()

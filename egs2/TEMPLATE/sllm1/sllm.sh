@@ -46,6 +46,7 @@
 #   9  scoring                 sclite result.txt per set, per-language table, MER, RESULTS.md;
 #                              by utt2task: BLEU/ROUGE-L for st, ROUGE-L for sqa/qa; tables per
 #                              --score_group; conf/paper_results.yaml printed beside ours
+#                              the config's preprocessor_conf.hyp_marker -> --hyp_marker
 #   10 packing                 <exp>/packed/<name>.zip for sharing
 #
 # Options (default in brackets):
@@ -213,6 +214,17 @@ print(" ".join(f"--{k} {shlex.quote(str(v))}" for k, v in conf.items()))
 EOF
 }
 
+config_value() {  # $1 YAML file, $2... keys: the value (a string) or nothing
+    ${python} - "$@" <<'EOF'
+import sys, yaml
+value = yaml.safe_load(open(sys.argv[1])) or {}
+for key in sys.argv[2:]:
+    value = value.get(key) if isinstance(value, dict) else None
+if isinstance(value, str):
+    sys.stdout.write(value)
+EOF
+}
+
 # Each set once, in order (the validation set may also be a test set).
 all_sets=$(echo "${train_set} ${valid_set} ${test_sets}" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
 
@@ -296,14 +308,25 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
+# Optional per-utterance files of a data directory and the data names they become, as
+# <file>:<name>: every one a directory holds is passed to training, stats and decoding with no
+# change here (SLLMTask's OPTIONAL_DATA_NAMES accepts the same names; tests/recipe checks that
+# the two lists agree). Rule: utt2<x> -> <x> (utt2tgtlang -> tgt_lang, as the scorer calls it),
+# text_<x> -> text_<x>. The names are fields of the prompt templates and of target_template
+# (preprocessor_conf), e.g. {task}, {tgt_lang}, {text_tgt}. Every utterance needs a non-empty
+# value (ESPnet's readers refuse empty ones), except in the context files.
+data_files="utt2lang:lang utt2task:task utt2tgtlang:tgt_lang utt2subdialect:subdialect"
+data_files+=" text_src:text_src text_tgt:text_tgt"
+context_files="text_prev:text_prev text_next:text_next"
+
 data_opts() {  # $1 prefix (train_/valid_/""), $2 data dir, $3 with text, $4 with context
     local prefix=$1 d=$2 with_text=$3 with_context=${4:-false} name
     echo -n "--${prefix}data_path_and_name_and_type ${d}/wav.scp,speech,sound "
     [ "${with_text}" = true ] && echo -n "--${prefix}data_path_and_name_and_type ${d}/text,text,text "
-    local names="utt2lang:lang utt2task:task text_src:text_src text_tgt:text_tgt"
+    local names=${data_files}
     # Context files hold empty values at session ends, which ESPnet's streaming reader (used by
     # --collect_stats) refuses; training reads them with the map-style dataset, decoding too.
-    [ "${with_context}" = true ] && names+=" text_prev:text_prev text_next:text_next"
+    [ "${with_context}" = true ] && names+=" ${context_files}"
     for name in ${names}; do
         [ -f "${d}/${name%%:*}" ] && echo -n "--${prefix}data_path_and_name_and_type ${d}/${name%%:*},${name##*:},text "
     done
@@ -549,6 +572,13 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
             else log "Stage 9: ${s}: no ${_f}: no table per ${_f#utt2}"
             fi
         done
+        # The hypothesis post-processing declared beside target_template (preprocessor_conf
+        # hyp_marker, e.g. of a chain-of-thought target): score the text after the marker.
+        _marker=
+        if [ -f "${final_exp}/config.yaml" ]; then
+            _marker=$(config_value "${final_exp}/config.yaml" preprocessor_conf hyp_marker)
+        fi
+        [ -n "${_marker}" ] && _opts+=(--hyp_marker "${_marker}")
         # shellcheck disable=SC2086
         ${python} -m espnet_sllm.bin.sllm_score --ref "${_data}/text" --hyp "${_dir}/text" \
             --output_dir "${_dir}" --set_name "${s}" "${_opts[@]}" "${_paper[@]}" ${score_opts}

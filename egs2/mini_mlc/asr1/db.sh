@@ -7,6 +7,6 @@
 #
 # MINI_MLC: the synthetic demo corpus (espeak-ng conversations in the MLC-SLM release layout:
 #   <root>/{train,valid,test}/data/<Language>/...).  local/data.sh synthesises it there when it
-#   is absent (python -m espnet_sllm.data.synth_conversations); the --debug corpus goes to
+#   is absent (python -m espnet_sllm.data.synth.conversations); the --debug corpus goes to
 #   ${MINI_MLC}_debug.
 MINI_MLC=${MINI_MLC:-downloads/mini_mlc}

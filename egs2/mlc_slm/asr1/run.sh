@@ -30,7 +30,7 @@
 #     downloads/mlc_slm_debug and points MLC_SLM there (s4: a Common Voice-layout corpus into
 #     downloads/cv_debug, COMMONVOICE), then after stage 3 writes tiny random checkpoints of
 #     the real architectures to exp_debug/tiny/{whisper,gemma2} (python -m
-#     espnet_sllm.bin.make_tiny_checkpoints; tokenizer trained on data/train/text and the
+#     espnet_sllm.testing.tiny_checkpoints; tokenizer trained on data/train/text and the
 #     prompts of every debug config), which the *_debug.yaml configs load; CPU only, one epoch
 #     of 10 steps, dump_debug/ and exp_debug/.
 #
@@ -130,11 +130,11 @@ sllm() {
 
 if [ "${debug}" = true ] && [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     log "Debug corpus: espeak-ng conversations in the MLC-SLM release layout -> ${MLC_SLM}"
-    ${python} -m espnet_sllm.data.synth_conversations --out "${MLC_SLM}" --debug \
+    ${python} -m espnet_sllm.data.synth.conversations --out "${MLC_SLM}" --debug \
         --release_layout --nj 2
     if [ "${system}" = s4 ]; then
         log "Debug corpus: single read sentences in the Common Voice layout -> ${COMMONVOICE}"
-        ${python} -m espnet_sllm.data.synth_conversations --out "${COMMONVOICE}" --debug \
+        ${python} -m espnet_sllm.data.synth.conversations --out "${COMMONVOICE}" --debug \
             --common_voice --nj 2
     fi
 fi
@@ -156,7 +156,7 @@ if [ "${stop_stage}" -ge 4 ] && [ "${debug}" = true ]; then
     [ -f data/train/text ] || die "missing data/train/text: run stage 1"
     # The same tokenizer text for every system (all debug configs' prompts), so that the
     # systems share one tokenizer and one system's run never rewrites another's checkpoints.
-    ${python} -m espnet_sllm.bin.make_tiny_checkpoints --out "${expdir}/tiny" \
+    ${python} -m espnet_sllm.testing.tiny_checkpoints --out "${expdir}/tiny" \
         --sentences_from data/train/text --prompt_config conf/tuning/*_debug.yaml
 fi
 

@@ -46,7 +46,7 @@ langs=$(echo "${langs//,/ }" | xargs)
 [ -n "${langs}" ] || die "--langs is empty"
 # The ISO codes name the test sets; this also rejects an unknown language early.
 # shellcheck disable=SC2086
-codes=$(python -m espnet_sllm.data.mls --print_codes ${langs}) \
+codes=$(python -m espnet_sllm.data.corpora.mls --print_codes ${langs}) \
     || die "--langs: see the error above"
 test_sets=""
 for c in ${codes}; do test_sets+="${test_sets:+ }mls_${c}_test"; done

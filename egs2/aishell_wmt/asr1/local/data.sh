@@ -6,7 +6,7 @@
 #
 # Stage 1 of egs2/aishell_wmt/asr1: Kaldi data directories of the four corpora of Wu et al.
 # (corpus roots in db.sh: ${AISHELL}, ${AISHELL2_TEST}, ${WMT19}, ${ALPACA_ZH}; each
-# overridable from the environment), each read by `python -m espnet_sllm.data.<corpus>`:
+# overridable from the environment), each read by `python -m espnet_sllm.data.corpora.<corpus>`:
 #   aishell    AISHELL-1 -> <data_dir>/aishell_{train,dev,test} (ASR; ids BAC009<spk>W<nnnn>,
 #              speakers BAC009<spk>; per-speaker archives <spk>.tar.gz are extracted first,
 #              once); dropped and counted: WAVs without transcript (per set), transcript
@@ -22,7 +22,7 @@
 #              text_tgt = output, utt2task sqa); dropped and counted: empty outputs/questions
 # Every set has utt2lang zh.  Lines or records with bytes that are not UTF-8 are dropped and
 # counted too.  Malformed input is an error naming file:line (see each reader's docstring,
-# python -m espnet_sllm.data.<corpus> --help).
+# python -m espnet_sllm.data.corpora.<corpus> --help).
 #
 # Options:
 #   --corpora "C1 C2 ..."      corpora to prepare, space or comma separated; each one's root
@@ -90,24 +90,24 @@ for c in ${corpora}; do
     case ${c} in
         aishell)
             log "Reading AISHELL-1 ${AISHELL} into ${data_dir}/aishell_{train,dev,test}"
-            python -m espnet_sllm.data.aishell --root "${AISHELL}" --data_dir "${data_dir}" \
+            python -m espnet_sllm.data.corpora.aishell --root "${AISHELL}" --data_dir "${data_dir}" \
                 --strict "${strict}" ${extract_dir:+--extract_dir "${extract_dir}"}
             made+=(aishell_train aishell_dev aishell_test) ;;
         aishell2)
             log "Reading AISHELL-2 iOS test ${AISHELL2_TEST} into ${data_dir}/aishell2_test"
-            python -m espnet_sllm.data.aishell2 --root "${AISHELL2_TEST}" --device iOS \
+            python -m espnet_sllm.data.corpora.aishell2 --root "${AISHELL2_TEST}" --device iOS \
                 --split test --out "${data_dir}/aishell2_test" --strict "${strict}"
             made+=(aishell2_test) ;;
         wmt19)
             log "Reading WMT19 ${WMT19} into ${data_dir}/wmt19_{train,test} (text only;" \
                 "news-commentary pairs: ${wmt19_max_pairs} (0: all))"
-            python -m espnet_sllm.data.wmt19 --root "${WMT19}" --data_dir "${data_dir}" \
+            python -m espnet_sllm.data.corpora.wmt19 --root "${WMT19}" --data_dir "${data_dir}" \
                 --max_pairs "${wmt19_max_pairs}" --strict "${strict}"
             made+=(wmt19_train wmt19_test) ;;
         alpaca_zh)
             log "Reading Alpaca-zh ${ALPACA_ZH} into ${data_dir}/alpaca_zh (text only;" \
                 "records: ${alpaca_max_records} (0: all))"
-            python -m espnet_sllm.data.alpaca_zh --root "${ALPACA_ZH}" \
+            python -m espnet_sllm.data.corpora.alpaca_zh --root "${ALPACA_ZH}" \
                 --out "${data_dir}/alpaca_zh" --max_records "${alpaca_max_records}" \
                 --strict "${strict}"
             made+=(alpaca_zh) ;;

@@ -5,13 +5,13 @@
 # Stage 1 of egs2/kespeech/asr1: makes the Kaldi data directories (corpus roots in db.sh:
 # ${KESPEECH}, ${WENETSPEECH}; both overridable from the environment).
 #   1. KeSpeech Tasks/ASR/<part> -> <data_dir>/<part> for train_phase1 train_phase2 dev_phase1
-#      dev_phase2 test (python -m espnet_sllm.data.kespeech: noise tags such as <SPOKEN_NOISE>
+#      dev_phase2 test (python -m espnet_sllm.data.corpora.kespeech: noise tags such as <SPOKEN_NOISE>
 #      and spaces removed from the text, utterances with only noise / no text / a missing wav
 #      dropped and counted, utt2lang = zh, utt2subdialect kept for per-subdialect scoring);
 #   2. <data_dir>/train = train_phase1 + train_phase2, <data_dir>/dev = dev_phase1 + dev_phase2
 #      (python -m espnet_sllm.data.kaldi_dir combine; utt2subdialect is carried over);
 #   3. with --wenetspeech true: the TEST_NET and TEST_MEETING segments of WenetSpeech.json ->
-#      <data_dir>/test_net, <data_dir>/test_meeting (python -m espnet_sllm.data.wenetspeech:
+#      <data_dir>/test_net, <data_dir>/test_meeting (python -m espnet_sllm.data.corpora.wenetspeech:
 #      wav.scp = the long-form .opus recordings, segments = the cuts; audio files listed but
 #      absent, zero or negative durations are dropped and counted).
 # Lines with bytes that are not UTF-8 are dropped and counted too; malformed files are errors
@@ -54,7 +54,7 @@ mkdir -p "${data_dir}"
 parts="train_phase1 train_phase2 dev_phase1 dev_phase2 test"
 log "Reading KeSpeech ${KESPEECH} (${parts}) into ${data_dir}/<part>"
 # shellcheck disable=SC2086
-python -m espnet_sllm.data.kespeech --root "${KESPEECH}" --out_dir "${data_dir}" --parts ${parts} \
+python -m espnet_sllm.data.corpora.kespeech --root "${KESPEECH}" --out_dir "${data_dir}" --parts ${parts} \
     --strict "${strict}"
 
 log "Combining ${data_dir}/train_phase{1,2} into ${data_dir}/train" \
@@ -68,7 +68,7 @@ made=(train_phase1 train_phase2 train dev_phase1 dev_phase2 dev test)
 if [ "${wenetspeech}" = true ]; then
     log "Reading WenetSpeech ${WENETSPEECH}/WenetSpeech.json (TEST_NET, TEST_MEETING) into" \
         "${data_dir}/test_net and ${data_dir}/test_meeting"
-    python -m espnet_sllm.data.wenetspeech --json "${WENETSPEECH}/WenetSpeech.json" \
+    python -m espnet_sllm.data.corpora.wenetspeech --json "${WENETSPEECH}/WenetSpeech.json" \
         --subsets TEST_NET TEST_MEETING --out_dir "${data_dir}" --strict "${strict}"
     made+=(test_net test_meeting)
 else

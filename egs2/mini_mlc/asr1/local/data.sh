@@ -8,7 +8,7 @@
 #      under ${MINI_MLC} from db.sh (default downloads/mini_mlc, ${MINI_MLC}_debug with
 #      --debug true), unless a complete corpus of the same configuration is already there;
 #   2. reads each split with the MLC-SLM reader, exactly as the real corpus is read:
-#        python -m espnet_sllm.data.mlc_slm --root <root>/<split> --out data/<split>
+#        python -m espnet_sllm.data.corpora.mlc_slm --root <root>/<split> --out data/<split>
 #   3. prints the number of recordings and utterances per set and language.
 #
 # Options:
@@ -41,11 +41,11 @@ if [ "${debug}" = true ]; then
 fi
 
 log "Synthesising mini_mlc under ${root} (skipped when complete)"
-python -m espnet_sllm.data.synth_conversations --out "${root}" "${synth_opts[@]}"
+python -m espnet_sllm.data.synth.conversations --out "${root}" "${synth_opts[@]}"
 
 for split in train valid test; do
     log "Reading ${root}/${split} into data/${split}"
-    python -m espnet_sllm.data.mlc_slm --root "${root}/${split}" --out "data/${split}" \
+    python -m espnet_sllm.data.corpora.mlc_slm --root "${root}/${split}" --out "data/${split}" \
         --strict "${strict}"
 done
 

@@ -15,9 +15,9 @@
 #      <data_dir>/cv_train, and <data_dir>/train_cv = train + cv_train.  Common Voice has no
 #      neighbouring segments, so train_cv has no text_prev/text_next (S4 uses the S1 prompts,
 #      without context), and its Common Voice utterances get whole-clip segments.
-# Each set is read by `python -m espnet_sllm.data.mlc_slm` (ids, segments, utt2lang with the
+# Each set is read by `python -m espnet_sllm.data.corpora.mlc_slm` (ids, segments, utt2lang with the
 # 15 labels English-American ... Vietnamese, text_prev/text_next from the neighbouring segments
-# of the same session) or `python -m espnet_sllm.data.common_voice`.  A problem of one segment
+# of the same session) or `python -m espnet_sllm.data.corpora.common_voice`.  A problem of one segment
 # line or one session (not UTF-8, empty text, zero or negative duration, a segment ending more
 # than 0.5 s after its audio, a missing or unreadable .wav, a session outside a language or
 # accent folder) is dropped and counted in the reader's summary line; malformed annotation
@@ -125,7 +125,7 @@ for part in "${train_parts[@]}"; do
     fi
     for l in "${set_lang_opts[@]:1}"; do langs_seen+="${l} "; done
     log "Reading ${part} into ${data_dir}/train_${n}"
-    python -m espnet_sllm.data.mlc_slm --root "${part}" --out "${data_dir}/train_${n}" \
+    python -m espnet_sllm.data.corpora.mlc_slm --root "${part}" --out "${data_dir}/train_${n}" \
         --strict "${strict}" "${set_lang_opts[@]}"
     part_dirs+=("${data_dir}/train_${n}")
 done
@@ -142,7 +142,7 @@ made+=(train)
 
 # 2. Development set (it must have every requested language).
 log "Reading ${MLC_SLM}/${dev_folder} into ${data_dir}/dev"
-python -m espnet_sllm.data.mlc_slm --root "${MLC_SLM}/${dev_folder}" --out "${data_dir}/dev" \
+python -m espnet_sllm.data.corpora.mlc_slm --root "${MLC_SLM}/${dev_folder}" --out "${data_dir}/dev" \
     --strict "${strict}" ${langs:+--langs ${langs}}
 made+=(dev)
 
@@ -164,7 +164,7 @@ for entry in ${eval_sets}; do
         continue
     fi
     log "Reading ${MLC_SLM}/${folder} into ${data_dir}/${name}"
-    python -m espnet_sllm.data.mlc_slm --root "${MLC_SLM}/${folder}" --out "${data_dir}/${name}" \
+    python -m espnet_sllm.data.corpora.mlc_slm --root "${MLC_SLM}/${folder}" --out "${data_dir}/${name}" \
         --strict "${strict}" "${set_lang_opts[@]}"
     if [ ! -f "${data_dir}/${name}/text" ]; then
         log "${data_dir}/${name} has no text: it can be decoded, not scored"
@@ -178,7 +178,7 @@ if [ "${use_cv}" = true ]; then
     cv_langs=$(cut -d' ' -f2 "${data_dir}/train/utt2lang" | sed 's/-.*//' | sort -u | tr '\n' ' ')
     log "Reading Common Voice ${COMMONVOICE} (train; ${cv_langs}) into ${data_dir}/cv_train"
     # shellcheck disable=SC2086
-    python -m espnet_sllm.data.common_voice --cv_root "${COMMONVOICE}" --split train \
+    python -m espnet_sllm.data.corpora.common_voice --cv_root "${COMMONVOICE}" --split train \
         --out "${data_dir}/cv_train" --max_utts_per_lang "${cv_max_utts_per_lang}" \
         --strict "${strict}" --langs ${cv_langs}
     log "Combining ${data_dir}/train and ${data_dir}/cv_train into ${data_dir}/train_cv;" \

@@ -186,7 +186,7 @@ def header(system: str, debug: bool) -> str:
     ]
     if debug:
         lines.insert(1, f"# Debug twin of {system}.yaml: the same keys; exp_debug/tiny/* are "
-                        "written by espnet_sllm.bin.make_tiny_checkpoints (run.sh --debug true).")
+                        "written by espnet_sllm.testing.tiny_checkpoints (run.sh --debug true).")
     return "\n".join(lines) + "\n"
 
 

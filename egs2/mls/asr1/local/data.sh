@@ -5,7 +5,7 @@
 #                 [--strict true|false]
 #
 # Stage 1 of egs2/mls/asr1: Kaldi data directories from Multilingual LibriSpeech (corpus root
-# ${MLS} in db.sh, overridable from the environment), read by `python -m espnet_sllm.data.mls`:
+# ${MLS} in db.sh, overridable from the environment), read by `python -m espnet_sllm.data.corpora.mls`:
 #   1. per language <code> (en de nl fr es it pt pl): <data_dir>/mls_<code>_{train,dev,test}
 #      (ids mls-<code>-<spk>-<book>_<utt>, speakers mls-<code>-<spk>, utt2lang <code>,
 #      spk2gender from metainfo.txt, wav.scp pointing at the FLAC files);
@@ -72,7 +72,7 @@ for l in ${langs}; do
         || die "no folder mls_${l} in MLS=${MLS} (language '${l}' of --langs): ${setup_hint}"
 done
 # shellcheck disable=SC2086
-codes=$(python -m espnet_sllm.data.mls --print_codes ${langs})
+codes=$(python -m espnet_sllm.data.corpora.mls --print_codes ${langs})
 balance=false
 if [ "${balance_total}" -gt 0 ] \
         || ! awk -v a="${balance_alpha}" 'BEGIN { exit !(a + 0 == 1 && a ~ /^[0-9.]+$/) }'; then
@@ -84,7 +84,7 @@ mkdir -p "${data_dir}"
 # 1. Every language's train/dev/test.
 log "Reading MLS ${MLS} (${langs}; train: ${limited:-all}) into ${data_dir}/mls_<code>_<split>"
 # shellcheck disable=SC2086
-python -m espnet_sllm.data.mls --mls_root "${MLS}" --langs ${langs} --data_dir "${data_dir}" \
+python -m espnet_sllm.data.corpora.mls --mls_root "${MLS}" --langs ${langs} --data_dir "${data_dir}" \
     --strict "${strict}" ${limited:+--limited "${limited}"}
 
 train_dirs=()

@@ -8,7 +8,7 @@
 #   1. for each pair <src>_<tgt>: ${COVOST2}/covost_v2.<src>_<tgt>.tsv (or its .tsv.tar.gz,
 #      extracted into --work_dir) joined with ${COMMONVOICE}/<src>/validated.tsv and the clips
 #      of ${COMMONVOICE}/<src>/clips -> <data_dir>/covost_<src>_<tgt>_{train,dev,test}
-#      (train = CoVoST splits train + train_covost), read by `python -m espnet_sllm.data.covost2`:
+#      (train = CoVoST splits train + train_covost), read by `python -m espnet_sllm.data.corpora.covost2`:
 #      text = transcript, text_tgt = translation, utt2task = st, utt2lang = <src>;
 #   2. <data_dir>/train = the train sets of all pairs, <data_dir>/dev = their dev sets (one model
 #      for all directions); the test sets stay per pair, for BLEU per direction.
@@ -55,7 +55,7 @@ pairs=${pairs//,/ }
 mkdir -p "${data_dir}"
 log "Reading CoVoST 2 pairs ${pairs} (${COVOST2}) with Common Voice ${COMMONVOICE}"
 # shellcheck disable=SC2086
-python -m espnet_sllm.data.covost2 --cv_root "${COMMONVOICE}" --covost_root "${COVOST2}" \
+python -m espnet_sllm.data.corpora.covost2 --cv_root "${COMMONVOICE}" --covost_root "${COVOST2}" \
     --pairs ${pairs} --data_dir "${data_dir}" --work_dir "${work_dir}" --strict "${strict}"
 
 made=()

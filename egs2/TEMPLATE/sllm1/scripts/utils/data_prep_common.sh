@@ -12,7 +12,7 @@
 #   * the option every local/data.sh shares, defined here (default false; the script does not
 #     define it itself, and lists it in its help):
 #       --strict true|false   passed on to every corpus reader it runs (python -m
-#                             espnet_sllm.data.<reader> ... --strict "${strict}"): true turns
+#                             espnet_sllm.data.corpora.<reader> ... --strict "${strict}"): true turns
 #                             each row the reader would drop and count (not UTF-8, missing
 #                             audio, a segment beyond its audio, ...) into an error naming
 #                             file:line and the reason;

@@ -48,12 +48,12 @@ UTF-8 are in the id itself), a repeated id, a speaker id with blanks, an unknown
 label (the message lists the valid ones), and an unknown part name.
 
 Usage:
-    python -m espnet_sllm.data.kespeech --root /db/KeSpeech --out_dir data \\
+    python -m espnet_sllm.data.corpora.kespeech --root /db/KeSpeech --out_dir data \\
         [--parts train_phase1 train_phase2 dev_phase1 dev_phase2 test] [--strict true]
     # -> data/train_phase1, data/train_phase2, ...; combine with
     #    python -m espnet_sllm.data.kaldi_dir combine --out data/train data/train_phase{1,2}
 
-    from espnet_sllm.data.kespeech import read_kespeech
+    from espnet_sllm.data.corpora.kespeech import read_kespeech
     utts, stats = read_kespeech("/db/KeSpeech", "test")
 """
 import argparse
@@ -65,7 +65,7 @@ from collections import Counter
 from typing import List, Optional, Sequence, Tuple
 
 from espnet_sllm.data.kaldi_dir import Utterance
-from espnet_sllm.data.reader_utils import (
+from espnet_sllm.data.corpora.reader_utils import (
     NOT_UTF8,
     NotUtf8Line,
     ReaderError,

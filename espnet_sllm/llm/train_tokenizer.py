@@ -1,6 +1,7 @@
 """Train a small sentencepiece tokenizer and save it as a Hugging Face tokenizer directory.
 
-Used by tests, the demo and by recipes that train an LLM from scratch (stage 4): the result is
+Used by recipes that train an LLM from scratch (stage 4, via :mod:`espnet_sllm.llm.scratch`), by
+tests and by the demo: the result is
 loaded with ``AutoTokenizer.from_pretrained(dir)``, exactly like a real LLM's tokenizer.
 """
 import os

@@ -2,7 +2,7 @@
 
 The demo recipe ``egs2/mini_mlc/asr1`` trains a tiny Speech-LLM from scratch on a CPU.  Its
 corpus is made here with espeak-ng and written exactly like the MLC-SLM release, so the demo
-reads it with the same reader (:mod:`espnet_sllm.data.mlc_slm`) as the real corpus::
+reads it with the same reader (:mod:`espnet_sllm.data.corpora.mlc_slm`) as the real corpus::
 
     <out>/train/data/English/American_English/<NNNN>/<session>.wav + .txt   (training layout)
     <out>/train/data/French/<NNNN>/<session>.wav + .txt
@@ -45,13 +45,13 @@ run).  ``--common_voice`` writes single read sentences of the training sentence 
 Common Voice layout instead (``<out>/<code>/train.tsv`` + ``clips/*.mp3``, for system S4).
 
 Usage:
-    python -m espnet_sllm.data.synth_conversations --out downloads/mini_mlc --nj 2
-    python -m espnet_sllm.data.synth_conversations --out downloads/mini_mlc_debug --debug
-    python -m espnet_sllm.data.synth_conversations --out downloads/mlc_slm_debug --debug \\
+    python -m espnet_sllm.data.synth.conversations --out downloads/mini_mlc --nj 2
+    python -m espnet_sllm.data.synth.conversations --out downloads/mini_mlc_debug --debug
+    python -m espnet_sllm.data.synth.conversations --out downloads/mlc_slm_debug --debug \\
         --release_layout
-    python -m espnet_sllm.data.synth_conversations --out downloads/cv_debug --debug \\
+    python -m espnet_sllm.data.synth.conversations --out downloads/cv_debug --debug \\
         --common_voice
-    python -m espnet_sllm.data.synth_conversations --out /tmp/mm --langs English-American \\
+    python -m espnet_sllm.data.synth.conversations --out /tmp/mm --langs English-American \\
         Japanese --n_train_sessions 2 --n_valid_sessions 2 --n_test_sessions 2 \\
         --turns_per_session 4
 
@@ -600,7 +600,7 @@ class CVJob:
 
 
 def _cv_code(language: str) -> str:
-    from espnet_sllm.data.common_voice import CV_LANGUAGES
+    from espnet_sllm.data.corpora.common_voice import CV_LANGUAGES
 
     return {v: k for k, v in CV_LANGUAGES.items()}[language]
 
@@ -647,7 +647,7 @@ def synthesise_common_voice(out: str, labels: Sequence[str], n_clips: int, seed:
 
     one folder per LANGUAGE of ``labels`` (English accents share ``en``), ``n_clips`` clips each,
     sentences from the training part of the sentence space read by ``CV_SPEAKERS`` voices.  Read
-    by :mod:`espnet_sllm.data.common_voice` (system S4 of egs2/mlc_slm).  Idempotent like
+    by :mod:`espnet_sllm.data.corpora.common_voice` (system S4 of egs2/mlc_slm).  Idempotent like
     `synthesise` (marker ``<out>/.mini_cv_complete``)."""
     config = dict(version=FORMAT_VERSION, kind="common_voice", langs=list(labels), seed=seed,
                   n_clips=n_clips)

@@ -15,7 +15,7 @@ recipe's db.sh)::
     <covost_root>/covost_v2.<src>_<tgt>.tsv       one translation table per pair, or as released:
     <covost_root>/covost_v2.<src>_<tgt>.tsv.tar.gz  (https://dl.fbaipublicfiles.com/covost/)
 
-* ``validated.tsv`` is read by `espnet_sllm.data.common_voice.read_cv_table` (columns by name:
+* ``validated.tsv`` is read by `espnet_sllm.data.corpora.common_voice.read_cv_table` (columns by name:
   ``path``, ``sentence``, ``client_id``; literal quotes; its checks and errors).
 * ``covost_v2.<src>_<tgt>.tsv``: UTF-8, TAB-separated, header row; the columns ``path``,
   ``translation`` and ``split`` are read BY NAME (the release also has ``sentence`` and
@@ -36,7 +36,7 @@ Ids and labels
     speaker    cv-<src>-<client_id[:8]>                    cv-en-1a2b3c4d
     utterance  cv-<src>-<client_id[:8]>-<clip stem>-<tgt>  cv-en-1a2b3c4d-common_voice_en_12-de
 
-The speaker is the one of ``espnet_sllm.data.common_voice`` (no client_id: the utterance is
+The speaker is the one of ``espnet_sllm.data.corpora.common_voice`` (no client_id: the utterance is
 its own speaker, ``cv-<src>-<clip stem>-<tgt>``).  The ``-<tgt>`` suffix keeps ids unique in a
 set that combines pairs sharing a source language (CoVoST has en->de, en->ja, ... on the same
 English clips) and distinct from the ASR ids of the same clip (common_voice.py), so that ASR and
@@ -66,12 +66,12 @@ something; a clip whose Common Voice row was dropped so is then ``not_in_cv_tabl
 ``strict`` (``--strict true``) every drop is an error instead.
 
 Usage:
-    python -m espnet_sllm.data.covost2 --cv_root /db/cv-corpus-4 --covost_root /db/covost2 \\
+    python -m espnet_sllm.data.corpora.covost2 --cv_root /db/cv-corpus-4 --covost_root /db/covost2 \\
         --pairs en_de fr_en --data_dir data [--work_dir data/local/covost2] [--strict true]
         # -> data/covost_en_de_train data/covost_en_de_dev data/covost_en_de_test
         #    data/covost_fr_en_train ...  (combine them with python -m espnet_sllm.data.kaldi_dir)
 
-    from espnet_sllm.data.covost2 import find_covost_tsv, read_covost2
+    from espnet_sllm.data.corpora.covost2 import find_covost_tsv, read_covost2
     tsv = find_covost_tsv("/db/covost2", "fr_en", work_dir="data/local/covost2")
     sets, stats = read_covost2(tsv, "/db/cv-corpus-4/fr", "fr_en")   # {"train": [...], ...}
 """
@@ -84,9 +84,9 @@ import sys
 import tarfile
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from espnet_sllm.data.common_voice import clip_stem, read_cv_table, speaker_and_utterance
+from espnet_sllm.data.corpora.common_voice import clip_stem, read_cv_table, speaker_and_utterance
 from espnet_sllm.data.kaldi_dir import Utterance, write_data_dir
-from espnet_sllm.data.reader_utils import (
+from espnet_sllm.data.corpora.reader_utils import (
     ReaderError,
     ReaderStats,
     add_strict_option,

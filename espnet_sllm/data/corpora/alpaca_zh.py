@@ -29,10 +29,10 @@ own speaker; ``utt2task`` = ``sqa`` (spoken QA: the question will be speech), ``
 ``zh``.
 
 Usage:
-    python -m espnet_sllm.data.alpaca_zh --root /db/alpaca_zh --out data/alpaca_zh \\
+    python -m espnet_sllm.data.corpora.alpaca_zh --root /db/alpaca_zh --out data/alpaca_zh \\
         [--max_records N] [--strict true]
 
-    from espnet_sllm.data.alpaca_zh import read_alpaca_zh
+    from espnet_sllm.data.corpora.alpaca_zh import read_alpaca_zh
     utts, stats = read_alpaca_zh("/db/alpaca_zh/alpaca_data_zh_51k.json")
 """
 import argparse
@@ -44,7 +44,7 @@ import sys
 from typing import List, Optional, Tuple
 
 from espnet_sllm.data.kaldi_dir import Utterance
-from espnet_sllm.data.reader_utils import (
+from espnet_sllm.data.corpora.reader_utils import (
     NOT_UTF8,
     ReaderError,
     ReaderStats,

@@ -1,4 +1,4 @@
-"""Tests of espnet_sllm.data.mls on a tiny Multilingual LibriSpeech tree (two languages).
+"""Tests of espnet_sllm.data.corpora.mls on a tiny Multilingual LibriSpeech tree (two languages).
 
 The audio files are real 16 kHz FLAC files written by soundfile, as in the release;
 metainfo.txt has the release's space padding (and a '|' inside a book title).
@@ -11,7 +11,7 @@ import soundfile
 
 from espnet_sllm.bin.format_data import format_data
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
-from espnet_sllm.data.mls import (
+from espnet_sllm.data.corpora.mls import (
     LANGUAGES,
     LIMITED,
     language_name,
@@ -21,8 +21,8 @@ from espnet_sllm.data.mls import (
     read_mls,
     utterance_ids,
 )
-from espnet_sllm.data.reader_utils import ReaderError
-from tests.data.test_reader_utils import assert_cli_error, run_reader
+from espnet_sllm.data.corpora.reader_utils import ReaderError
+from tests.data.corpora.test_reader_utils import assert_cli_error, run_reader
 
 SR = 16000
 META_HEADER = ("SPEAKER   |   GENDER   | PARTITION  |  MINUTES   |  BOOK ID   |"

@@ -41,7 +41,7 @@ Kaldi rule that keeps ``utt2spk`` and ``spk2utt`` in the same order.
 Checks
 ------
 Every problem of ONE segment line or ONE session is dropped and counted under a named reason
-(``espnet_sllm.data.reader_utils.ReaderStats``: printed as ``dropped=N (reason=n, ...)``, the
+(``espnet_sllm.data.corpora.reader_utils.ReaderStats``: printed as ``dropped=N (reason=n, ...)``, the
 first examples logged with their ``file:line``), so that one bad line does not keep the rest of
 a 1,500-hour corpus from being prepared:
 
@@ -76,11 +76,11 @@ Context: ``text_prev`` / ``text_next`` of an utterance are the texts of the prev
 kept segment of the same recording ordered by start time (either speaker), empty at the ends.
 
 Usage:
-    python -m espnet_sllm.data.mlc_slm --root /db/MLC-SLM/dev --out data/dev
-    python -m espnet_sllm.data.mlc_slm --root /db/MLC-SLM/MLC-SLM_Workshop-Training_Set_1 \\
+    python -m espnet_sllm.data.corpora.mlc_slm --root /db/MLC-SLM/dev --out data/dev
+    python -m espnet_sllm.data.corpora.mlc_slm --root /db/MLC-SLM/MLC-SLM_Workshop-Training_Set_1 \\
         --out data/train_part1 --langs English-American Japanese [--strict true]
 
-    from espnet_sllm.data.mlc_slm import read_mlc_slm
+    from espnet_sllm.data.corpora.mlc_slm import read_mlc_slm
     utts, stats = read_mlc_slm("/db/MLC-SLM/dev", languages=["Japanese"])
 """
 import argparse
@@ -95,7 +95,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import soundfile
 
 from espnet_sllm.data.kaldi_dir import Segment, Utterance
-from espnet_sllm.data.reader_utils import (
+from espnet_sllm.data.corpora.reader_utils import (
     ReaderError,
     ReaderStats,
     add_strict_option,

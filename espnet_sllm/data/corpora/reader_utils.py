@@ -1,4 +1,4 @@
-"""What every corpus reader of ``espnet_sllm.data`` shares: counts of kept and dropped rows,
+"""What every corpus reader of ``espnet_sllm.data.corpora`` shares: counts of kept and dropped rows,
 line-numbered reading, id checks and the command-line error convention.
 
 Every reader (``mls``, ``covost2``, ``common_voice``, ``kespeech``, ``wenetspeech``,
@@ -22,8 +22,8 @@ Every reader (``mls``, ``covost2``, ``common_voice``, ``kespeech``, ``wenetspeec
   Python traceback; it prints the counts (`ReaderStats.summary`) on success.
 
 Usage:
-    from espnet_sllm.data.reader_utils import (ReaderError, ReaderStats, add_strict_option,
-                                               iter_lines, check_id, run_main)
+    from espnet_sllm.data.corpora.reader_utils import (
+        ReaderError, ReaderStats, add_strict_option, iter_lines, check_id, run_main)
     parser = argparse.ArgumentParser(...)
     add_strict_option(parser)                    # --strict true|false (default false)
     args = parser.parse_args(argv)
@@ -281,4 +281,4 @@ __all__ = ["ReaderError", "ReaderStats", "NOT_UTF8", "NotUtf8Line", "iter_lines"
 
 
 if __name__ == "__main__":  # pragma: no cover - a library module
-    sys.exit("espnet_sllm.data.reader_utils is a library; see its docstring")
+    sys.exit("espnet_sllm.data.corpora.reader_utils is a library; see its docstring")

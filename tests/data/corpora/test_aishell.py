@@ -1,4 +1,4 @@
-"""Tests of espnet_sllm.data.aishell on tiny AISHELL-1 trees: the extracted layout and the
+"""Tests of espnet_sllm.data.corpora.aishell on tiny AISHELL-1 trees: the extracted layout and the
 per-speaker archives of the download (extracted safely and once)."""
 import io
 import os
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import soundfile
 
-from espnet_sllm.data import aishell
-from espnet_sllm.data.aishell import extract_speaker_archives, main, read_aishell
+from espnet_sllm.data.corpora import aishell
+from espnet_sllm.data.corpora.aishell import extract_speaker_archives, main, read_aishell
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
-from espnet_sllm.data.reader_utils import ReaderError
-from tests.data.test_reader_utils import assert_cli_error, run_reader
+from espnet_sllm.data.corpora.reader_utils import ReaderError
+from tests.data.corpora.test_reader_utils import assert_cli_error, run_reader
 
 SR = 16000
 # (split, speaker folder, utterance number)

@@ -36,10 +36,10 @@ wav.scp line without a path, utterance ids that do not sort like their speaker i
 folders of different lengths, e.g. ``T001`` and ``T0011``), a missing wav.scp or trans.txt.
 
 Usage:
-    python -m espnet_sllm.data.aishell2 --root /db/aishell2 --out data/aishell2_test \\
+    python -m espnet_sllm.data.corpora.aishell2 --root /db/aishell2 --out data/aishell2_test \\
         [--device iOS] [--split test]
 
-    from espnet_sllm.data.aishell2 import read_aishell2
+    from espnet_sllm.data.corpora.aishell2 import read_aishell2
     utts, stats = read_aishell2("/db/aishell2", device="iOS", split="test")
 """
 import argparse
@@ -49,7 +49,7 @@ import sys
 from typing import Dict, List, Optional, Tuple
 
 from espnet_sllm.data.kaldi_dir import Utterance
-from espnet_sllm.data.reader_utils import (
+from espnet_sllm.data.corpora.reader_utils import (
     ReaderError,
     ReaderStats,
     add_strict_option,

@@ -46,11 +46,11 @@ the Chinese source (what TTS will speak), ``text_tgt`` = the English translation
 ``utt2task`` = ``st``, ``utt2lang`` = ``zh`` (the language of the speech).
 
 Usage:
-    python -m espnet_sllm.data.wmt19 --root /db/wmt19 --data_dir data [--max_pairs N] \\
+    python -m espnet_sllm.data.corpora.wmt19 --root /db/wmt19 --data_dir data [--max_pairs N] \\
         [--strict true]
         # -> data/wmt19_train (news-commentary) data/wmt19_test (newstest2019)
 
-    from espnet_sllm.data.wmt19 import read_news_commentary, read_newstest
+    from espnet_sllm.data.corpora.wmt19 import read_news_commentary, read_newstest
     utts, stats = read_news_commentary("/db/wmt19/news-commentary-v14.en-zh.tsv", max_pairs=0)
     utts, stats = read_newstest("/db/wmt19/sgm/newstest2019-zhen-src.zh.sgm",
                                 "/db/wmt19/sgm/newstest2019-zhen-ref.en.sgm")
@@ -64,7 +64,7 @@ import sys
 from typing import Dict, List, Optional, Tuple
 
 from espnet_sllm.data.kaldi_dir import Utterance
-from espnet_sllm.data.reader_utils import (
+from espnet_sllm.data.corpora.reader_utils import (
     NOT_UTF8,
     NotUtf8Line,
     ReaderError,

@@ -1,10 +1,10 @@
-"""espnet_sllm.bin.make_tiny_checkpoints: the tiny checkpoints of a recipe's debug configs."""
+"""espnet_sllm.testing.tiny_checkpoints: the tiny checkpoints of a recipe's debug configs."""
 import json
 import os
 
 import yaml
 
-from espnet_sllm.bin.make_tiny_checkpoints import STAMP, main, prompt_strings
+from espnet_sllm.testing.tiny_checkpoints import STAMP, main, prompt_strings
 
 
 def test_checkpoints_tokenizer_and_idempotence(tmp_path, capsys):

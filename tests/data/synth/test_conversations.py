@@ -1,4 +1,4 @@
-"""Tests of espnet_sllm.data.synth_conversations: a tiny mini_mlc corpus read back by the
+"""Tests of espnet_sllm.data.synth.conversations: a tiny mini_mlc corpus read back by the
 MLC-SLM reader."""
 import dataclasses
 import itertools
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from espnet_sllm.data import synth_conversations as sc
-from espnet_sllm.data.mlc_slm import read_mlc_slm
+from espnet_sllm.data.synth import conversations as sc
+from espnet_sllm.data.corpora.mlc_slm import read_mlc_slm
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
@@ -183,7 +183,7 @@ def test_release_layout_is_read_like_the_release(tmp_path):
 
 
 def test_common_voice_layout_is_read_by_the_cv_reader(tmp_path):
-    from espnet_sllm.data.common_voice import read_common_voice
+    from espnet_sllm.data.corpora.common_voice import read_common_voice
 
     out = str(tmp_path / "cv")
     assert sc.main(["--out", out, "--common_voice", "--langs", "English-American",

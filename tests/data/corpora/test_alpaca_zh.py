@@ -1,12 +1,12 @@
-"""Tests of espnet_sllm.data.alpaca_zh on a tiny Alpaca-zh JSON file."""
+"""Tests of espnet_sllm.data.corpora.alpaca_zh on a tiny Alpaca-zh JSON file."""
 import json
 
 import pytest
 
-from espnet_sllm.data.alpaca_zh import main, read_alpaca_zh
+from espnet_sllm.data.corpora.alpaca_zh import main, read_alpaca_zh
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
-from espnet_sllm.data.reader_utils import ReaderError
-from tests.data.test_reader_utils import assert_cli_error, run_reader
+from espnet_sllm.data.corpora.reader_utils import ReaderError
+from tests.data.corpora.test_reader_utils import assert_cli_error, run_reader
 
 RECORDS = [
     {"instruction": "保持健康的三个提示。", "input": "", "output": "1. 保持身体活动。\n2. 均衡饮食。"},

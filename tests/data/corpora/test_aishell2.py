@@ -1,13 +1,13 @@
-"""Tests of espnet_sllm.data.aishell2 on tiny AISHELL-DEV-TEST-SET trees in the release layout:
+"""Tests of espnet_sllm.data.corpora.aishell2 on tiny AISHELL-DEV-TEST-SET trees in the release layout:
 ``wav.scp`` lines ``IT0011W0001<TAB>wav/T0011/IT0011W0001.wav`` (the utterance id is the device
 letter, I / A / M, followed by the speaker folder and W<nnnn>)."""
 import os
 
 import pytest
 
-from espnet_sllm.data.aishell2 import main, read_aishell2, speaker_id
+from espnet_sllm.data.corpora.aishell2 import main, read_aishell2, speaker_id
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
-from espnet_sllm.data.reader_utils import ReaderError
+from espnet_sllm.data.corpora.reader_utils import ReaderError
 
 # "{d}" is the device letter: I (iOS), A (Android), M (Mic).
 SCP = [

@@ -1,4 +1,4 @@
-"""Tests of espnet_sllm.data.wenetspeech on a tiny WenetSpeech release: a WenetSpeech.json with
+"""Tests of espnet_sllm.data.corpora.wenetspeech on a tiny WenetSpeech release: a WenetSpeech.json with
 three audios (Ogg/Opus files written by soundfile at 16 and 48 kHz, one absent) whose segments
 mix TEST_NET, TEST_MEETING and training subsets.  Stage 2 (format_data) is run on the result to
 check that the Opus recordings are decoded and cut."""
@@ -10,10 +10,10 @@ import pytest
 import soundfile
 
 from espnet_sllm.bin.format_data import format_data
-from espnet_sllm.data import wenetspeech as ws
+from espnet_sllm.data.corpora import wenetspeech as ws
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
-from espnet_sllm.data.reader_utils import ReaderError
-from tests.data.test_reader_utils import assert_cli_error, run_reader
+from espnet_sllm.data.corpora.reader_utils import ReaderError
+from tests.data.corpora.test_reader_utils import assert_cli_error, run_reader
 
 A = "X0000000000_100638174"
 B = "Y0000000001_-a_b-Cd"

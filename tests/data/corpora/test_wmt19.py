@@ -1,10 +1,10 @@
-"""Tests of espnet_sllm.data.wmt19 on tiny news-commentary / newstest2019 files."""
+"""Tests of espnet_sllm.data.corpora.wmt19 on tiny news-commentary / newstest2019 files."""
 import pytest
 
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
-from espnet_sllm.data.reader_utils import ReaderError
-from tests.data.test_reader_utils import assert_cli_error, run_reader
-from espnet_sllm.data.wmt19 import main, read_news_commentary, read_newstest
+from espnet_sllm.data.corpora.reader_utils import ReaderError
+from tests.data.corpora.test_reader_utils import assert_cli_error, run_reader
+from espnet_sllm.data.corpora.wmt19 import main, read_news_commentary, read_newstest
 
 NC = [
     "The world is changing.\t世界正在改变。",

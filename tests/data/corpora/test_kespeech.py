@@ -1,4 +1,4 @@
-"""Tests of espnet_sllm.data.kespeech on a tiny KeSpeech tree (real WAV files, relative paths)."""
+"""Tests of espnet_sllm.data.corpora.kespeech on a tiny KeSpeech tree (real WAV files, relative paths)."""
 import os
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import soundfile
 
 from espnet_sllm.data.kaldi_dir import combine_data_dirs, read_kv, validate_data_dir
-from espnet_sllm.data.kespeech import (
+from espnet_sllm.data.corpora.kespeech import (
     PARTS,
     SUBDIALECTS,
     clean_text,
@@ -14,8 +14,8 @@ from espnet_sllm.data.kespeech import (
     main,
     read_kespeech,
 )
-from espnet_sllm.data.reader_utils import ReaderError
-from tests.data.test_reader_utils import assert_cli_error, run_reader
+from espnet_sllm.data.corpora.reader_utils import ReaderError
+from tests.data.corpora.test_reader_utils import assert_cli_error, run_reader
 
 SR = 16000
 

@@ -1,4 +1,4 @@
-"""Tests of espnet_sllm.data.common_voice on tiny synthetic Common Voice language folders.
+"""Tests of espnet_sllm.data.corpora.common_voice on tiny synthetic Common Voice language folders.
 
 The clips are real MP3 files written by soundfile (libsndfile >= 1.1 encodes and decodes MP3),
 the format of the release; stage 2 (format_data) is run on the result to check that the .mp3
@@ -12,7 +12,7 @@ import pytest
 import soundfile
 
 from espnet_sllm.bin.format_data import format_data
-from espnet_sllm.data.common_voice import (
+from espnet_sllm.data.corpora.common_voice import (
     CV_LANGUAGES,
     CvRow,
     language_code,
@@ -21,8 +21,8 @@ from espnet_sllm.data.common_voice import (
     read_cv_table,
 )
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
-from espnet_sllm.data.reader_utils import ReaderError
-from tests.data.test_reader_utils import assert_cli_error, run_reader
+from espnet_sllm.data.corpora.reader_utils import ReaderError
+from tests.data.corpora.test_reader_utils import assert_cli_error, run_reader
 
 SR = 48000
 CLIENT_A = "a1b2c3d4" + "e" * 120

@@ -1,4 +1,4 @@
-"""Tests of espnet_sllm.data.mlc_slm on tiny synthetic trees of the MLC-SLM release layout."""
+"""Tests of espnet_sllm.data.corpora.mlc_slm on tiny synthetic trees of the MLC-SLM release layout."""
 import os
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 import soundfile
 
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
-from espnet_sllm.data.mlc_slm import END_TOLERANCE, main, read_mlc_slm
-from espnet_sllm.data.reader_utils import ReaderError
-from tests.data.test_reader_utils import assert_cli_error, run_reader
+from espnet_sllm.data.corpora.mlc_slm import END_TOLERANCE, main, read_mlc_slm
+from espnet_sllm.data.corpora.reader_utils import ReaderError
+from tests.data.corpora.test_reader_utils import assert_cli_error, run_reader
 
 SR = 16000
 

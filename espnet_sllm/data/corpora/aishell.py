@@ -54,11 +54,11 @@ with 1): a transcript id listed twice, an unsafe archive member, an archive that
 not contain its folder's name, a split without any WAV.
 
 Usage:
-    python -m espnet_sllm.data.aishell --root /db/aishell --data_dir data [--extract_dir DIR] \\
+    python -m espnet_sllm.data.corpora.aishell --root /db/aishell --data_dir data [--extract_dir DIR] \\
         [--strict true]
         # -> data/aishell_train data/aishell_dev data/aishell_test
 
-    from espnet_sllm.data.aishell import read_aishell
+    from espnet_sllm.data.corpora.aishell import read_aishell
     sets, stats = read_aishell("/db/aishell", extract_dir=None)
     sets["train"]          # List[Utterance];  stats["train"], stats["transcript"]: ReaderStats
 """
@@ -73,7 +73,7 @@ from pathlib import PurePosixPath
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from espnet_sllm.data.kaldi_dir import Utterance
-from espnet_sllm.data.reader_utils import (
+from espnet_sllm.data.corpora.reader_utils import (
     ReaderError,
     ReaderStats,
     add_strict_option,

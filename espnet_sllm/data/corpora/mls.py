@@ -64,12 +64,12 @@ instead; the transcript rows outside a requested limited subset (``not_in_limite
 are counted too, but are left out by choice, never an error.
 
 Usage:
-    python -m espnet_sllm.data.mls --mls_root /db/mls --langs german polish --data_dir data \\
+    python -m espnet_sllm.data.corpora.mls --mls_root /db/mls --langs german polish --data_dir data \\
         [--splits train dev test] [--limited 9hr] [--strict true]
         # -> data/mls_de_train data/mls_de_dev data/mls_de_test data/mls_pl_train ...
-    python -m espnet_sllm.data.mls --print_codes english german      # prints "en de"
+    python -m espnet_sllm.data.corpora.mls --print_codes english german      # prints "en de"
 
-    from espnet_sllm.data.mls import read_mls, read_metainfo
+    from espnet_sllm.data.corpora.mls import read_mls, read_metainfo
     utts, stats = read_mls("/db/mls/mls_german", "train", limited="9hr")
     genders, meta_stats = read_metainfo("/db/mls/mls_german/metainfo.txt")
 """
@@ -81,7 +81,7 @@ import sys
 from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from espnet_sllm.data.kaldi_dir import Utterance, write_data_dir, write_kv
-from espnet_sllm.data.reader_utils import (
+from espnet_sllm.data.corpora.reader_utils import (
     ReaderError,
     ReaderStats,
     add_strict_option,

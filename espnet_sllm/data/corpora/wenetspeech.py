@@ -64,11 +64,11 @@ requested subsets only, so that a flaw in, say, the training metadata does not s
 preparation of the test sets.
 
 Usage:
-    python -m espnet_sllm.data.wenetspeech --json /db/WenetSpeech/WenetSpeech.json \\
+    python -m espnet_sllm.data.corpora.wenetspeech --json /db/WenetSpeech/WenetSpeech.json \\
         --subsets TEST_NET TEST_MEETING --out_dir data [--prefix ""] [--strict true]
     # -> data/test_net, data/test_meeting
 
-    from espnet_sllm.data.wenetspeech import read_wenetspeech
+    from espnet_sllm.data.corpora.wenetspeech import read_wenetspeech
     utts, stats = read_wenetspeech("/db/WenetSpeech/WenetSpeech.json", ["TEST_NET"])
     utts["TEST_NET"], stats["TEST_NET"]
 """
@@ -81,7 +81,7 @@ import sys
 from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from espnet_sllm.data.kaldi_dir import Segment, Utterance, write_data_dir
-from espnet_sllm.data.reader_utils import (
+from espnet_sllm.data.corpora.reader_utils import (
     NOT_UTF8,
     ReaderError,
     ReaderStats,

@@ -1,4 +1,4 @@
-"""Tests of espnet_sllm.data.covost2 on a tiny Common Voice + CoVoST 2 tree.
+"""Tests of espnet_sllm.data.corpora.covost2 on a tiny Common Voice + CoVoST 2 tree.
 
 The clips are real MP3 files written by soundfile (the release format); the Common Voice
 tables have a newer release's column order with extra columns (read by name) and literal
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from espnet_sllm.data.covost2 import (
+from espnet_sllm.data.corpora.covost2 import (
     PAIRS,
     find_covost_tsv,
     main,
@@ -20,8 +20,8 @@ from espnet_sllm.data.covost2 import (
     read_covost_tsv,
 )
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
-from espnet_sllm.data.reader_utils import ReaderError
-from tests.data.test_reader_utils import assert_cli_error, run_reader
+from espnet_sllm.data.corpora.reader_utils import ReaderError
+from tests.data.corpora.test_reader_utils import assert_cli_error, run_reader
 
 SR = 48000
 CLIENT_A = "a1b2c3d4" + "e" * 120
@@ -151,7 +151,7 @@ def test_read_pair_exact(tree):
 def test_tar_gz_is_extracted_into_the_work_dir(tree, tmp_path, caplog):
     covost, work = tree["covost"], tmp_path / "work"
     before = sorted(os.listdir(covost))
-    caplog.set_level("INFO", logger="espnet_sllm.data.covost2")
+    caplog.set_level("INFO", logger="espnet_sllm.data.corpora.covost2")
     path = find_covost_tsv(str(covost), "fr_en", str(work))
     assert path == str(work / "covost_v2.fr_en.tsv")
     assert "extracting covost_v2.fr_en.tsv" in caplog.text

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Write tiny random checkpoints of the real architectures for a recipe's debug configs.
 
+Part of the test kit (it builds test checkpoints, not models to use); a recipe's ``--debug true``
+mode runs it as a command.
+
 Usage:
-    python -m espnet_sllm.bin.make_tiny_checkpoints --out exp_debug/tiny \\
+    python -m espnet_sllm.testing.tiny_checkpoints --out exp_debug/tiny \\
         [--sentences_from data/train/text ...] [--prompt_config conf/tuning/s3_debug.yaml ...] \\
         [--whisper_mel_bins 128] [--llm_family gemma2] [--vocab_size 500] [--seed 0]
 
@@ -37,7 +40,7 @@ import yaml
 
 from espnet_sllm.testing.llm import FAMILIES
 
-logger = logging.getLogger("make_tiny_checkpoints")
+logger = logging.getLogger("tiny_checkpoints")
 
 STAMP = "tiny_checkpoints.json"
 _PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")

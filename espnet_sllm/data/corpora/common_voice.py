@@ -2,7 +2,7 @@
 
 Used by the MLC-SLM recipe's system S4 (MLC-SLM training data + Common Voice 21.0 ``train`` of
 the same 11 languages); its table reader (`read_cv_table`) is shared with the CoVoST 2 reader
-(``espnet_sllm.data.covost2``), which takes transcripts and speakers from ``validated.tsv``.
+(``espnet_sllm.data.corpora.covost2``), which takes transcripts and speakers from ``validated.tsv``.
 A Common Voice release, once extracted, is one folder per language::
 
     <cv_root>/<lang>/train.tsv   (and dev.tsv, test.tsv, validated.tsv, other.tsv, ...)
@@ -48,14 +48,14 @@ without any usable row.  Common Voice is single-segment data: no ``segments``, n
 ``text_prev`` / ``text_next``.
 
 Usage:
-    python -m espnet_sllm.data.common_voice --cv_root /db/cv-corpus-21.0 \\
+    python -m espnet_sllm.data.corpora.common_voice --cv_root /db/cv-corpus-21.0 \\
         --langs en fr de it ja ko pt ru es th vi --split train --out data/cv_train \\
         [--max_utts_per_lang N] [--strict true]
 
     ``--langs`` also accepts MLC-SLM names (``English``, ``English-American``, ``Japanese``);
     without it, all 11 MLC-SLM languages are read.
 
-    from espnet_sllm.data.common_voice import read_common_voice, read_cv_table
+    from espnet_sllm.data.corpora.common_voice import read_common_voice, read_cv_table
     utts, stats = read_common_voice("/db/cv-corpus-21.0/ja", split="train")
     table = read_cv_table("/db/cv-corpus-4/en/validated.tsv")   # clip path -> CvRow
 """
@@ -66,7 +66,7 @@ import sys
 from typing import Container, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from espnet_sllm.data.kaldi_dir import Utterance, write_data_dir
-from espnet_sllm.data.reader_utils import (
+from espnet_sllm.data.corpora.reader_utils import (
     ReaderError,
     ReaderStats,
     add_strict_option,

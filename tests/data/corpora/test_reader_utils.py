@@ -1,4 +1,4 @@
-"""Tests of espnet_sllm.data.reader_utils (shared by every corpus reader), and the helpers the
+"""Tests of espnet_sllm.data.corpora.reader_utils (shared by every corpus reader), and the helpers the
 reader tests use to run a reader's command line as local/data.sh does."""
 import argparse
 import os
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from espnet_sllm.data.reader_utils import (
+from espnet_sllm.data.corpora.reader_utils import (
     NOT_UTF8,
     NotUtf8Line,
     ReaderError,
@@ -26,10 +26,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_reader(module: str, *args) -> subprocess.CompletedProcess:
-    """``python -m espnet_sllm.data.<module> ARGS`` in a subprocess (stdout, stderr as text)."""
+    """``python -m espnet_sllm.data.corpora.<module> ARGS`` in a subprocess (stdout, stderr as text)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", f"espnet_sllm.data.{module}",
+    return subprocess.run([sys.executable, "-m", f"espnet_sllm.data.corpora.{module}",
                            *map(str, args)], capture_output=True, text=True, env=env,
                           cwd=str(REPO), timeout=120)
 
@@ -155,7 +155,7 @@ def test_strict_option():
 
 def test_write_set(tmp_path, capsys):
     from espnet_sllm.data.kaldi_dir import Utterance, read_kv
-    from espnet_sllm.data.reader_utils import write_set
+    from espnet_sllm.data.corpora.reader_utils import write_set
 
     stats = ReaderStats()
     stats.rows = 2
