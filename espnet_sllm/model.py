@@ -21,6 +21,43 @@ from espnet_sllm.projectors.abs_projector import AbsProjector
 IGNORE_ID = -100
 
 
+def _param_dtype(module: torch.nn.Module, default: torch.dtype) -> torch.dtype:
+    """The dtype of ``module``'s first floating parameter (``default`` without one): the dtype
+    of the empty (B, 0, D) outputs of a batch without audio, which outside autocast is the
+    dtype the module's output would have."""
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), default)
+
+
+def _nan(device: torch.device) -> torch.Tensor:
+    """A NaN stat: what a batch reports for a loss that none of its rows has (ESPnet's
+    reporter skips non-finite values when it averages)."""
+    return torch.full((), float("nan"), device=device)
+
+
+def frontend_feats(
+    frontend: Optional[AbsFrontend], speech: torch.Tensor, speech_lengths: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Frontend features of the rows with audio: (B, L) waveform -> (B, T, F), lengths (B,).
+
+    Rows with ``speech_lengths`` 0 (text-only utterances) get 0 frames and do not reach the
+    frontend (an STFT of no samples is not 0 frames), so ``--collect_stats`` feature
+    statistics count only real audio. No frontend: the waveform itself.
+    """
+    if frontend is None:
+        return speech, speech_lengths
+    rows = ESPnetSLLMModel.audio_rows(speech_lengths)
+    if rows is None:
+        return frontend(speech, speech_lengths)
+    B = speech.size(0)
+    if rows.numel() == 0:
+        return ESPnetSLLMModel._scatter_rows(None, None, rows, B, frontend.output_size(),
+                                             speech.dtype, speech.device)
+    lens = speech_lengths[rows]
+    feats, feats_lengths = frontend(speech[rows, : int(lens.max())], lens)
+    return ESPnetSLLMModel._scatter_rows(feats, feats_lengths, rows, B, 0, speech.dtype,
+                                         speech.device)
+
+
 class ESPnetSLLMModel(AbsESPnetModel):
     """Speech LLM: ``prefix-text | speech embeddings | suffix-text | target + EOS``.
 
@@ -61,6 +98,12 @@ class ESPnetSLLMModel(AbsESPnetModel):
 
     Language ids: ``forward`` and ``generate`` take ``lang_id`` (B,) long (or (B, 1) as
     collated); an encoder whose ``forward`` has a ``lang_id`` parameter receives it.
+
+    Text-only utterances (``preprocessor_conf.text_only_tasks``) are rows with
+    ``speech_lengths`` 0: ``forward`` and ``generate`` run the frontend, encoder and projector on
+    the rows with audio only (trimmed to their longest) and splice 0 speech frames into the
+    others; with no audio in the batch the encoder does not run. A mixed batch gives each row
+    what it gives alone.
 
     Dtypes: components with a ``frozen_dtype`` (``llm: hf``, ``encoder: whisper_hf``) keep their
     frozen weights in the dtype their config names when ESPnet casts the model to
@@ -212,6 +255,47 @@ class ESPnetSLLMModel(AbsESPnetModel):
         """Cast every floating weight and buffer to ``dtype`` (``sllm_inference --dtype``)."""
         return super().to(dtype=dtype)
 
+    # ---------------------------------------------------------------- checkpoints
+    #: Set by SLLMTask from ``--save_strategy required_grad_only`` (ESPnet applies that option
+    #: only together with its own ``--use_adapter``, which our peft LoRA does not use): then
+    #: `state_dict`, hence every checkpoint ESPnet writes, leaves out the frozen weights that
+    #: rebuilding from the config reloads (a frozen Whisper / LLM: `chain.reloadable_keys`),
+    #: except those a checkpoint loaded into this model (trained in an earlier chained stage).
+    save_trainable_only: bool = False
+    #: reloadable keys that came from a loaded checkpoint (kept by `state_dict`)
+    _carried_keys: frozenset = frozenset()
+
+    def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
+        """``torch.nn.Module.state_dict``, less the frozen pretrained weights with
+        ``save_trainable_only`` (see there); `full_state_dict` has everything."""
+        out = super().state_dict(*args, destination=destination, prefix=prefix,
+                                 keep_vars=keep_vars)
+        if self.save_trainable_only:
+            from espnet_sllm.chain import reloadable_keys
+
+            for key in reloadable_keys(self) - self._carried_keys:
+                out.pop(prefix + key, None)
+        return out
+
+    def full_state_dict(self) -> Dict[str, torch.Tensor]:
+        """Every weight and buffer, whatever ``save_trainable_only`` says."""
+        return super().state_dict()
+
+    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor], strict: bool = True,
+                        assign: bool = False):
+        """``torch.nn.Module.load_state_dict``; a strict load (ESPnet's ``--init_param`` and
+        ``--resume``) that does not fit raises one readable error naming every unexpected key,
+        every shape that differs and every missing key (`espnet_sllm.chain.check_fits`); only
+        the frozen pretrained weights may be missing, and only with ``save_trainable_only``."""
+        from espnet_sllm.chain import check_fits, reloadable_keys
+
+        reloadable = reloadable_keys(self)
+        if strict:
+            check_fits(state_dict, self, "the checkpoint (--init_param / --resume)",
+                       allowed_missing=reloadable if self.save_trainable_only else set())
+        self._carried_keys = frozenset(self._carried_keys | (reloadable & set(state_dict)))
+        return super().load_state_dict(state_dict, strict=False, assign=assign)
+
     # ---------------------------------------------------------------- speech side
     def encode(
         self,
@@ -222,7 +306,8 @@ class ESPnetSLLMModel(AbsESPnetModel):
         """(B, L) waveform -> encoder output (B, T, D_enc), lengths (B,).
 
         Kept separate from projection so frozen-encoder outputs can be cached and re-used
-        (feature caching, two-stage decoding).
+        (feature caching, two-stage decoding). Rows without audio (text-only utterances,
+        ``speech_lengths`` 0) get 0 frames (see `encode_aux`).
         """
         enc, enc_lens, _ = self.encode_aux(speech, speech_lengths, lang_id)
         return enc, enc_lens
@@ -235,7 +320,83 @@ class ESPnetSLLMModel(AbsESPnetModel):
     ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
         """`encode` plus the encoder's auxiliary outputs (the dict it may return in place of
         ESPnet's ``states``; {} for ESPnet's encoders). lang_id (B,) reaches an encoder whose
-        ``forward`` takes ``lang_id``."""
+        ``forward`` takes ``lang_id``.
+
+        Rows with ``speech_lengths`` 0 (text-only utterances) never reach the frontend or the
+        encoder: they come back as zeros with length 0 (T = 0 when no row has audio), and the
+        auxiliary outputs cover only the rows with audio, in the order of `audio_rows`.
+        """
+        B = speech.size(0)
+        enc, enc_lens, aux, rows = self._encode_rows(speech, speech_lengths, lang_id)
+        enc, enc_lens = self._scatter_rows(enc, enc_lens, rows, B, self.encoder.output_size(),
+                                           _param_dtype(self.encoder, speech.dtype),
+                                           speech.device)
+        return enc, enc_lens, aux
+
+    @staticmethod
+    def audio_rows(speech_lengths: torch.Tensor) -> Optional[torch.Tensor]:
+        """Indices (B_a,) long of the rows with audio (``speech_lengths > 0``), ascending;
+        None when every row has audio (such a batch takes the path it always took)."""
+        has_audio = speech_lengths.reshape(-1) > 0
+        if bool(has_audio.all()):
+            return None
+        return has_audio.nonzero(as_tuple=True)[0]
+
+    def _encode_rows(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        lang_id: Optional[torch.Tensor] = None,
+    ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], Dict[str, torch.Tensor],
+               Optional[torch.Tensor]]:
+        """Frontend -> specaug -> normalize -> encoder on the rows with audio only.
+
+        Returns (enc (B_a, T, D_enc), enc_lens (B_a,), aux outputs of those rows, rows): rows
+        as `audio_rows` (None: all B rows, unchanged); enc and enc_lens are None when no row
+        has audio (the encoder does not run at all).
+        """
+        rows = self.audio_rows(speech_lengths)
+        if rows is None:
+            return (*self._run_encoder(speech, speech_lengths, lang_id), None)
+        if rows.numel() == 0:
+            return None, None, {}, rows
+        lens = speech_lengths[rows]
+        # Trimmed to the longest row with audio: the encoder sees exactly the batch those
+        # utterances form without the text-only rows (same padding, same frames).
+        sub = speech[rows, : int(lens.max())]
+        sub_lang_id = lang_id[rows] if lang_id is not None else None
+        return (*self._run_encoder(sub, lens, sub_lang_id), rows)
+
+    @staticmethod
+    def _scatter_rows(
+        x: Optional[torch.Tensor],
+        x_lens: Optional[torch.Tensor],
+        rows: Optional[torch.Tensor],
+        B: int,
+        size: int,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(B_a, T, D) outputs of the rows with audio -> (B, T, D), zeros and length 0 in the
+        other rows; x None (no row has audio) -> (B, 0, size) of ``dtype``. rows None: as is."""
+        if rows is None:
+            return x, x_lens
+        if x is None:
+            return (torch.zeros(B, 0, size, dtype=dtype, device=device),
+                    torch.zeros(B, dtype=torch.long, device=device))
+        out = x.new_zeros(B, *x.shape[1:])
+        out[rows] = x
+        out_lens = x_lens.new_zeros(B)
+        out_lens[rows] = x_lens
+        return out, out_lens
+
+    def _run_encoder(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        lang_id: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
+        """Frontend -> specaug -> normalize -> encoder on every row given (all have audio)."""
         feats, feats_lengths = speech, speech_lengths
         if self.frontend is not None:
             feats, feats_lengths = self.frontend(speech, speech_lengths)
@@ -263,9 +424,19 @@ class ESPnetSLLMModel(AbsESPnetModel):
         speech_lengths: torch.Tensor,
         lang_id: Optional[torch.Tensor] = None,
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, L) waveform -> projector output (B, T', D_llm), lengths, encoder output, lengths."""
-        enc, enc_lens = self.encode(speech, speech_lengths, lang_id)
-        emb, emb_lens = self.project(enc, enc_lens)
+        """(B, L) waveform -> projector output (B, T', D_llm), lengths, encoder output, lengths.
+
+        The encoder and the projector run on the rows with audio only; rows with
+        ``speech_lengths`` 0 (text-only utterances) get 0 frames (zeros, length 0)."""
+        B = speech.size(0)
+        enc, enc_lens, _, rows = self._encode_rows(speech, speech_lengths, lang_id)
+        emb, emb_lens = self.project(enc, enc_lens) if enc is not None else (None, None)
+        emb, emb_lens = self._scatter_rows(emb, emb_lens, rows, B, self.projector.output_size(),
+                                           _param_dtype(self.projector, speech.dtype),
+                                           speech.device)
+        enc, enc_lens = self._scatter_rows(enc, enc_lens, rows, B, self.encoder.output_size(),
+                                           _param_dtype(self.encoder, speech.dtype),
+                                           speech.device)
         return emb, emb_lens, enc, enc_lens
 
     # ---------------------------------------------------------------- splicing
@@ -351,6 +522,14 @@ class ESPnetSLLMModel(AbsESPnetModel):
         loss_ce, acc [, loss_ctc] [, loss_<aux>, acc_<aux>, <other aux output> (its mean)].
         With ``ctc_weight: 1.0`` the LLM does not run: stats loss, loss_ctc, acc (CTC greedy
         token accuracy) and the auxiliary ones.
+
+        Text-only rows (``speech_lengths`` 0): the frontend, encoder and projector run on the
+        rows with audio only (`speech_embeddings`), a text-only row is spliced with 0 speech
+        frames, and CE covers every row. CTC, the auxiliary heads and the encoder's auxiliary
+        outputs (with their ``lang_id``) cover the rows with audio only, so loss_ctc and the
+        auxiliary losses are means over those rows; with no such row they are NaN in the stats
+        (ESPnet's reporter leaves NaN out of its averages) and add nothing to the loss. With
+        ``ctc_weight: 1.0`` a row without audio is an error (nothing would train on it).
         """
         if int(text_lengths.min()) < 2:
             raise ValueError(
@@ -358,42 +537,81 @@ class ESPnetSLLMModel(AbsESPnetModel):
             )
         B = speech.size(0)
         lang_id = self._as_lang_id(lang_id, B)
-        enc, enc_lens, aux = self.encode_aux(speech, speech_lengths, lang_id)
+        # enc, emb, aux: the rows with audio only (rows None: all rows; enc None: no row).
+        enc, enc_lens, aux, rows = self._encode_rows(speech, speech_lengths, lang_id)
+        if self.ctc_only and rows is not None:
+            raise ValueError(
+                "ctc_weight 1.0 trains CTC alone, on speech, but this batch has rows without "
+                "audio (speech_lengths 0: text-only utterances); train text-only tasks with "
+                "ctc_weight < 1"
+            )
+        audio_lang_id = lang_id if rows is None or lang_id is None else lang_id[rows]
         need_emb = not self.ctc_only or (self.ctc is not None and self.ctc_input == "projector")
         need_emb |= any(h.input == "projector" for h in self.aux_heads.values())
+        need_emb &= enc is not None
         emb, emb_lens = self.project(enc, enc_lens) if need_emb else (None, None)
         stats: Dict[str, torch.Tensor] = {}
-        loss = enc.new_zeros((), dtype=torch.float32)
+        loss = speech.new_zeros((), dtype=torch.float32)
         if not self.ctc_only:
+            all_emb, all_emb_lens = self._scatter_rows(
+                emb, emb_lens, rows, B, self.projector.output_size(),
+                _param_dtype(self.projector, speech.dtype), speech.device,
+            )
             embeds, mask, labels = self.splice(
-                emb, emb_lens, prefix, prefix_lengths, suffix, suffix_lengths, text, text_lengths
+                all_emb, all_emb_lens, prefix, prefix_lengths, suffix, suffix_lengths, text,
+                text_lengths,
             )
             loss_ce, acc = self.target_loss(embeds, mask, labels)
             stats.update(loss_ce=loss_ce.detach(), acc=acc)
             loss = loss + (1 - self.ctc_weight) * loss_ce
         if self.ctc is not None:
-            ctc_in, ctc_lens = (emb, emb_lens) if self.ctc_input == "projector" else (enc, enc_lens)
             if ctc_text is not None:
-                if ctc_text_lengths is None or int(ctc_text_lengths.min()) < 1:
+                if ctc_text_lengths is None:
                     raise ValueError("ctc_text needs ctc_text_lengths >= 1 for every utterance")
                 ys, ys_lens = ctc_text, ctc_text_lengths
             else:
                 # The EOS at the end of each target is not a spoken token.
                 ys, ys_lens = text, text_lengths - 1
-            # Class 0 is the blank: token i is class i + 1 (padding -1 becomes 0, unused).
-            loss_ctc = self.ctc(ctc_in.float(), ctc_lens, ys + 1, ys_lens)
-            loss = loss + self.ctc_weight * loss_ctc
-            stats["loss_ctc"] = loss_ctc.detach()
-            if self.ctc_only:
-                stats["acc"] = self.ctc_greedy_accuracy(ctc_in, ctc_lens, ys, ys_lens)
-        for kind, head in self.aux_heads.items():
-            x, x_lens = (enc, enc_lens) if head.input == "encoder" else (emb, emb_lens)
-            for name, value in head(x, x_lens).items():
-                aux[name] = value
-        loss = loss + self.aux_losses(aux, lang_id, stats)
+            if rows is not None:
+                ys, ys_lens = ys[rows], ys_lens[rows]
+            if ctc_text is not None and ys_lens.numel() and int(ys_lens.min()) < 1:
+                raise ValueError(
+                    "ctc_text needs ctc_text_lengths >= 1 for every utterance with audio"
+                )
+            if enc is None:
+                stats["loss_ctc"] = _nan(loss.device)
+            else:
+                ctc_in, ctc_lens = (emb, emb_lens) if self.ctc_input == "projector" else (
+                    enc, enc_lens)
+                # Class 0 is the blank: token i is class i + 1 (padding -1 becomes 0, unused).
+                loss_ctc = self.ctc(ctc_in.float(), ctc_lens, ys + 1, ys_lens)
+                loss = loss + self.ctc_weight * loss_ctc
+                stats["loss_ctc"] = loss_ctc.detach()
+                if self.ctc_only:
+                    stats["acc"] = self.ctc_greedy_accuracy(ctc_in, ctc_lens, ys, ys_lens)
+        if enc is None:
+            # Same stats keys in every batch: ESPnet's reporter (and DDP's gather) need them.
+            for key in self.aux_stat_keys():
+                stats[key] = _nan(loss.device)
+        else:
+            for kind, head in self.aux_heads.items():
+                x, x_lens = (enc, enc_lens) if head.input == "encoder" else (emb, emb_lens)
+                for name, value in head(x, x_lens).items():
+                    aux[name] = value
+            loss = loss + self.aux_losses(aux, audio_lang_id, stats)
         stats["loss"] = loss.detach()
         loss, stats, weight = force_gatherable((loss, stats, B), loss.device)
         return loss, stats, weight
+
+    def aux_stat_keys(self) -> List[str]:
+        """The stats keys of the auxiliary outputs this model produces (`aux_losses`)."""
+        names = list(getattr(self.encoder, "aux_output_names", ()) or ())
+        for head in self.aux_heads.values():
+            names += list(head.output_names)
+        keys = []
+        for name in names:
+            keys += [f"loss_{name}", f"acc_{name}"] if name in AUX_LOSSES else [name]
+        return keys
 
     def aux_losses(
         self,
@@ -481,10 +699,9 @@ class ESPnetSLLMModel(AbsESPnetModel):
     def collect_feats(
         self, speech: torch.Tensor, speech_lengths: torch.Tensor, **kwargs
     ) -> Dict[str, torch.Tensor]:
-        """Frontend features for ``--collect_stats`` (the waveform when there is no frontend)."""
-        if self.frontend is None:
-            return {"feats": speech, "feats_lengths": speech_lengths}
-        feats, feats_lengths = self.frontend(speech, speech_lengths)
+        """Frontend features for ``--collect_stats`` (the waveform when there is no frontend);
+        rows without audio get 0 frames (`frontend_feats`)."""
+        feats, feats_lengths = frontend_feats(self.frontend, speech, speech_lengths)
         return {"feats": feats, "feats_lengths": feats_lengths}
 
     # ---------------------------------------------------------------- decoding
@@ -511,7 +728,9 @@ class ESPnetSLLMModel(AbsESPnetModel):
 
         Each utterance gets its own token budget ``min(max_new_tokens, 10 + ceil(seconds *
         max_tokens_per_second))`` so that a looping model stops, enforced per utterance (not per
-        batch) so that batched decoding equals decoding each utterance alone.
+        batch) so that batched decoding equals decoding each utterance alone. A text-only row
+        (``speech_lengths`` 0: no audio, 0 speech frames, the encoder does not run for it) has
+        no duration to bound it: its budget is ``max_new_tokens``.
         Returns one (token ids without EOS, score) per utterance; the score is the beam score
         (length-normalised log-probability) or, for greedy search, the sum of log-probabilities.
         ``lang_id`` (B,) or (B, 1) (with ``languages`` and language data) reaches an encoder
@@ -527,9 +746,9 @@ class ESPnetSLLMModel(AbsESPnetModel):
             emb, emb_lens, prefix, prefix_lengths, suffix, suffix_lengths, left_pad=True
         )
         limits = []
-        for n in speech_lengths.tolist():
+        for n in speech_lengths.reshape(-1).tolist():
             limit = max_new_tokens
-            if max_tokens_per_second:
+            if max_tokens_per_second and n > 0:
                 seconds = n / self.sample_rate
                 limit = min(limit, 10 + math.ceil(seconds * max_tokens_per_second))
             limits.append(max(limit, min_new_tokens + 1))

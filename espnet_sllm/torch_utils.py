@@ -17,3 +17,16 @@ def parse_dtype(name: str) -> torch.dtype:
     if name not in DTYPES:
         raise ValueError(f"unknown dtype {name!r}; valid: {sorted(DTYPES)}")
     return DTYPES[name]
+
+
+#: attribute set on parameters loaded from a pretrained checkpoint (`mark_pretrained`)
+PRETRAINED_ATTR = "_sllm_from_pretrained"
+
+
+def mark_pretrained(module: torch.nn.Module) -> None:
+    """Mark every parameter of ``module`` as loaded from a pretrained checkpoint: rebuilding the
+    component from its config gives it back, so a frozen one need not be saved
+    (`espnet_sllm.chain.reloadable_keys`). The mark is on the Parameter object, which
+    ``Module.to`` and peft's wrapping keep."""
+    for p in module.parameters():
+        setattr(p, PRETRAINED_ATTR, True)

@@ -14,18 +14,23 @@ that drops it):
     too long            more than --max_sec seconds of audio
     text too long       more than --max_text_chars characters of text (no limit by default)
 
+Text-only utterances (0 samples: an empty wav.scp entry that format_data turned into a WAV of 0
+samples, see ``preprocessor_conf.text_only_tasks``) have no duration: --min_sec and --max_sec
+apply only to utterances with audio, the text checks to all; the report counts the text-only
+utterances kept.
+
 Durations are ``utt2num_samples / fs``; ``--fs`` must match the sample rate of the WAVs (the
-first one is checked).  The counts are printed and written with the list of dropped utterances
-to ``<out>/filter_report.txt``; ``<out>`` is a complete data directory (wav.scp, utt2spk, spk2utt,
-the optional files, the carried files such as utt2tgtlang, utt2num_samples), validated before
-the tool ends.
+first one with audio is checked).  The counts are printed and written with the list of
+dropped utterances to ``<out>/filter_report.txt``; ``<out>`` is a complete data directory
+(wav.scp, utt2spk, spk2utt, the optional files, the carried files such as utt2tgtlang,
+utt2num_samples), validated before the tool ends.
 """
 import argparse
 import logging
 import os
 import sys
 from collections import OrderedDict
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from espnet_sllm.bin.format_data import read_carried_files, write_carried_files
 from espnet_sllm.data.kaldi_dir import (
@@ -46,10 +51,14 @@ class FilterError(Exception):
     pass
 
 
-def _check_fs(utts: List[Utterance], fs: int) -> None:
+def _check_fs(utts: List[Utterance], num_samples: Dict[str, str], fs: int) -> None:
     import soundfile as sf
 
-    wav = utts[0].wav
+    # A text-only utterance's 0-sample WAV is written at --fs by format_data: it proves nothing.
+    with_audio = [u for u in utts if num_samples[u.uttid].strip() != "0"]
+    if not with_audio:
+        return
+    wav = with_audio[0].wav
     if wav.rstrip().endswith("|") or not os.path.isfile(wav):
         return  # not a plain file: nothing cheap to check against
     rate = sf.info(wav).samplerate
@@ -83,13 +92,14 @@ def filter_data(in_dir: str, out_dir: str, min_sec: float = 0.1, max_sec: float 
             f"{ns_path}: {len(missing)} utterances have no sample count (e.g. {missing[0]!r}); "
             f"re-run format_data"
         )
-    _check_fs(utts, fs)
+    _check_fs(utts, num_samples, fs)
     carried = read_carried_files(in_dir, [u.uttid for u in utts])
     has_text = os.path.isfile(os.path.join(in_dir, "text"))
 
     counts: "OrderedDict[str, int]" = OrderedDict((r, 0) for r in REASONS)
     dropped: List[Tuple[str, str]] = []
     kept: List[Utterance] = []
+    n_text_only = 0
     for u in utts:
         try:
             sec = int(num_samples[u.uttid]) / fs
@@ -98,10 +108,12 @@ def filter_data(in_dir: str, out_dir: str, min_sec: float = 0.1, max_sec: float 
                 f"{ns_path}: {u.uttid}: not a number: {num_samples[u.uttid]!r}"
             ) from None
         text = (u.text or "").strip()
+        # 0 samples: a text-only utterance (format_data), not a too short one.
+        text_only = int(num_samples[u.uttid]) == 0
         reason = None
         if has_text and not text:
             reason, detail = "empty text", ""
-        elif sec < min_sec:
+        elif sec < min_sec and not text_only:
             reason, detail = "too short", f"{sec:.3f}s < {min_sec}s"
         elif sec > max_sec:
             reason, detail = "too long", f"{sec:.3f}s > {max_sec}s"
@@ -109,6 +121,7 @@ def filter_data(in_dir: str, out_dir: str, min_sec: float = 0.1, max_sec: float 
             reason, detail = "text too long", f"{len(text)} > {max_text_chars} characters"
         if reason is None:
             kept.append(u)
+            n_text_only += text_only
         else:
             counts[reason] += 1
             dropped.append((u.uttid, f"{reason}" + (f" ({detail})" if detail else "")))
@@ -118,6 +131,7 @@ def filter_data(in_dir: str, out_dir: str, min_sec: float = 0.1, max_sec: float 
         f"max_text_chars={max_text_chars}, fs={fs})",
         f"input utterances: {len(utts)}",
         f"kept: {len(kept)}",
+        f"kept text-only (0 samples, no duration limits): {n_text_only}",
         f"dropped: {len(dropped)}",
     ] + [f"dropped for {r}: {c}" for r, c in counts.items()]
     lines += [f"dropped {utt}: {why}" for utt, why in dropped]

@@ -13,14 +13,20 @@ utt2tgtlang: ``CARRIED_FILES``) and writes ``<out>``:
     wav.scp            <uttid> <absolute path of data/<uttid>.wav>
     utt2num_samples    <uttid> <number of samples>
     utt2spk, spk2utt and the optional files, restricted to the kept utterances
-    format_report.txt  how many utterances were written, kept from an earlier run, or dropped
+    format_report.txt  how many utterances were written, kept from an earlier run, or dropped,
+                       and how many are text-only
 
 wav.scp entries may be
     a path of any file libsndfile reads (wav, flac, ogg, ...),
     a pipe ``<command> |`` whose stdout is a WAV stream, e.g. ``sox x.flac -t wav - |``,
         ``ffmpeg -i x.mp3 -f wav - |`` (run with bash and pipefail; a failing command is an
         error naming the wav.scp line),
-    a Kaldi archive offset ``foo.ark:123`` holding a wav (read with kaldiio).
+    a Kaldi archive offset ``foo.ark:123`` holding a wav (read with kaldiio),
+    empty (the line is just the utterance id): a text-only utterance (a task of
+        ``preprocessor_conf.text_only_tasks``, e.g. text QA beside speech tasks). It gets a WAV
+        of 0 samples (header only) and ``utt2num_samples`` 0, so ESPnet's loaders, stage 3 and
+        decoding read it like any other; the count is logged and reported. Such an utterance
+        cannot have a segment (an error naming segments:line).
 
 With ``segments``, every utterance is cut from its recording at [start, end) (times rounded to
 the nearest sample); a recording is read once for all of its segments.  A segment that ends
@@ -363,7 +369,8 @@ def _up_to_date(rec: Optional[dict], entry: str, seg, fs: int, channel: str, out
 def format_data(in_dir: str, out_dir: str, fs: int = 16000, nj: int = 2, channel: str = "mean",
                 max_overshoot: float = 0.5, overwrite: bool = False,
                 progress: bool = True) -> Dict[str, int]:
-    """Format ``in_dir`` into ``out_dir``; returns counts (written, kept, dropped, utterances)."""
+    """Format ``in_dir`` into ``out_dir``; returns counts (utterances, written, kept, dropped,
+    text_only: utterances with an empty wav.scp entry, written or kept as 0-sample WAVs)."""
     if os.path.abspath(in_dir) == os.path.abspath(out_dir):
         raise FormatError(f"--in and --out are the same directory ({in_dir})")
     if channel != "mean" and not channel.isdigit():
@@ -391,14 +398,21 @@ def format_data(in_dir: str, out_dir: str, fs: int = 16000, nj: int = 2, channel
 
     jobs: Dict[str, Job] = {}
     results: Dict[str, dict] = {}
+    text_only: List[Tuple[str, str]] = []  # (uttid, out path) to write
+    n_text_only = 0
     for u in utts:
         if "/" in u.uttid or u.uttid.startswith("."):
             raise FormatError(f"{in_dir}: utterance id {u.uttid!r} cannot be a file name")
         recid = u.segment.recid if u.segment else u.uttid
         seg = (u.segment.start, u.segment.end) if u.segment else None
         out = os.path.abspath(os.path.join(data_dir, f"{u.uttid}.wav"))
+        # An empty entry is a text-only utterance (validate_data_dir refused it with a segment).
+        n_text_only += not u.wav.strip()
         if _up_to_date(state.get(u.uttid), u.wav, seg, fs, channel, out):
             results[u.uttid] = dict(state[u.uttid], kept=True)
+            continue
+        if not u.wav.strip():
+            text_only.append((u.uttid, out))
             continue
         if recid not in jobs:
             jobs[recid] = Job(recid, u.wav, f"{wav_scp_path}:{line_of[recid]}", [])
@@ -407,18 +421,28 @@ def format_data(in_dir: str, out_dir: str, fs: int = 16000, nj: int = 2, channel
     todo = sum(len(j.utts) for j in jobs.values())
     logger.info("%s: %d utterances, %d up to date, %d to write from %d recordings",
                 in_dir, len(utts), len(results), todo, len(jobs))
+    if n_text_only:
+        logger.info("%s: %d text-only utterances (empty wav.scp entry): a WAV of 0 samples each",
+                    in_dir, n_text_only)
     tasks = [(j, fs, channel, max_overshoot) for j in jobs.values()]
     from tqdm import tqdm
 
     with open(state_path, "w" if overwrite else "a", encoding="utf-8") as state_f, \
-            tqdm(total=todo, unit="utt", desc=f"format {os.path.basename(out_dir)}",
-                 disable=not progress or todo == 0, mininterval=1.0) as bar:
+            tqdm(total=todo + len(text_only), unit="utt",
+                 desc=f"format {os.path.basename(out_dir)}",
+                 disable=not progress or todo + len(text_only) == 0, mininterval=1.0) as bar:
         def consume(recs: List[dict]) -> None:
             for rec in recs:
                 results[rec["utt"]] = rec
                 state_f.write(json.dumps(rec, ensure_ascii=False) + "\n")
             state_f.flush()
             bar.update(len(recs))
+
+        for uttid, out in text_only:
+            # Header only: ESPnet's sound reader gives it as an empty waveform.
+            _write_wav(out, np.zeros(0, dtype=np.float32), fs)
+            consume([{"utt": uttid, "src": "", "seg": None, "fs": fs, "channel": channel,
+                      "n": 0}])
 
         if nj <= 1 or len(tasks) <= 1:
             for t in tasks:
@@ -457,6 +481,7 @@ def format_data(in_dir: str, out_dir: str, fs: int = 16000, nj: int = 2, channel
         "written": sum(1 for r in results.values() if "n" in r and not r.get("kept")),
         "kept": sum(1 for r in results.values() if "n" in r and r.get("kept")),
         "dropped": len(dropped),
+        "text_only": n_text_only,
     }
     lines = [
         f"# format_data {in_dir} -> {out_dir} (fs={fs}, channel={channel})",
@@ -464,6 +489,7 @@ def format_data(in_dir: str, out_dir: str, fs: int = 16000, nj: int = 2, channel
         f"written: {counts['written']}",
         f"kept from an earlier run: {counts['kept']}",
         f"dropped: {counts['dropped']}",
+        f"text-only (empty wav.scp entry, 0 samples): {counts['text_only']}",
     ] + [f"dropped {utt}: {reason}" for utt, reason in dropped]
     with open(os.path.join(out_dir, "format_report.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
@@ -503,7 +529,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"format_data: error: {e}", file=sys.stderr)
         return 1
     print(f"format_data: {args.out_dir}: {counts['written']} written, {counts['kept']} kept from "
-          f"an earlier run, {counts['dropped']} dropped (see format_report.txt)")
+          f"an earlier run, {counts['dropped']} dropped, {counts['text_only']} text-only (see "
+          f"format_report.txt)")
     return 0
 
 

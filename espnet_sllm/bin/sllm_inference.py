@@ -12,6 +12,9 @@ Usage:
 Writes ``<output_dir>/1best_recog/{text,token,token_int,score}``, each sorted by utterance id.
 ``--key_file`` decodes only the listed utterances (ESPnet's way of splitting into N jobs).
 ``--preprocessor_conf key=value`` overrides the training prompt (e.g. another template).
+Text-only utterances (``preprocessor_conf.text_only_tasks``; the 0-sample WAVs stage 2 writes for
+empty wav.scp entries) decode in the same batches as speech ones; their output is bounded by
+``--max_new_tokens`` alone.
 """
 import argparse
 import logging

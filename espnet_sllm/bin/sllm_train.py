@@ -10,10 +10,16 @@ Usage:
 Every ESPnet trainer option works (--ngpu, --use_amp, --accum_grad, --freeze_param,
 --init_param, --keep_nbest_models, --best_model_criterion valid acc max, --patience,
 --use_deepspeed, --save_strategy, --resume, --collect_stats, ...); see --help.
+
+With --dry_run true and --train_shape_file, it also prints (stdout and log) the mini-batches,
+iterations and optimizer updates per epoch and in all, from ESPnet's own batch sampler, and
+writes them to <output_dir>/update_counts.yaml (see espnet_sllm/train_plan.py and
+egs2/TEMPLATE/sllm1/README.md), before building the model.
 """
 import sys
 from typing import List, Optional
 
+from espnet_sllm import train_plan
 from espnet_sllm.data.check import check_data_triples, triples_from_argv
 from espnet_sllm.tasks.sllm import SLLMTask
 
@@ -23,9 +29,16 @@ def get_parser():
 
 
 def main(cmd: Optional[List[str]] = None):
+    argv = sys.argv[1:] if cmd is None else cmd
     # Fail now, naming the file and line, rather than at the first bad utterance mid-epoch.
-    check_data_triples(triples_from_argv(sys.argv[1:] if cmd is None else cmd))
-    SLLMTask.main(cmd=cmd)
+    check_data_triples(triples_from_argv(argv))
+    args = get_parser().parse_args(argv)
+    # Counted before the model is built (shape files and options only); logged after ESPnet
+    # has set up logging in main_worker.
+    lines = train_plan.report(args) if args.dry_run and not args.collect_stats else None
+    SLLMTask.main(args=args)
+    if lines:
+        train_plan.log_lines(lines, args.log_level)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ SOUND_TYPES = ("sound", "multi_columns_sound", "variable_columns_sound")
 def check_sound_scp(path: str) -> int:
     """Every ``<key> <wav path>`` line names an existing file (pipes ``cmd |`` are not checked).
 
+    An empty entry (a text-only utterance of a ``data/<set>`` directory) is an error pointing to
+    stage 2: ESPnet's sound reader cannot read it, and ``format_data`` writes the WAV of 0
+    samples that training and decoding read instead.
     Returns the number of entries; raises FileNotFoundError / ValueError naming file:line.
     """
     if not os.path.isfile(path):
@@ -23,6 +26,12 @@ def check_sound_scp(path: str) -> int:
             if not line.strip():
                 continue
             parts = line.split(maxsplit=1)
+            if len(parts) == 1 and not line[0].isspace():
+                raise ValueError(
+                    f"{path}:{lineno}: '{parts[0]}' has an empty entry (a text-only utterance), "
+                    f"which ESPnet cannot read: train and decode on the output of stage 2 "
+                    f"(format_data writes a WAV of 0 samples for it)"
+                )
             if len(parts) != 2:
                 raise ValueError(f"{path}:{lineno}: expected '<key> <audio path>', got {line!r}")
             value = parts[1].strip()

@@ -22,6 +22,12 @@ utt2subdialect ``<uttid> <dialect label>``, e.g. ``Southwestern`` (KeSpeech)
 A *text-only* directory (e.g. WMT19 or Alpaca-zh before the TTS stage gives it speech) has no
 ``wav.scp`` and no ``segments``, but a ``text``; every other rule is the same.
 
+A *text-only utterance* inside a directory with audio (text QA trained beside speech tasks, see
+``preprocessor_conf.text_only_tasks``) has an empty ``wav.scp`` entry: the line is just its
+utterance id (``Utterance.wav == ""``). Stage 2 (``format_data``) writes a WAV of 0 samples for
+it. Such utterances cannot come with ``segments`` (a segment of an empty recording is an error
+naming ``segments:line``): keep them in a directory without segments.
+
 Rules enforced here (the ones Kaldi's and ESPnet's tools rely on):
 
 * every file is sorted by key in C-locale order; Python's ``str`` ordering compares code
@@ -86,7 +92,8 @@ class Utterance:
     Args:
         uttid: utterance id, should start with ``spk`` (see the module docstring).
         wav: path of the audio file; with ``segment`` it is the path of the whole recording.
-            None for every utterance of a text-only directory (no wav.scp).
+            None for every utterance of a text-only directory (no wav.scp); ``""`` (an empty
+            wav.scp entry) for a text-only utterance beside others with audio.
         spk: speaker id; None means "unknown", and the utterance becomes its own speaker.
         text, lang, task, text_prev, text_next, text_src, text_tgt, subdialect: optional
             fields; within one data directory a field is either given for every utterance or
@@ -254,6 +261,11 @@ def write_data_dir(data_dir: PathLike, utts: Iterable[Union[Utterance, Mapping]]
                 raise ValueError(
                     f"{data_dir}: utterance {u.uttid!r}: bad segment times {start}..{end}"
                 )
+            if not u.wav.strip():
+                raise ValueError(
+                    f"{data_dir}: utterance {u.uttid!r}: a segment of recording {recid!r} whose "
+                    f"wav is empty (a text-only utterance has no segment)"
+                )
             segments[u.uttid] = f"{recid} {_fmt_time(start)} {_fmt_time(end)}"
             key = recid
         if any(c in u.wav for c in "\r\n"):
@@ -359,7 +371,8 @@ def validate_data_dir(data_dir: PathLike) -> Dict[str, int]:
     """Check a data directory; raise ValueError naming the file (and line) of the first problem.
 
     A directory without ``wav.scp`` is accepted as text-only when it has a ``text`` (and no
-    ``segments``); its count of recordings is 0.
+    ``segments``); its count of recordings is 0. An empty ``wav.scp`` entry is a text-only
+    utterance (counted as a recording); a ``segments`` line that points to one is an error.
 
     Returns counts ``{"utterances", "speakers", "recordings"}``.
     """
@@ -398,15 +411,14 @@ def validate_data_dir(data_dir: PathLike) -> Dict[str, int]:
                 f"lists must match utt2spk exactly and be sorted)"
             )
 
+    # An empty entry is allowed: a text-only utterance (module docstring).
     wav_scp = {} if text_only else _read_sorted(p("wav.scp"))
-    for key, wav in wav_scp.items():
-        if not wav:
-            raise ValueError(f"{p('wav.scp')}: {key}: empty wav entry")
     if os.path.isfile(p("segments")):
         segments = _read_sorted(p("segments"))
         _compare_keys(p("segments"), segments, "utt2spk", utt2spk)
         used = set()
-        for utt, value in segments.items():
+        # read_kv refuses blank lines, so entry i is on line i + 1.
+        for lineno, (utt, value) in enumerate(segments.items(), 1):
             cols = value.split()
             if len(cols) != 3:
                 raise ValueError(
@@ -419,6 +431,12 @@ def validate_data_dir(data_dir: PathLike) -> Dict[str, int]:
                 raise ValueError(f"{p('segments')}: {utt}: need 0 <= start < end, got {value!r}")
             if recid not in wav_scp:
                 raise ValueError(f"{p('segments')}: {utt}: recording {recid!r} not in wav.scp")
+            if not wav_scp[recid].strip():
+                raise ValueError(
+                    f"{p('segments')}:{lineno}: {utt}: recording {recid!r} has an empty wav.scp "
+                    f"entry (a text-only utterance); a text-only utterance has no segment: keep "
+                    f"text-only utterances in a directory without segments"
+                )
             used.add(recid)
         unused = sorted(set(wav_scp) - used)
         if unused:
@@ -504,6 +522,11 @@ _CONTEXT_FILES = ("text_prev", "text_next")
 
 def _recording_duration(wav: str, where: str) -> float:
     entry = wav.strip()
+    if not entry:
+        raise ValueError(
+            f"{where}: a text-only utterance (empty wav.scp entry) cannot get a whole-recording "
+            f"segment; combine it with directories without segments"
+        )
     if entry.endswith("|"):
         raise ValueError(
             f"{where}: cannot get the duration of the pipe {entry!r} to make a whole-recording "

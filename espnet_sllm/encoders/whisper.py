@@ -34,7 +34,7 @@ from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from transformers import WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from espnet_sllm.torch_utils import parse_dtype
+from espnet_sllm.torch_utils import mark_pretrained, parse_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +154,9 @@ class HFWhisperEncoder(AbsEncoder):
         self.encoder = encoder
         #: dtype of the frozen weights (ESPnetSLLMModel.to keeps them in it)
         self.frozen_dtype = load_kwargs["dtype"]
+        #: rebuilding from the config reloads its weights (espnet_sllm.chain)
+        self.loads_pretrained = True
+        mark_pretrained(encoder)
         self.pad_to_30s = pad_to_30s
         self.long_audio = long_audio
         self.freeze = freeze

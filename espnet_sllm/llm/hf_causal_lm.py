@@ -1,4 +1,5 @@
 """Any Hugging Face ``AutoModelForCausalLM`` (Gemma-2, Phi-3, Llama/Yi, Qwen2, ...) as the LLM."""
+import json
 import logging
 import os
 from typing import Optional, Sequence
@@ -6,8 +7,8 @@ from typing import Optional, Sequence
 import torch
 
 from espnet_sllm.llm.abs_llm import AbsLLM
-from espnet_sllm.llm.tokenizer import load_tokenizer
-from espnet_sllm.torch_utils import parse_dtype
+from espnet_sllm.llm.tokenizer import ADDED_TOKENS_FILE, load_tokenizer, read_added_tokens
+from espnet_sllm.torch_utils import mark_pretrained, parse_dtype
 
 
 class HFCausalLM(AbsLLM):
@@ -90,6 +91,16 @@ class HFCausalLM(AbsLLM):
         # happens, so the range comes from the tokenizer, never from the matrix size.
         self.new_start = n_tok_base
         self.n_new = len(tokenizer) - n_tok_base
+        # Added by an earlier round (a merged checkpoint of a chain, see load_tokenizer): their
+        # rows hold what that round learned and are not re-initialised.
+        earlier = set(read_added_tokens(self.tokenizer_name_or_path))
+        self.n_earlier = sum(
+            t in earlier for t in tokenizer.convert_ids_to_tokens(list(range(
+                self.new_start, self.new_start + self.n_new)))
+        )
+        self.added_tokens = tokenizer.convert_ids_to_tokens(
+            list(range(self.new_start, self.new_start + self.n_new))
+        )
         if len(tokenizer) > model.get_input_embeddings().weight.size(0):
             model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
         self._vocab_size = model.get_input_embeddings().weight.size(0)
@@ -99,6 +110,10 @@ class HFCausalLM(AbsLLM):
         self.tied = out_emb is not None and out_emb.weight is model.get_input_embeddings().weight
         if self.n_new > 0 and pretrained:
             self._init_added_rows(model)
+        if pretrained:
+            # These tensors are what rebuilding from model_name_or_path gives back (LoRA
+            # adapters and the new-token parameter, created below, are not).
+            mark_pretrained(model)
         self.eos_token_id = tokenizer.eos_token_id
         self.pad_token_id = tokenizer.pad_token_id
         text_config = model.config.get_text_config()
@@ -138,6 +153,10 @@ class HFCausalLM(AbsLLM):
         self.model = model
         #: dtype of the frozen weights (ESPnetSLLMModel.to keeps them in it; module docstring)
         self.frozen_dtype = torch_dtype
+        #: its weights come from a checkpoint that rebuilding from the config reloads, so a
+        #: chain's cumulative checkpoint leaves out the frozen ones that did not change
+        #: (espnet_sllm.chain)
+        self.loads_pretrained = pretrained
         # A frozen embedding matrix cannot train some rows only without the optimizer still
         # touching (weight-decaying) the others, so new tokens get their own parameter (fp32:
         # it is trained).
@@ -158,8 +177,9 @@ class HFCausalLM(AbsLLM):
         mats = [model.get_input_embeddings().weight]
         if not self.tied and model.get_output_embeddings() is not None:
             mats.append(model.get_output_embeddings().weight)
+        fresh = slice(self.new_start + self.n_earlier, self.new_start + self.n_new)
         for w in mats:
-            w[self.new_rows()] = w[: self.new_start].float().mean(0).to(w.dtype)
+            w[fresh] = w[: self.new_start].float().mean(0).to(w.dtype)
 
     def _causal_lm(self):
         """The transformers ``*ForCausalLM`` (inside the peft wrapper when LoRA is on)."""
@@ -283,4 +303,7 @@ class HFCausalLM(AbsLLM):
         os.makedirs(out_dir, exist_ok=True)
         merged.model.save_pretrained(out_dir)
         load_tokenizer(self.tokenizer_name_or_path, self.special_tokens).save_pretrained(out_dir)
+        # The next round loading this directory keeps training these rows (load_tokenizer).
+        with open(os.path.join(out_dir, ADDED_TOKENS_FILE), "w", encoding="utf-8") as f:
+            json.dump(self.added_tokens, f, ensure_ascii=False)
         logging.info(f"wrote the merged LLM to {out_dir}")

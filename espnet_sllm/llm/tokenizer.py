@@ -23,7 +23,9 @@ def load_tokenizer(
     A pad token is required for batching; when the tokenizer has none, EOS is used.
     With ``return_base_size`` the result is ``(tokenizer, n)``: ``n`` = ``len(tokenizer)`` before
     ``special_tokens`` were added, so the added tokens have the ids ``n, n+1, ...`` (an embedding
-    matrix may have more rows than that: Qwen2 and Phi-3 keep spare rows).
+    matrix may have more rows than that: Qwen2 and Phi-3 keep spare rows). Tokens that an earlier
+    round added (the merged checkpoint lists them in ``ADDED_TOKENS_FILE``) are counted as added
+    too: ``n`` is then where they start.
     """
     import transformers
     from transformers import AutoTokenizer
@@ -42,8 +44,15 @@ def load_tokenizer(
             f"cannot load the tokenizer from {name_or_path!r}: give a local HF model directory "
             f"or a hub id reachable from this machine ({e})"
         ) from e
-    missing = [t for t in special_tokens if t not in tok.get_vocab()]
+    vocab = tok.get_vocab()
+    missing = [t for t in special_tokens if t not in vocab]
     n_base = len(tok)
+    # Tokens an earlier round added (listed in ADDED_TOKENS_FILE of a merged checkpoint written by
+    # HFCausalLM.save_pretrained) count as added again: their rows stay trainable. They are the
+    # last ids of that tokenizer, so the added range stays one block [n_base, len(tok)).
+    earlier = set(read_added_tokens(name_or_path)) & set(special_tokens)
+    while n_base > 0 and tok.convert_ids_to_tokens(n_base - 1) in earlier:
+        n_base -= 1
     if missing:
         tok.add_special_tokens({"additional_special_tokens": list(missing)},
                                replace_extra_special_tokens=False)
@@ -52,6 +61,23 @@ def load_tokenizer(
     if tok.eos_token_id is None:
         raise ValueError(f"tokenizer of {name_or_path!r} has no EOS token; set one in its config")
     return (tok, n_base) if return_base_size else tok
+
+
+#: A file of a merged LLM directory (HFCausalLM.save_pretrained) listing the special tokens an
+#: earlier training round added; `load_tokenizer` treats them as added again (a JSON list).
+ADDED_TOKENS_FILE = "espnet_sllm_added_tokens.json"
+
+
+def read_added_tokens(name_or_path: str) -> List[str]:
+    """The tokens listed in ``<name_or_path>/ADDED_TOKENS_FILE`` ([] without the file)."""
+    path = os.path.join(name_or_path, ADDED_TOKENS_FILE)
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        tokens = json.load(f)
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise ValueError(f"{path}: expected a JSON list of token strings")
+    return tokens
 
 
 def bos_ids(tokenizer) -> List[int]:

@@ -15,7 +15,8 @@ class SLLMPreprocessor(AbsPreprocessor):
     """Turns ``{speech, text, lang, text_prev, ...}`` into the arrays the model consumes.
 
     Output (numpy, collated and padded by ESPnet's ``CommonCollateFn``):
-        speech: (L,) float32 waveform, unchanged
+        speech: (L,) float32 waveform, unchanged; L = 0 for an utterance of a text-only task
+            (``text_only_tasks``), which the model splices with 0 speech frames
         prefix: (P,) int64, BOS (when the tokenizer uses one) + tokens of the text before {speech}
         suffix: (S,) int64, tokens of the text after {speech}
         text:   (N + 1,) int64, target tokens + EOS (only when the utterance has a text): the
@@ -24,7 +25,7 @@ class SLLMPreprocessor(AbsPreprocessor):
             set and the target is not exactly that field (e.g. speech translation: the target
             is ``{text_tgt}``, CTC trains on the transcript ``text``); the model's CTC uses it
             instead of the target. Emitted for every utterance that has a target, so batches
-            collate.
+            collate; empty (C = 0) for a text-only utterance, which CTC does not train on.
         lang_id: (1,) int64, index of the utterance's ``lang`` in ``languages`` (only when
             ``languages`` is set and the utterance has a ``lang``); SLLMTask's collate keeps
             it a non-sequence: the model gets (B, 1), read as (B,)
@@ -44,15 +45,28 @@ class SLLMPreprocessor(AbsPreprocessor):
             the utterance, the key value and the entries there are.
         target_template: the CE target, built from string fields: ``{text}`` (default, the
             transcript), ``{text_tgt}`` (speech translation), ``{text} <translation>
-            {text_tgt}`` (chain of thought). It is built when the utterance has its
+            {text_tgt}`` (chain of thought); or a mapping nested like ``prompt_template`` by
+            ``prompt_key`` (``default`` at any level), one target per task in a set that mixes
+            them, e.g. ``{asr: "{text}", st: "{text_tgt}", qa: "{text_tgt}"}`` with
+            ``prompt_key: task``. It is built when the utterance has its
             ``text_name`` field (training and validation; decoding passes no text); a field it
             needs that the utterance lacks, or an empty one, is an error naming the utterance.
         hyp_marker: the hypothesis post-processing that matches ``target_template``: scoring
             takes the part of a hypothesis after this marker (it must appear in the template's
-            literal text); stage 9 of sllm.sh passes it to ``sllm_score --hyp_marker``. The
+            literal text, or in one of them when ``target_template`` is a mapping); stage 9 of sllm.sh passes it to ``sllm_score --hyp_marker``. The
             preprocessor only checks it.
         ctc_text_name: the field CTC trains on (default None: the target); see ``ctc_text``.
-        speech_name, text_name, lang_name: data names in ``--*_data_path_and_name_and_type``.
+        speech_name, text_name, lang_name, task_name: data names in
+            ``--*_data_path_and_name_and_type`` (``task``: ``utt2task``).
+        text_only_tasks: the tasks whose utterances have no audio (e.g. ``[qa]``: text QA
+            trained beside speech tasks). Such an utterance has an empty ``wav.scp`` entry in
+            its data directory, which stage 2 turns into a WAV of 0 samples: its ``speech`` is
+            empty. An empty speech is allowed only when the utterance's ``task`` is one of
+            these; audio in a text-only task, or no audio in any other task (an utterance
+            without a ``task`` is ``asr``), is an error naming the utterance. The template of a
+            text-only task still holds its one ``{speech}`` (the speech part is empty there):
+            put it where audio would go, e.g. ``"{speech}Question: {text_src} Answer:"``, so one
+            template may serve a task with and without audio.
         context_templates: language -> {history: "...{text_prev}...", future: "...{text_next}..."};
             renders the ``{context}`` field of the prompt template (see ContextPrompt).
         context_masking: apply Algorithm 1 (``mask_context``) to history and future, independently,
@@ -91,11 +105,21 @@ class SLLMPreprocessor(AbsPreprocessor):
         seed: int = 0,
         languages: Optional[Sequence[str]] = None,
         prompt_key: Union[str, Sequence[str]] = "lang",
-        target_template: str = "{text}",
+        target_template: Union[str, Mapping] = "{text}",
         hyp_marker: Optional[str] = None,
         ctc_text_name: Optional[str] = None,
+        task_name: str = "task",
+        text_only_tasks: Union[str, Sequence[str]] = (),
     ):
         super().__init__(train)
+        if isinstance(text_only_tasks, str):  # `text_only_tasks: qa` in a YAML config
+            text_only_tasks = [text_only_tasks]
+        self.text_only_tasks = list(text_only_tasks or ())
+        if not all(isinstance(t, str) and t.strip() == t and t for t in self.text_only_tasks):
+            raise ValueError(
+                f"text_only_tasks must be task names (utt2task values), got {self.text_only_tasks}"
+            )
+        self.task_name = task_name
         self.languages = list(languages) if languages else None
         if self.languages is not None:
             dup = sorted({x for x in self.languages if self.languages.count(x) > 1})
@@ -113,13 +137,29 @@ class SLLMPreprocessor(AbsPreprocessor):
         # The language level is named "lang" in PromptSelector (its fallback rule).
         self.prompt_key = [PromptSelector.LANGUAGE_KEY if k == lang_name else k for k in keys]
         self.prompts = PromptSelector(prompt_template, self.prompt_key)
-        self.target = TargetTemplate(target_template, hyp_marker)
-        self.default_target = self.target.fields == [text_name] and \
+        # One target template, or one per prompt_key value (nested like prompt_template), e.g.
+        # {asr: "{text}", st: "{text_tgt}"} for a set that mixes tasks.
+        if isinstance(target_template, str):
+            self.targets = PromptSelector(
+                target_template, self.prompt_key,
+                leaf=lambda t: TargetTemplate(t, hyp_marker), what="target_template")
+        else:
+            self.targets = PromptSelector(target_template, self.prompt_key, leaf=TargetTemplate,
+                                          what="target_template")
+            if hyp_marker is not None and (not hyp_marker.strip() or not any(
+                    hyp_marker in t.literal for t in self.targets.leaves())):
+                raise ValueError(
+                    f"hyp_marker {hyp_marker!r} must be non-blank and appear in the literal text "
+                    f"of a target_template (scoring keeps the hypothesis after it)"
+                )
+        self.target_template = target_template
+        self.hyp_marker = hyp_marker
+        self.default_target = isinstance(target_template, str) and \
             target_template.strip() == "{" + text_name + "}"
         self.ctc_text_name = ctc_text_name
         # A separate CTC label sequence only when it is not the target itself.
-        self.emit_ctc_text = ctc_text_name is not None and \
-            target_template.strip() != "{" + ctc_text_name + "}"
+        self.emit_ctc_text = ctc_text_name is not None and any(
+            t.template.strip() != "{" + ctc_text_name + "}" for t in self.targets.leaves())
         self.context = ContextPrompt(context_templates) if context_templates else None
         self.context_masking = context_masking
         self.context_masking_conf = dict(context_masking_conf or {})
@@ -186,20 +226,48 @@ class SLLMPreprocessor(AbsPreprocessor):
         return value.strip()
 
     def render_target(self, uid: str, data: Mapping) -> str:
-        """``target_template`` rendered with the utterance's string fields."""
-        fields = {f: self.field(uid, data, f, "target_template") for f in self.target.fields}
-        return self.target.render(fields)
+        """``target_template`` (the one selected by ``prompt_key`` when it is a mapping)
+        rendered with the utterance's string fields."""
+        values = {k: v for k, v in data.items() if isinstance(v, str)}
+        try:
+            target = self.targets.select(self.prompt_values(values))
+        except KeyError as e:
+            raise KeyError(f"utterance {uid}: {e.args[0]}") from None
+        fields = {f: self.field(uid, data, f, "target_template") for f in target.fields}
+        return target.render(fields)
+
+    def check_speech(self, uid: str, speech: np.ndarray, data: Mapping) -> bool:
+        """Whether the utterance is text-only; speech (L,) must be empty exactly when its task
+        is in ``text_only_tasks``, else the error names the utterance, its task and the list."""
+        task = data.get(self.task_name)
+        task = task.strip() if isinstance(task, str) else None
+        text_only = task in self.text_only_tasks
+        if speech.ndim != 1:
+            raise ValueError(
+                f"utterance {uid}: speech must be a mono waveform, got shape {speech.shape}"
+            )
+        if text_only and speech.size > 0:
+            raise ValueError(
+                f"utterance {uid}: task {task!r} is text-only (text_only_tasks "
+                f"{self.text_only_tasks}) but the utterance has audio ({speech.size} samples); "
+                f"leave its wav.scp entry empty, or remove {task!r} from text_only_tasks"
+            )
+        if not text_only and speech.size == 0:
+            what = f"task {task!r}" if task is not None else \
+                f"no {self.task_name!r} field (a speech task: asr)"
+            raise ValueError(
+                f"utterance {uid}: no audio (empty speech, e.g. an empty wav.scp entry) but "
+                f"{what} is not a text-only task (preprocessor_conf.text_only_tasks "
+                f"{self.text_only_tasks}); give it audio, or declare its task text-only"
+            )
+        return text_only
 
     def __call__(self, uid: str, data: Dict[str, Union[str, np.ndarray]]) -> Dict[str, np.ndarray]:
         speech = data.get(self.speech_name)
         if speech is None:
             raise ValueError(f"utterance {uid}: no '{self.speech_name}' data")
         speech = np.asarray(speech, dtype=np.float32)
-        if speech.ndim != 1 or speech.size == 0:
-            raise ValueError(
-                f"utterance {uid}: speech must be a non-empty mono waveform, got shape "
-                f"{speech.shape}"
-            )
+        text_only = self.check_speech(uid, speech, data)
         fields = self.prompt_fields(uid, data)
         try:
             template = self.prompts.select(self.prompt_values(fields))
@@ -222,14 +290,17 @@ class SLLMPreprocessor(AbsPreprocessor):
                 if not self.default_target:
                     raise ValueError(
                         f"utterance {uid}: '{self.text_name}' is already tokenised but "
-                        f"target_template is {self.target.template!r}: give the text"
+                        f"target_template is {self.target_template!r}: give the text"
                     )
                 out[self.text_name] = np.asarray(text, dtype=np.int64)
             else:
                 target = self.render_target(uid, data)
                 ids = self.encode(target)
                 out[self.text_name] = np.append(ids, self.tokenizer.eos_token_id).astype(np.int64)
-                if self.emit_ctc_text:
+                if self.emit_ctc_text and text_only:
+                    # No audio, no CTC: the field need not exist for it (kept, so rows collate).
+                    out["ctc_text"] = np.zeros(0, dtype=np.int64)
+                elif self.emit_ctc_text:
                     out["ctc_text"] = self.encode(self.field(uid, data, self.ctc_text_name,
                                                              "ctc_text_name"))
         return out

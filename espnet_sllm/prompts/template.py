@@ -6,7 +6,7 @@ utterance's data fields (``lang``, ``text_prev``, ``text_next``, ...). Literal b
 ``{{`` and ``}}`` as in Python's ``str.format``.
 """
 import string
-from typing import Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple, Union
 
 SPEECH = "speech"
 
@@ -54,7 +54,13 @@ class PromptSelector:
 
     LANGUAGE_KEY = "lang"
 
-    def __init__(self, templates: Union[str, Mapping], keys: Sequence[str] = ("lang",)):
+    def __init__(self, templates: Union[str, Mapping], keys: Sequence[str] = ("lang",),
+                 leaf: Callable[[str], object] = PromptTemplate,
+                 what: str = "prompt_template"):
+        """``leaf`` builds a template object from a string (``PromptTemplate``; the target
+        selector uses ``TargetTemplate``); ``what`` names the option in messages."""
+        self.leaf = leaf
+        self.what = what
         if isinstance(keys, str):
             keys = [k.strip() for k in keys.split(",")]
         self.keys: Tuple[str, ...] = tuple(keys)
@@ -64,15 +70,15 @@ class PromptSelector:
         if isinstance(templates, str):
             templates = {"default": templates}
         if not templates:
-            raise ValueError("no prompt template given")
+            raise ValueError(f"no {what} given")
         self.tree = self._build(templates, 0, ())
         # Kept for callers that read the flat table of a one-key selector.
         self.templates = self.tree
 
     def _build(self, node, depth: int, path: Tuple[str, ...]):
         if isinstance(node, str):
-            return PromptTemplate(node)
-        where = "prompt_template" + "".join(f"[{p!r}]" for p in path)
+            return self.leaf(node)
+        where = self.what + "".join(f"[{p!r}]" for p in path)
         if not isinstance(node, Mapping) or not node:
             raise ValueError(f"{where}: expected a template string or a non-empty mapping, "
                              f"got {node!r}")
@@ -83,15 +89,25 @@ class PromptSelector:
             )
         return {str(k): self._build(v, depth + 1, path + (str(k),)) for k, v in node.items()}
 
-    def select(self, values: Union[None, str, Mapping[str, Optional[str]]] = None
-               ) -> PromptTemplate:
+    def leaves(self) -> List:
+        """Every template of the tree."""
+        out, todo = [], [self.tree]
+        while todo:
+            node = todo.pop()
+            if isinstance(node, dict):
+                todo.extend(node.values())
+            else:
+                out.append(node)
+        return out
+
+    def select(self, values: Union[None, str, Mapping[str, Optional[str]]] = None):
         """The template for ``values`` (field -> value; a plain string is the first key's)."""
         if not isinstance(values, Mapping):
             values = {self.keys[0]: values}
         node = self.tree
         path = []
         for key in self.keys:
-            if isinstance(node, PromptTemplate):
+            if not isinstance(node, dict):
                 return node
             value = values.get(key)
             value = value.strip() if isinstance(value, str) else value
@@ -103,7 +119,7 @@ class PromptSelector:
             else:
                 where = "".join(f"[{p!r}]" for p in path)
                 raise KeyError(
-                    f"no prompt template for {key}={value!r}{' under ' + where if where else ''}"
+                    f"no {self.what.replace('_', ' ')} for {key}={value!r}{' under ' + where if where else ''}"
                     f" (prompt_key {','.join(self.keys)}) and no 'default' one; they exist "
                     f"for {sorted(node)}"
                 )
@@ -185,6 +201,7 @@ class TargetTemplate:
         self.template = template
         self.fields = sorted(set(names))
         literal = "".join(lit for lit, _, _, _ in parsed)
+        self.literal = literal
         if hyp_marker is not None and (not hyp_marker.strip() or hyp_marker not in literal):
             raise ValueError(
                 f"hyp_marker {hyp_marker!r} must be non-blank and appear in the literal text of "

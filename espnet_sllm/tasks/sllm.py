@@ -34,7 +34,7 @@ from espnet2.utils.types import int_or_none, str2bool
 from espnet_sllm.encoders.whisper import HFWhisperEncoder
 from espnet_sllm.llm.abs_llm import AbsLLM
 from espnet_sllm.llm.hf_causal_lm import HFCausalLM
-from espnet_sllm.model import ESPnetSLLMModel
+from espnet_sllm.model import ESPnetSLLMModel, frontend_feats
 from espnet_sllm.projectors import projector_classes
 from espnet_sllm.projectors.abs_projector import AbsProjector
 from espnet_sllm.prompts.preprocessor import SLLMPreprocessor
@@ -115,7 +115,8 @@ class StatsOnlyModel(AbsESPnetModel):
     def collect_feats(
         self, speech: torch.Tensor, speech_lengths: torch.Tensor, **kwargs
     ) -> Dict[str, torch.Tensor]:
-        feats, feats_lengths = self.frontend(speech, speech_lengths)
+        # Text-only rows (0 samples) get 0 frames: they add nothing to the feature statistics.
+        feats, feats_lengths = frontend_feats(self.frontend, speech, speech_lengths)
         return {"feats": feats, "feats_lengths": feats_lengths}
 
 
@@ -265,6 +266,11 @@ class SLLMTask(AbsTask):
             languages=languages,
             **args.model_conf,
         )
+        # ESPnet honours --save_strategy required_grad_only only with its own --use_adapter
+        # (loralib / houlsby); our peft LoRA and frozen pretrained parts need it without.
+        if (getattr(args, "save_strategy", "all") == "required_grad_only"
+                and not getattr(args, "use_adapter", False)):
+            model.save_trainable_only = True
         n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
         n_all = sum(p.numel() for p in model.parameters())
         logging.info(f"SLLM: {n_all / 1e6:.2f}M parameters, {n_train / 1e6:.2f}M trainable")

@@ -120,3 +120,49 @@ def test_train_step_save_and_bf16_decode(tmp_path, tiny_llm_dirs, tiny_whisper_d
         lines = (out / "1best_recog" / "text").read_text().splitlines()
         assert [ln.split()[0] for ln in lines] == [f"u{i:03d}" for i in range(4)]
     assert os.path.getsize(tmp_path / "decode_bfloat16" / "1best_recog" / "score") > 0
+
+
+def test_required_grad_only_saves_the_trained_part_resumes_and_decodes(
+        tmp_path, tiny_llm_dirs, tiny_whisper_dir):
+    """--save_strategy required_grad_only (ESPnet alone ignores it without --use_adapter): the
+    checkpoints lack the frozen Whisper and LLM base, a killed run resumes from such a
+    checkpoint.pth, and decoding reloads the frozen weights from the config."""
+    train = write_data(str(tmp_path / "train"), 8, 0)
+    valid = write_data(str(tmp_path / "valid"), 4, 1)
+    cfg = bf16_config(tiny_llm_dirs["qwen2"], tiny_whisper_dir, lora=True)
+    cfg.update(max_epoch=1, batch_type="unsorted", batch_size=4, optim="adam",
+               optim_conf={"lr": 1e-3}, best_model_criterion=[["valid", "acc", "max"]],
+               keep_nbest_models=2, num_workers=0, seed=0, num_att_plot=0,
+               save_strategy="required_grad_only")
+    conf = tmp_path / "train.yaml"
+    conf.write_text(yaml.safe_dump(cfg))
+    for d in (train, valid):
+        with open(f"{d}/keys", "w") as f:
+            f.write("".join(line.split()[0] + "\n" for line in open(f"{d}/wav.scp")))
+    stats = tmp_path / "stats"
+    run(["espnet_sllm.bin.sllm_train", "--collect_stats", "true", "--config", str(conf),
+         "--output_dir", str(stats), "--train_shape_file", f"{train}/keys",
+         "--valid_shape_file", f"{valid}/keys", *data_args("train_", train),
+         *data_args("valid_", valid)], cwd=tmp_path)
+    exp = tmp_path / "exp"
+    common = ["espnet_sllm.bin.sllm_train", "--config", str(conf), "--output_dir", str(exp),
+              "--train_shape_file", str(stats / "train" / "speech_shape"),
+              "--valid_shape_file", str(stats / "valid" / "speech_shape"),
+              *data_args("train_", train), *data_args("valid_", valid)]
+    run(common, cwd=tmp_path)
+    for name in ("1epoch.pth", "checkpoint.pth"):
+        state = torch.load(exp / name, map_location="cpu", weights_only=False)
+        state = state.get("model", state)
+        assert not any(k.startswith("encoder.") for k in state), name
+        assert not any("base_layer" in k or "embed_tokens" in k for k in state), name
+        assert any("lora_" in k for k in state) and "llm.new_token_embeddings" in state
+        assert any(k.startswith("projector.") for k in state)
+    # a second epoch resumes from that checkpoint.pth (model, optimizer, reporter)
+    proc = run(common + ["--max_epoch", "2", "--resume", "true"], cwd=tmp_path)
+    assert "2/2epoch" in proc.stderr and "1/2epoch" not in proc.stderr
+    out = tmp_path / "decode"
+    run(["espnet_sllm.bin.sllm_inference", "--train_config", str(exp / "config.yaml"),
+         "--model_file", str(exp / "valid.acc.best.pth"), "--output_dir", str(out),
+         "--batch_size", "2", "--max_new_tokens", "5", *data_args("", valid, with_text=False)],
+        cwd=tmp_path)
+    assert len((out / "1best_recog" / "text").read_text().splitlines()) == 4

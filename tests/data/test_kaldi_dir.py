@@ -200,3 +200,23 @@ def test_subdialect_file(tmp_path):
                                  subdialect="Southwestern")])
     assert (d / "utt2subdialect").read_text(encoding="utf-8") == "s1-u1 Southwestern\n"
     assert read_data_dir(d)[0].subdialect == "Southwestern"
+
+
+def test_text_only_utterances_beside_audio(tmp_path):
+    """An empty wav.scp entry is a text-only utterance (preprocessor_conf.text_only_tasks)."""
+    d = tmp_path / "mix"
+    write_data_dir(d, [Utterance("s1-a", "/a.wav", spk="s1", text="hi", task="asr"),
+                       Utterance("s1-q", "", spk="s1", text="answer", task="qa")])
+    assert (d / "wav.scp").read_text() == "s1-a /a.wav\ns1-q\n"
+    assert validate_data_dir(d) == {"utterances": 2, "speakers": 1, "recordings": 2}
+    assert [(u.wav, u.task) for u in read_data_dir(d)] == [("/a.wav", "asr"), ("", "qa")]
+    # A segment of an empty entry: an error naming segments:line
+    _write(d / "segments", "s1-a s1-a 0.0 1.0\ns1-q s1-q 0.0 1.0\n")
+    with pytest.raises(ValueError, match=r"segments:2: s1-q: recording 's1-q' has an empty "
+                                         r"wav.scp entry \(a text-only utterance\)"):
+        validate_data_dir(d)
+    with pytest.raises(ValueError, match=r"'s1-q': a segment of recording 'r' whose wav is "
+                                         r"empty"):
+        write_data_dir(tmp_path / "seg", [
+            Utterance("s1-a", "/a.wav", spk="s1", segment=Segment("a", 0.0, 1.0)),
+            Utterance("s1-q", "", spk="s1", segment=Segment("r", 0.0, 1.0))])

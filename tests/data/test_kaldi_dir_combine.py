@@ -143,3 +143,16 @@ def test_combine_carries_spk2gender(tmp_path):
     (b / "spk2gender").unlink()
     combine_data_dirs(tmp_path / "ab", [a, b])
     assert not (tmp_path / "ab" / "spk2gender").exists()
+
+
+def test_text_only_utterance_cannot_get_a_whole_recording_segment(tmp_path):
+    mlc = _seg_dir(tmp_path / "train", "rec", ["hi"], context=False)
+    qa = tmp_path / "qa"
+    write_data_dir(qa, [Utterance("qa-1", "", text="answer", task="qa")])
+    with pytest.raises(ValueError, match=r"qa/wav.scp: qa-1: a text-only utterance \(empty "
+                                         r"wav.scp entry\) cannot get a whole-recording"):
+        combine_data_dirs(tmp_path / "out", [mlc, str(qa)])
+    # without segments anywhere, it combines as it is
+    cv = _whole_dir(tmp_path, "cv", [0.5])
+    combine_data_dirs(tmp_path / "out2", [cv, str(qa)])
+    assert read_kv(tmp_path / "out2" / "wav.scp")["qa-1"] == ""

@@ -165,7 +165,9 @@ def test_merge_and_save_keep_logits_of_every_token(tiny_llm_dirs, family, tmp_pa
                                   llm.model(input_ids=ids, attention_mask=mask).logits[..., llm.new_rows()])
     llm.save_pretrained(str(tmp_path / "saved"))
     reloaded = HFCausalLM(str(tmp_path / "saved"), special_tokens=SPECIAL).eval()
-    assert reloaded.n_new == 0 and reloaded.vocab_size() == llm.vocab_size()
+    # the added tokens are listed in the merged directory: still added (trainable), not re-initialised
+    assert reloaded.n_new == 2 and reloaded.n_earlier == 2
+    assert reloaded.vocab_size() == llm.vocab_size()
     torch.testing.assert_close(reloaded(reloaded.embed(ids), mask), before)
     llm.merge_lora()
     torch.testing.assert_close(llm(llm.embed(ids), mask), before)

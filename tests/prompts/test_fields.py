@@ -163,3 +163,40 @@ def test_model_ctc_trains_on_ctc_text(tiny_llm_dirs):
         wrong = dict(batch)
         wrong.pop("ctc_text"), wrong.pop("ctc_text_lengths")
         assert not torch.allclose(model(**wrong)[1]["loss_ctc"], stats["loss_ctc"])
+
+
+def test_target_template_per_task_for_a_mixed_set(tokenizer_dir):
+    """target_template as a mapping nested by prompt_key: each task its own target; CTC text
+    emitted (the transcript) where the target is not it; the marker checked across templates."""
+    pre = SLLMPreprocessor(
+        train=True, tokenizer_name_or_path=tokenizer_dir, prompt_template="{speech} go",
+        prompt_key="task", ctc_text_name="text", hyp_marker="<translation>",
+        target_template={"asr": "{text}", "st": COT, "default": "{text_tgt}"})
+    tok = pre.tokenizer
+    asr = pre("a1", utt(task="asr"))
+    st = pre("s1", utt(task="st", text_tgt="zwei drei"))
+    qa = pre("q1", utt(task="qa", text_tgt="four"))
+    assert asr["text"].tolist() == pre.encode("one two").tolist() + [tok.eos_token_id]
+    assert st["text"].tolist() == pre.encode("one two <translation> zwei drei").tolist() + [
+        tok.eos_token_id]
+    assert qa["text"].tolist() == pre.encode("four").tolist() + [tok.eos_token_id]
+    for out in (asr, st, qa):
+        assert tok.decode(out["ctc_text"]).strip() == "one two"
+    # an asr utterance needs no text_tgt; a qa one does, and the error names it
+    with pytest.raises(ValueError, match=r"utterance q2: .*'text_tgt'"):
+        pre("q2", utt(task="qa"))
+    # no entry and no default for a task: an error naming the utterance and the entries
+    strict = SLLMPreprocessor(
+        train=True, tokenizer_name_or_path=tokenizer_dir, prompt_template="{speech} go",
+        prompt_key="task", target_template={"asr": "{text}", "st": "{text_tgt}"})
+    with pytest.raises(KeyError, match=r"utterance x1: no target template for task='qa'.*"
+                                       r"\['asr', 'st'\]"):
+        strict("x1", utt(task="qa"))
+    with pytest.raises(ValueError, match="hyp_marker"):
+        SLLMPreprocessor(train=True, tokenizer_name_or_path=tokenizer_dir,
+                         prompt_template="{speech}", prompt_key="task", hyp_marker="<tr>",
+                         target_template={"asr": "{text}", "st": "{text_tgt}"})
+    with pytest.raises(ValueError, match=r"target_template\['st'\]: nested deeper"):
+        SLLMPreprocessor(train=True, tokenizer_name_or_path=tokenizer_dir,
+                         prompt_template="{speech}", prompt_key="task",
+                         target_template={"st": {"en": "{text}"}})

@@ -299,7 +299,7 @@ def _rms(x):
 def test_format_data(data_dir, tmp_path):
     out = tmp_path / "dump"
     counts = fmt.format_data(str(data_dir), str(out), nj=2, progress=False)
-    assert counts == {"utterances": 6, "written": 5, "kept": 0, "dropped": 1}
+    assert counts == {"utterances": 6, "written": 5, "kept": 0, "dropped": 1, "text_only": 0}
     validate_data_dir(out)
     expected = {"spkA-u1": 16000, "spkA-u2": 16000, "spkA-u3": 8000, "spkB-u1": 20000,
                 "spkC-u1": 4800}
@@ -389,6 +389,53 @@ def test_filter_data(data_dir, tmp_path):
         fdata.filter_data(str(dump), str(tmp_path / "fs"), fs=8000)
     r = run_py("espnet_sllm.bin.filter_data", "--in", data_dir, "--out", tmp_path / "x")
     assert r.returncode == 1 and "utt2num_samples: missing" in r.stderr
+
+
+def test_format_and_filter_text_only_utterances(tmp_path):
+    """An empty wav.scp entry (a text-only utterance): stage 2 writes a WAV of 0 samples and
+    utt2num_samples 0, counted; stage 3 keeps it whatever --min_sec, and counts it."""
+    src = tmp_path / "a.wav"
+    sf.write(src, 0.1 * np.ones(8000), 16000, subtype="PCM_16")
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "wav.scp").write_text(f"s-a {src}\ns-q\ns-r \n")
+    (d / "text").write_text("s-a hello\ns-q an answer\ns-r\n")
+    (d / "utt2task").write_text("s-a asr\ns-q qa\ns-r qa\n")
+    (d / "utt2spk").write_text("s-a s\ns-q s\ns-r s\n")
+    (d / "spk2utt").write_text("s s-a s-q s-r\n")
+    dump = tmp_path / "dump"
+    r = run_py("espnet_sllm.bin.format_data", "--in", d, "--out", dump, "--nj", "1")
+    assert r.returncode == 0, r.stderr
+    assert "3 written, 0 kept from an earlier run, 0 dropped, 2 text-only" in r.stdout
+    assert "2 text-only utterances (empty wav.scp entry)" in r.stderr
+    assert read_kv(dump / "utt2num_samples") == {"s-a": "8000", "s-q": "0", "s-r": "0"}
+    for utt in ("s-q", "s-r"):
+        info = sf.info(read_kv(dump / "wav.scp")[utt])
+        assert (info.samplerate, info.channels, info.subtype, info.frames) == \
+            (16000, 1, "PCM_16", 0)
+    assert "text-only (empty wav.scp entry, 0 samples): 2" in \
+        (dump / "format_report.txt").read_text()
+    # A re-run keeps the 0-sample WAVs
+    counts = fmt.format_data(str(d), str(dump), nj=1, progress=False)
+    assert (counts["written"], counts["kept"], counts["text_only"]) == (0, 3, 2)
+
+    out = tmp_path / "filtered"
+    fdata.filter_data(str(dump), str(out), min_sec=0.4, max_sec=30)
+    report = (out / "filter_report.txt").read_text()
+    # s-r has an empty text: dropped for it, not kept as text-only; s-q is not "too short"
+    assert read_kv(out / "utt2num_samples") == {"s-a": "8000", "s-q": "0"}
+    for line in ("kept text-only (0 samples, no duration limits): 1",
+                 "dropped for empty text: 1", "dropped for too short: 0"):
+        assert line in report
+    assert read_kv(out / "utt2task") == {"s-a": "asr", "s-q": "qa"}
+    # --fs is checked on an utterance with audio, not on a 0-sample WAV
+    with pytest.raises(fdata.FilterError, match="a.wav is at 16000 Hz but --fs is 8000"):
+        fdata.filter_data(str(dump), str(tmp_path / "fs"), fs=8000)
+
+    # A segments line pointing to an empty entry is an error naming it
+    (d / "segments").write_text("s-a s-a 0.0 0.5\ns-q s-q 0.0 1.0\ns-r s-r 0.0 1.0\n")
+    r = run_py("espnet_sllm.bin.format_data", "--in", d, "--out", tmp_path / "bad")
+    assert r.returncode == 1 and "segments:2: s-q: recording 's-q' has an empty" in r.stderr
 
 
 # --------------------------------------------------------------------------- split_options.sh

@@ -35,9 +35,15 @@
 #   4  model preparation       from-scratch tokenizer + LLM config (--scratch_llm_opts), or a
 #                              load check of the pretrained checkpoints the config names
 #   5  collect stats           ESPnet --collect_stats            -> ${expdir}/stats
-#   6  training                one or more chained configs (--train_config "a.yaml b.yaml"),
-#                              each initialised from the previous one's best model; a finished
-#                              experiment is skipped, an interrupted one resumed (see above)
+#   6  training                one or more chained configs (--train_config "a.yaml b.yaml"):
+#                              stage k -> <exp>/stage<k>_<config>; after each, its cumulative
+#                              checkpoint <exp>/stage<k>_*/chain/model.pth (everything trained
+#                              so far + what no pretrained checkpoint gives back) starts stage
+#                              k+1; at a merge (--chain_mode merge, or the LoRA changes) the LLM
+#                              with LoRA folded in, chain/llm/, is stage k+1's LLM (see
+#                              espnet_sllm/chain.py); a finished experiment is skipped, an
+#                              interrupted one resumed (see above); retraining stage k retrains
+#                              the later ones
 #   7  decoding                context-agnostic, --inference_nj jobs -> <exp>/decode_*/<set>
 #   8  context re-decoding     text_prev/text_next rebuilt from stage 7's hypotheses of the
 #                              neighbouring segments (or the references: --context_source
@@ -70,6 +76,15 @@
 #   --train_config              training YAML(s), space separated for chained stages; needed
 #                               from stage 4 on (stages 1-3 run without it)
 #   --train_args                extra options of sllm_train (all of ESPnet's trainer options) [""]
+#   --train_sets                one training set per chained config, space separated (stages
+#                               2-3 prepare them, stage 5 collects stats per set) [--train_set
+#                               for every config]
+#   --chain_mode                cumulative | merge: how a chained config starts from the one
+#                               before: its cumulative checkpoint (a merge only where the LoRA
+#                               changes), or a merge at every boundary (iterative LoRA rounds)
+#                               [cumulative]
+#   --decode_stages             last | all: stages 7-9 decode and score the last chained config
+#                               or every one, each into its own experiment dir [last]
 #   --tag                       experiment name [train config basename; "data" without one]
 #   --inference_config          YAML of sllm_inference options [""]
 #   --inference_args            extra options of sllm_inference [""]
@@ -121,6 +136,9 @@ local_data_opts=
 scratch_llm_opts=
 train_config=
 train_args=
+train_sets=
+chain_mode=cumulative
+decode_stages=last
 tag=
 inference_config=
 inference_args=
@@ -151,6 +169,24 @@ for c in ${train_config}; do [ -f "${c}" ] || die "train config not found: ${c}"
 [ -z "${inference_config}" ] || [ -f "${inference_config}" ] \
     || die "inference config not found: ${inference_config}"
 
+case "${chain_mode}" in cumulative|merge) ;; *) die "--chain_mode must be cumulative or merge, got '${chain_mode}'" ;; esac
+case "${decode_stages}" in last|all) ;; *) die "--decode_stages must be last or all, got '${decode_stages}'" ;; esac
+n_configs=$(echo "${train_config}" | wc -w)
+if [ -n "${train_sets}" ] && [ "$(echo "${train_sets}" | wc -w)" -ne "${n_configs}" ]; then
+    die "--train_sets names $(echo "${train_sets}" | wc -w) sets for ${n_configs} training configs (one set per config)"
+fi
+# stage_exp <k> <config>: the experiment dir of chained config k
+stage_exp() {
+    if [ "${n_configs}" -gt 1 ]; then echo "${sllm_exp}/stage$1_$(basename "$2" .yaml)"; else echo "${sllm_exp}"; fi
+}
+# train_set_of <k>: the training set of chained config k (1-based)
+train_set_of() {
+    if [ -n "${train_sets}" ]; then echo "${train_sets}" | awk -v k="$1" '{print $k}'; else echo "${train_set}"; fi
+}
+# stats_of <set>: stage 5's output for a training set (the main one: ${stats_dir})
+stats_of() {
+    if [ "$1" = "${train_set}" ]; then echo "${stats_dir}"; else echo "${stats_dir}_$1"; fi
+}
 last_config=${train_config##* }
 if [ -z "${tag}" ]; then
     if [ -n "${last_config}" ]; then tag=$(basename "${last_config}" .yaml); else tag=data; fi
@@ -226,7 +262,9 @@ EOF
 }
 
 # Each set once, in order (the validation set may also be a test set).
-all_sets=$(echo "${train_set} ${valid_set} ${test_sets}" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+all_sets=$(echo "${train_set} ${train_sets} ${valid_set} ${test_sets}" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+# The training sets (filtered in stage 3, stats in stage 5), each once.
+train_sets_all=$(echo "${train_set} ${train_sets}" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
 
 # ---------------------------------------------------------------------------------------------
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
@@ -252,7 +290,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     log "Stage 2: format data: ${fs} Hz WAV per utterance in ${dumpdir}/raw"
     for s in ${all_sets}; do
         require "data/${s}/wav.scp"
-        if [ "${s}" = "${train_set}" ] || [ "${s}" = "${valid_set}" ]; then
+        if [[ " ${train_sets_all} ${valid_set} " == *" ${s} "* ]]; then
             out=${dumpdir}/raw/org/${s}    # stage 3 filters these into ${dumpdir}/raw/${s}
         else
             out=${dumpdir}/raw/${s}
@@ -271,8 +309,8 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
-    log "Stage 3: filter ${train_set} and ${valid_set}: empty text, < ${min_sec} s, > ${max_sec} s"
-    for s in ${train_set} ${valid_set}; do
+    log "Stage 3: filter ${train_sets_all}and ${valid_set}: empty text, < ${min_sec} s, > ${max_sec} s"
+    for s in ${train_sets_all} ${valid_set}; do
         require "${dumpdir}/raw/org/${s}/wav.scp"
         cmd="${python} -m espnet_sllm.bin.filter_data --in ${dumpdir}/raw/org/${s} --out ${dumpdir}/raw/${s} --min_sec ${min_sec} --max_sec ${max_sec} --fs ${fs}"
         sig=$(signature "${cmd}" "${dumpdir}/raw/org/${s}/wav.scp" "${dumpdir}/raw/org/${s}/text")
@@ -334,60 +372,70 @@ data_opts() {  # $1 prefix (train_/valid_/""), $2 data dir, $3 with text, $4 wit
 }
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
-    log "Stage 5: collect stats -> ${stats_dir}"
-    _train=${dumpdir}/raw/${train_set}
+    # One stats dir per training set a chained config uses, with the first config using it
+    # (shapes only depend on the audio and the tokenised text).
     _valid=${dumpdir}/raw/${valid_set}
-    require "${_train}/wav.scp" "${_valid}/wav.scp"
-    first_config=${train_config%% *}
-    cmd="collect_stats ${first_config} ${train_args}"
-    sig=$(signature "${cmd}" "${_train}/wav.scp" "${_train}/text" "${_valid}/wav.scp" \
-        "${_valid}/text" "${first_config}")
-    stamp=${stats_dir}/.stamps/stage5
-    if is_done "${stamp}" stage5 "${sig}" "${stats_dir}/train/speech_shape"; then
-        log "Stage 5: skipped (unchanged)"
-    else
-        _nj=$(min "${nj}" "$(wc -l < "${_train}/wav.scp")" "$(wc -l < "${_valid}/wav.scp")")
-        _logdir=${stats_dir}/logdir
-        mkdir -p "${_logdir}"
-        ${python} -m espnet_sllm.bin.split_keys "${_train}/wav.scp" "${_logdir}/train" "${_nj}"
-        ${python} -m espnet_sllm.bin.split_keys "${_valid}/wav.scp" "${_logdir}/valid" "${_nj}"
-        # shellcheck disable=SC2046,SC2086
-        ${train_cmd} JOB=1:"${_nj}" "${_logdir}/stats.JOB.log" \
-            ${python} -m espnet_sllm.bin.sllm_train --collect_stats true --use_preprocessor true \
-                --config "${first_config}" --ngpu 0 --num_workers 0 \
-                --train_shape_file "${_logdir}/train/keys.JOB.scp" \
-                --valid_shape_file "${_logdir}/valid/keys.JOB.scp" \
-                --output_dir "${_logdir}/stats.JOB" \
-                $(data_opts train_ "${_train}" true) $(data_opts valid_ "${_valid}" true) \
-                ${train_args}
-        stats_inputs=()
-        for j in $(seq "${_nj}"); do stats_inputs+=(--input_dir "${_logdir}/stats.${j}"); done
-        ${python} -m espnet2.bin.aggregate_stats_dirs "${stats_inputs[@]}" --output_dir "${stats_dir}"
-        mark_done "${stamp}" stage5 "${sig}" "${stats_dir}/train/speech_shape"
-    fi
+    for _set in $(for k in $(seq "${n_configs}"); do train_set_of "${k}"; done | awk '!seen[$0]++'); do
+        _stats=$(stats_of "${_set}")
+        log "Stage 5: collect stats of ${_set} -> ${_stats}"
+        _train=${dumpdir}/raw/${_set}
+        require "${_train}/wav.scp" "${_valid}/wav.scp"
+        first_config=
+        k=0
+        for c in ${train_config}; do
+            k=$((k + 1))
+            if [ -z "${first_config}" ] && [ "$(train_set_of "${k}")" = "${_set}" ]; then first_config=${c}; fi
+        done
+        cmd="collect_stats ${first_config} ${train_args}"
+        sig=$(signature "${cmd}" "${_train}/wav.scp" "${_train}/text" "${_valid}/wav.scp" \
+            "${_valid}/text" "${first_config}")
+        stamp=${_stats}/.stamps/stage5
+        if is_done "${stamp}" stage5 "${sig}" "${_stats}/train/speech_shape"; then
+            log "Stage 5: skipped (${_set}: unchanged)"
+        else
+            _nj=$(min "${nj}" "$(wc -l < "${_train}/wav.scp")" "$(wc -l < "${_valid}/wav.scp")")
+            _logdir=${_stats}/logdir
+            mkdir -p "${_logdir}"
+            ${python} -m espnet_sllm.bin.split_keys "${_train}/wav.scp" "${_logdir}/train" "${_nj}"
+            ${python} -m espnet_sllm.bin.split_keys "${_valid}/wav.scp" "${_logdir}/valid" "${_nj}"
+            # shellcheck disable=SC2046,SC2086
+            ${train_cmd} JOB=1:"${_nj}" "${_logdir}/stats.JOB.log" \
+                ${python} -m espnet_sllm.bin.sllm_train --collect_stats true --use_preprocessor true \
+                    --config "${first_config}" --ngpu 0 --num_workers 0 \
+                    --train_shape_file "${_logdir}/train/keys.JOB.scp" \
+                    --valid_shape_file "${_logdir}/valid/keys.JOB.scp" \
+                    --output_dir "${_logdir}/stats.JOB" \
+                    $(data_opts train_ "${_train}" true) $(data_opts valid_ "${_valid}" true) \
+                    ${train_args}
+            stats_inputs=()
+            for j in $(seq "${_nj}"); do stats_inputs+=(--input_dir "${_logdir}/stats.${j}"); done
+            ${python} -m espnet2.bin.aggregate_stats_dirs "${stats_inputs[@]}" --output_dir "${_stats}"
+            mark_done "${stamp}" stage5 "${sig}" "${_stats}/train/speech_shape"
+        fi
+    done
 fi
 
 # ---------------------------------------------------------------------------------------------
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
-    _train=${dumpdir}/raw/${train_set}
     _valid=${dumpdir}/raw/${valid_set}
-    require "${stats_dir}/train/speech_shape" "${stats_dir}/valid/speech_shape"
     init_opts=()
     init_model=()
-    n_configs=$(echo "${train_config}" | wc -w)
+    stage_exps=()
+    configs=(${train_config})
     k=0
     for c in ${train_config}; do
         k=$((k + 1))
-        if [ "${n_configs}" -gt 1 ]; then
-            _exp=${sllm_exp}/stage${k}_$(basename "${c}" .yaml)
-        else
-            _exp=${sllm_exp}
-        fi
-        log "Stage 6: training ${k}/${n_configs}: ${c} -> ${_exp} (log: ${_exp}/train.log)"
+        _exp=$(stage_exp "${k}" "${c}")
+        _set=$(train_set_of "${k}")
+        _train=${dumpdir}/raw/${_set}
+        _stats=$(stats_of "${_set}")
+        require "${_stats}/train/speech_shape" "${_stats}/valid/speech_shape"
+        log "Stage 6: training ${k}/${n_configs}: ${c} on ${_set} -> ${_exp} (log: ${_exp}/train.log)"
         cmd="train ${c} ${train_args} ${init_opts[*]:-}"
-        # The previous training stage's best model is an input too: retrained, it retrains this.
+        # The previous training stage's cumulative checkpoint (and merged LLM) is an input too:
+        # retrained, it retrains this one.
         sig=$(signature "${cmd}" "${c}" "${_train}/text" "${_valid}/text" \
-            "${stats_dir}/train/speech_shape" ${init_model[@]+"${init_model[@]}"})
+            "${_stats}/train/speech_shape" ${init_model[@]+"${init_model[@]}"})
         _stamps=${_exp}/.stamps
         if is_done "${_stamps}/stage6" "stage6.${k}" "${sig}" "${_exp}/valid.acc.best.pth"; then
             log "Stage 6: ${c}: skipped (${_exp} finished with the same command and inputs)"
@@ -428,10 +476,10 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
             ${cuda_cmd} --gpu "${ngpu}" "${_exp}/train.log" \
                 ${python} -m espnet_sllm.bin.sllm_train --use_preprocessor true \
                     --config "${c}" --ngpu "${ngpu}" --resume true --output_dir "${_exp}" \
-                    --train_shape_file "${stats_dir}/train/speech_shape" \
-                    --train_shape_file "${stats_dir}/train/text_shape" \
-                    --valid_shape_file "${stats_dir}/valid/speech_shape" \
-                    --valid_shape_file "${stats_dir}/valid/text_shape" \
+                    --train_shape_file "${_stats}/train/speech_shape" \
+                    --train_shape_file "${_stats}/train/text_shape" \
+                    --valid_shape_file "${_stats}/valid/speech_shape" \
+                    --valid_shape_file "${_stats}/valid/text_shape" \
                     --fold_length "${speech_fold_length}" --fold_length "${text_fold_length}" \
                     $(data_opts train_ "${_train}" true true) \
                     $(data_opts valid_ "${_valid}" true true) \
@@ -440,16 +488,49 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
             mark_done "${_stamps}/stage6" "stage6.${k}" "${sig}" "${_exp}/valid.acc.best.pth"
             rm -f "${_stamps}/stage6.started"
         fi
-        # The next training stage starts from this one's best model.
-        init_opts=(--init_param "${_exp}/valid.acc.best.pth")
-        init_model=("${_exp}/valid.acc.best.pth")
+        if [ "${n_configs}" -gt 1 ]; then
+            # The cumulative checkpoint of this stage and how the next one starts from it
+            # (espnet_sllm/chain.py): <exp>/chain/{model.pth, llm/ at a merge, next_opts}.
+            _chain=(--config "${_exp}/config.yaml" --model_file "${_exp}/valid.acc.best.pth"
+                    --out_dir "${_exp}/chain" --input_config "${c}" --chain_mode "${chain_mode}")
+            [ "${k}" -lt "${n_configs}" ] && _chain+=(--next_config "${configs[${k}]}")
+            sig=$(signature "chain ${_chain[*]}" "${_exp}/valid.acc.best.pth" "${_exp}/config.yaml" \
+                "${c}" ${configs[${k}]:+"${configs[${k}]}"})
+            if is_done "${_exp}/chain/.stamps/chain" "chain.${k}" "${sig}" "${_exp}/chain/model.pth"; then
+                log "Stage 6: ${_exp}/chain: skipped (unchanged)"
+            else
+                log "Stage 6: cumulative checkpoint of stage ${k} -> ${_exp}/chain"
+                rm -rf "${_exp}/chain"
+                ${python} -m espnet_sllm.bin.chain_step "${_chain[@]}" || die "chain step of ${_exp} failed"
+                mark_done "${_exp}/chain/.stamps/chain" "chain.${k}" "${sig}" "${_exp}/chain/model.pth"
+            fi
+            if [ "${k}" -lt "${n_configs}" ]; then
+                mapfile -t init_opts < "${_exp}/chain/next_opts"
+                init_model=("${_exp}/chain/model.pth")
+                [ -d "${_exp}/chain/llm" ] && init_model+=("${_exp}/chain/llm")
+                log "Stage 6: stage $((k + 1)) starts with: ${init_opts[*]}"
+            fi
+        fi
+        stage_exps+=("${_exp}")
         final_exp=${_exp}
     done
     echo "${final_exp}" > "${sllm_exp}/final_exp"
+    printf '%s\n' "${stage_exps[@]}" > "${sllm_exp}/stage_exps"
 fi
 
 final_exp=${sllm_exp}
 [ -f "${sllm_exp}/final_exp" ] && final_exp=$(cat "${sllm_exp}/final_exp")
+# The experiments stages 7-9 decode and score: the last chained config, or (--decode_stages all)
+# every one (stage 6 lists them; without that list, derived from --train_config).
+decode_exps=("${final_exp}")
+if [ "${decode_stages}" = all ]; then
+    decode_exps=()
+    k=0
+    for c in ${train_config}; do
+        k=$((k + 1))
+        decode_exps+=("$(stage_exp "${k}" "${c}")")
+    done
+fi
 if [ -z "${inference_tag}" ]; then
     _conf_name=$(basename "${inference_config:-decode}" .yaml)
     _conf_name=${_conf_name#decode}
@@ -458,7 +539,8 @@ if [ -z "${inference_tag}" ]; then
 fi
 
 # decode_set <data dir> <output dir> [extra sllm_inference options]: --inference_nj jobs through
-# ${decode_cmd} (or ${cuda_cmd} with --gpu_inference true), merged into <output dir>/text etc.
+# ${decode_cmd} (or ${cuda_cmd} with --gpu_inference true), merged into <output dir>/text etc.;
+# the model is ${_dexp} (the experiment being decoded, see decode_exps).
 decode_set() {
     local data=$1 dir=$2 cmd ngpu nj opts=""
     shift 2
@@ -470,8 +552,8 @@ decode_set() {
     # shellcheck disable=SC2046,SC2086
     ${cmd} --gpu "${ngpu}" JOB=1:"${nj}" "${dir}/logdir/decode.JOB.log" \
         ${python} -m espnet_sllm.bin.sllm_inference --ngpu "${ngpu}" \
-            --train_config "${final_exp}/config.yaml" \
-            --model_file "${final_exp}/${inference_model}" \
+            --train_config "${_dexp}/config.yaml" \
+            --model_file "${_dexp}/${inference_model}" \
             --key_file "${dir}/logdir/keys.JOB.scp" \
             --output_dir "${dir}/logdir/output.JOB" \
             $(data_opts "" "${data}" false false) "$@" ${opts} ${inference_args}
@@ -480,112 +562,118 @@ decode_set() {
 
 # ---------------------------------------------------------------------------------------------
 if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
-    require "${final_exp}/config.yaml" "${final_exp}/${inference_model}"
-    _opts=""
-    [ -n "${inference_config}" ] && _opts=$(yaml_opts "${inference_config}")
-    for s in ${test_sets}; do
-        _data=${dumpdir}/raw/${s}
-        _dir=${final_exp}/${inference_tag}/${s}
-        require "${_data}/wav.scp"
-        log "Stage 7: decoding ${s} -> ${_dir} (${inference_nj} jobs)"
-        cmd="decode ${_opts} ${inference_args}"
-        sig=$(signature "${cmd}" "${_data}/wav.scp" "${final_exp}/${inference_model}" "${final_exp}/config.yaml")
-        stamp=${_dir}/.stamps/stage7
-        if is_done "${stamp}" "stage7.${tag}.${inference_tag}.${s}" "${sig}" "${_dir}/text"; then
-            log "Stage 7: ${s}: skipped (decoded with the same model and options)"
-            continue
-        fi
-        decode_set "${_data}" "${_dir}"
-        mark_done "${stamp}" "stage7.${tag}.${inference_tag}.${s}" "${sig}" "${_dir}/text"
+    for _dexp in "${decode_exps[@]}"; do
+        require "${_dexp}/config.yaml" "${_dexp}/${inference_model}"
+        _opts=""
+        [ -n "${inference_config}" ] && _opts=$(yaml_opts "${inference_config}")
+        for s in ${test_sets}; do
+            _data=${dumpdir}/raw/${s}
+            _dir=${_dexp}/${inference_tag}/${s}
+            require "${_data}/wav.scp"
+            log "Stage 7: decoding ${s} -> ${_dir} (${inference_nj} jobs)"
+            cmd="decode ${_opts} ${inference_args}"
+            sig=$(signature "${cmd}" "${_data}/wav.scp" "${_dexp}/${inference_model}" "${_dexp}/config.yaml")
+            stamp=${_dir}/.stamps/stage7
+            if is_done "${stamp}" "stage7.${tag}.${inference_tag}.${s}" "${sig}" "${_dir}/text"; then
+                log "Stage 7: ${s}: skipped (decoded with the same model and options)"
+                continue
+            fi
+            decode_set "${_data}" "${_dir}"
+            mark_done "${stamp}" "stage7.${tag}.${inference_tag}.${s}" "${sig}" "${_dir}/text"
+        done
     done
 fi
 
 # ---------------------------------------------------------------------------------------------
 if [ "${stage}" -le 8 ] && [ "${stop_stage}" -ge 8 ]; then
-    if [ "${context_decoding}" != true ]; then
-        log "Stage 8: skipped (no context re-decoding requested: --context_decoding false)"
-    else
-        case "${context_source}" in
-            hypothesis) ctx_tag=${inference_tag}_ctx_hyp ;;
-            reference) ctx_tag=${inference_tag}_ctx_ref ;;
-            *) die "--context_source must be hypothesis or reference, got '${context_source}'" ;;
-        esac
-        _opts=""
-        [ -n "${inference_config}" ] && _opts=$(yaml_opts "${inference_config}")
-        for s in ${test_sets}; do
-            _data=${dumpdir}/raw/${s}
-            _first=${final_exp}/${inference_tag}/${s}
-            _dir=${final_exp}/${ctx_tag}/${s}
-            require "data/${s}/segments" "${_data}/wav.scp"
-            if [ "${context_source}" = hypothesis ]; then
-                _src=${_first}/text
-                require "${_src}"   # stage 7's context-agnostic hypotheses
-            else
-                _src=${_data}/text
-                require "${_src}"
-            fi
-            log "Stage 8: ${s}: context from ${_src} -> re-decoding into ${_dir}"
-            cmd="ctxdecode ${context_source} ${_opts} ${inference_args}"
-            sig=$(signature "${cmd}" "${_src}" "${_data}/wav.scp" "${final_exp}/${inference_model}")
-            stamp=${_dir}/.stamps/stage8
-            if is_done "${stamp}" "stage8.${tag}.${ctx_tag}.${s}" "${sig}" "${_dir}/text"; then
-                log "Stage 8: ${s}: skipped (unchanged)"
-                continue
-            fi
-            ${python} -m espnet_sllm.bin.build_context --segments "data/${s}/segments" \
-                --text "${_src}" --keys "${_data}/wav.scp" --out "${_dir}/context"
-            decode_set "${_data}" "${_dir}" \
-                --data_path_and_name_and_type "${_dir}/context/text_prev,text_prev,text" \
-                --data_path_and_name_and_type "${_dir}/context/text_next,text_next,text"
-            mark_done "${stamp}" "stage8.${tag}.${ctx_tag}.${s}" "${sig}" "${_dir}/text"
-        done
-    fi
+    for _dexp in "${decode_exps[@]}"; do
+        if [ "${context_decoding}" != true ]; then
+            log "Stage 8: skipped (no context re-decoding requested: --context_decoding false)"
+        else
+            case "${context_source}" in
+                hypothesis) ctx_tag=${inference_tag}_ctx_hyp ;;
+                reference) ctx_tag=${inference_tag}_ctx_ref ;;
+                *) die "--context_source must be hypothesis or reference, got '${context_source}'" ;;
+            esac
+            _opts=""
+            [ -n "${inference_config}" ] && _opts=$(yaml_opts "${inference_config}")
+            for s in ${test_sets}; do
+                _data=${dumpdir}/raw/${s}
+                _first=${_dexp}/${inference_tag}/${s}
+                _dir=${_dexp}/${ctx_tag}/${s}
+                require "data/${s}/segments" "${_data}/wav.scp"
+                if [ "${context_source}" = hypothesis ]; then
+                    _src=${_first}/text
+                    require "${_src}"   # stage 7's context-agnostic hypotheses
+                else
+                    _src=${_data}/text
+                    require "${_src}"
+                fi
+                log "Stage 8: ${s}: context from ${_src} -> re-decoding into ${_dir}"
+                cmd="ctxdecode ${context_source} ${_opts} ${inference_args}"
+                sig=$(signature "${cmd}" "${_src}" "${_data}/wav.scp" "${_dexp}/${inference_model}")
+                stamp=${_dir}/.stamps/stage8
+                if is_done "${stamp}" "stage8.${tag}.${ctx_tag}.${s}" "${sig}" "${_dir}/text"; then
+                    log "Stage 8: ${s}: skipped (unchanged)"
+                    continue
+                fi
+                ${python} -m espnet_sllm.bin.build_context --segments "data/${s}/segments" \
+                    --text "${_src}" --keys "${_data}/wav.scp" --out "${_dir}/context"
+                decode_set "${_data}" "${_dir}" \
+                    --data_path_and_name_and_type "${_dir}/context/text_prev,text_prev,text" \
+                    --data_path_and_name_and_type "${_dir}/context/text_next,text_next,text"
+                mark_done "${stamp}" "stage8.${tag}.${ctx_tag}.${s}" "${sig}" "${_dir}/text"
+            done
+        fi
+    done
 fi
 
 # ---------------------------------------------------------------------------------------------
 if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
-    _paper=()
-    [ -f conf/paper_results.yaml ] && _paper=(--paper_results conf/paper_results.yaml)
-    for _dir in "${final_exp}"/decode_*/*/; do
-        _dir=${_dir%/}
-        s=$(basename "${_dir}")
-        [ -f "${_dir}/text" ] || continue
-        _data=${dumpdir}/raw/${s}
-        if [ ! -f "${_data}/text" ]; then
-            log "Stage 9: ${s}: no reference text (evaluation set): not scored"
-            continue
-        fi
-        log "Stage 9: scoring ${_dir}"
-        _opts=()
-        [ -f "${_data}/utt2lang" ] && _opts+=(--utt2lang "${_data}/utt2lang")
-        [ -f "${_data}/utt2spk" ] && _opts+=(--utt2spk "${_data}/utt2spk")
-        # Task-aware scoring: optional per-utterance files, from the dump dir or else data/<set>
-        # (same utterance ids). text_tgt is the reference of the st/sqa/qa utterances.
-        for _f in utt2task:--utt2task utt2tgtlang:--utt2tgtlang text_tgt:--ref_tgt; do
-            for _d in "${_data}" "data/${s}"; do
-                if [ -f "${_d}/${_f%%:*}" ]; then _opts+=("${_f#*:}" "${_d}/${_f%%:*}"); break; fi
-            done
-        done
-        for _f in ${score_group}; do
-            if [ -f "${_data}/${_f}" ]; then _opts+=(--score_group "${_data}/${_f}")
-            elif [ -f "data/${s}/${_f}" ]; then _opts+=(--score_group "data/${s}/${_f}")
-            else log "Stage 9: ${s}: no ${_f}: no table per ${_f#utt2}"
+    for _dexp in "${decode_exps[@]}"; do
+        _paper=()
+        [ -f conf/paper_results.yaml ] && _paper=(--paper_results conf/paper_results.yaml)
+        for _dir in "${_dexp}"/decode_*/*/; do
+            _dir=${_dir%/}
+            s=$(basename "${_dir}")
+            [ -f "${_dir}/text" ] || continue
+            _data=${dumpdir}/raw/${s}
+            if [ ! -f "${_data}/text" ]; then
+                log "Stage 9: ${s}: no reference text (evaluation set): not scored"
+                continue
             fi
+            log "Stage 9: scoring ${_dir}"
+            _opts=()
+            [ -f "${_data}/utt2lang" ] && _opts+=(--utt2lang "${_data}/utt2lang")
+            [ -f "${_data}/utt2spk" ] && _opts+=(--utt2spk "${_data}/utt2spk")
+            # Task-aware scoring: optional per-utterance files, from the dump dir or else data/<set>
+            # (same utterance ids). text_tgt is the reference of the st/sqa/qa utterances.
+            for _f in utt2task:--utt2task utt2tgtlang:--utt2tgtlang text_tgt:--ref_tgt; do
+                for _d in "${_data}" "data/${s}"; do
+                    if [ -f "${_d}/${_f%%:*}" ]; then _opts+=("${_f#*:}" "${_d}/${_f%%:*}"); break; fi
+                done
+            done
+            for _f in ${score_group}; do
+                if [ -f "${_data}/${_f}" ]; then _opts+=(--score_group "${_data}/${_f}")
+                elif [ -f "data/${s}/${_f}" ]; then _opts+=(--score_group "data/${s}/${_f}")
+                else log "Stage 9: ${s}: no ${_f}: no table per ${_f#utt2}"
+                fi
+            done
+            # The hypothesis post-processing declared beside target_template (preprocessor_conf
+            # hyp_marker, e.g. of a chain-of-thought target): score the text after the marker.
+            _marker=
+            if [ -f "${_dexp}/config.yaml" ]; then
+                _marker=$(config_value "${_dexp}/config.yaml" preprocessor_conf hyp_marker)
+            fi
+            [ -n "${_marker}" ] && _opts+=(--hyp_marker "${_marker}")
+            # shellcheck disable=SC2086
+            ${python} -m espnet_sllm.bin.sllm_score --ref "${_data}/text" --hyp "${_dir}/text" \
+                --output_dir "${_dir}" --set_name "${s}" "${_opts[@]}" "${_paper[@]}" ${score_opts}
         done
-        # The hypothesis post-processing declared beside target_template (preprocessor_conf
-        # hyp_marker, e.g. of a chain-of-thought target): score the text after the marker.
-        _marker=
-        if [ -f "${final_exp}/config.yaml" ]; then
-            _marker=$(config_value "${final_exp}/config.yaml" preprocessor_conf hyp_marker)
-        fi
-        [ -n "${_marker}" ] && _opts+=(--hyp_marker "${_marker}")
-        # shellcheck disable=SC2086
-        ${python} -m espnet_sllm.bin.sllm_score --ref "${_data}/text" --hyp "${_dir}/text" \
-            --output_dir "${_dir}" --set_name "${s}" "${_opts[@]}" "${_paper[@]}" ${score_opts}
+        ${python} -m espnet_sllm.bin.sllm_score --collect_results "${_dexp}" "${_paper[@]}"
+        log "Stage 9: results in ${_dexp}/RESULTS.md"
+        cat "${_dexp}/RESULTS.md"
     done
-    ${python} -m espnet_sllm.bin.sllm_score --collect_results "${final_exp}" "${_paper[@]}"
-    log "Stage 9: results in ${final_exp}/RESULTS.md"
-    cat "${final_exp}/RESULTS.md"
 fi
 
 # ---------------------------------------------------------------------------------------------
