@@ -17,7 +17,7 @@ import torch
 import yaml
 from espnet2.torch_utils.load_pretrained_model import load_pretrained_model
 
-from espnet_sllm.bin.sllm_inference import load_model
+from espnet_sllm.decoding.inference import load_model
 from espnet_sllm.chain import (ChainError, apply_freeze_param, lora_signature, plan_next,
                                reloadable_keys, write_stage)
 from espnet_sllm.tasks.sllm import SLLMTask

@@ -41,4 +41,19 @@ def test_every_corpus_reader_has_its_test_file():
 def test_data_holds_only_kaldi_directory_tools():
     # Readers go to data/corpora/, synthesisers to data/synth/ (README "Adding a component").
     tools = sorted(p.stem for p in (PKG / "data").glob("*.py") if p.stem != "__init__")
-    assert tools == ["balance", "check", "context_copy", "kaldi_dir"], tools
+    assert tools == ["balance", "check", "context_copy", "filtering", "formatting", "kaldi_dir"], tools
+
+
+def test_bin_holds_thin_entry_points():
+    """bin/ is command lines: argument parsing and a call into the package (README "Adding a
+    component"); the logic of stages 2-3, decoding and the job launcher lives in data/formatting.py,
+    data/filtering.py, decoding/inference.py and jobs.py, importable without a command line."""
+    long = {}
+    for path in sorted((PKG / "bin").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        n_lines = len(path.read_text(encoding="utf-8").splitlines())
+        defs = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+        if n_lines > 170 or len(defs) > 5:
+            long[path.name] = (n_lines, defs)
+        assert path.name == "__init__.py" or path.name == "cli.py" or "main" in defs, path.name
+    assert not long, f"bin/ modules that are more than a command line: {long}"

@@ -11,8 +11,8 @@ import soundfile as sf
 import torch
 import yaml
 
-from espnet_sllm.bin.filter_data import filter_data
-from espnet_sllm.bin.format_data import format_data
+from espnet_sllm.data.filtering import filter_data
+from espnet_sllm.data.formatting import format_data
 from espnet_sllm.data.kaldi_dir import Utterance, read_kv, write_data_dir
 from espnet_sllm.testing.configs import tiny_sllm_config
 

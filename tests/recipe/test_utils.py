@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from espnet_sllm.bin import filter_data as fdata
-from espnet_sllm.bin import format_data as fmt
+from espnet_sllm.data import filtering as fdata
+from espnet_sllm.data import formatting as fmt
 from espnet_sllm.bin import merge_outputs, split_keys
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
 

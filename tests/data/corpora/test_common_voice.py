@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from espnet_sllm.bin.format_data import format_data
+from espnet_sllm.data.formatting import format_data
 from espnet_sllm.data.corpora.common_voice import (
     CV_LANGUAGES,
     CvRow,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from espnet_sllm.bin.format_data import format_data
+from espnet_sllm.data.formatting import format_data
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
 from espnet_sllm.data.corpora.mls import (
     LANGUAGES,
