@@ -98,9 +98,9 @@ def load_states(files: Sequence[str]) -> Dict[str, torch.Tensor]:
     state: Dict[str, torch.Tensor] = {}
     for path in files:
         try:
-            part = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+            part = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except RuntimeError:  # not in the zip format: mmap is impossible
-            part = torch.load(path, map_location="cpu", weights_only=False)
+            part = torch.load(path, map_location="cpu", weights_only=True)
         part = part.get("module", part)  # DeepSpeed
         if not isinstance(part, Mapping):
             raise ChainError(f"{path}: not a state dict")

@@ -38,7 +38,8 @@ def load_model(train_config: str, model_file: Optional[str], device: str):
     """
     model, args = SLLMTask.build_model_from_file(train_config, None, device)
     if model_file is not None:
-        state = torch.load(model_file, map_location=device, weights_only=False)
+        # weights_only: a checkpoint is tensors; nothing in it may run code on loading.
+        state = torch.load(model_file, map_location=device, weights_only=True)
         state = state.get("module", state)  # DeepSpeed checkpoints
         result = model.load_state_dict(state, strict=False)
         trainable = {n for n, p in model.named_parameters() if p.requires_grad}

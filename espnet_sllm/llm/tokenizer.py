@@ -4,6 +4,7 @@ Both sides must see the same vocabulary, including added special tokens, so both
 :func:`load_tokenizer` with the same arguments (taken from ``llm_conf``).
 """
 import json
+import logging
 import os
 from typing import List, Optional, Sequence
 
@@ -30,6 +31,10 @@ def load_tokenizer(
     import transformers
     from transformers import AutoTokenizer
 
+    if trust_remote_code:
+        # Off by default everywhere: with it, Python files shipped with the checkpoint run.
+        logging.warning("trust_remote_code is on: code shipped with %s runs on loading",
+                        name_or_path)
     cls = AutoTokenizer
     cfg_path = os.path.join(name_or_path, "tokenizer_config.json")
     if os.path.isfile(cfg_path):
