@@ -69,31 +69,40 @@ def test_espnet_cast_keeps_frozen_parts_in_their_dtype(tiny_llm_dirs, tiny_whisp
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
 
 
-def test_train_step_save_and_bf16_decode(tmp_path, tiny_llm_dirs, tiny_whisper_dir):
-    train = write_data(str(tmp_path / "train"), 8, 0)
-    valid = write_data(str(tmp_path / "valid"), 4, 1)
-    cfg = bf16_config(tiny_llm_dirs["qwen2"], tiny_whisper_dir, lora=True)
+def train_tiny(tmp_path, cfg, n_train=8, n_valid=4):
+    """Tiny tone data, stage 5 (collect stats) and one training run of ``cfg`` through the CLIs;
+    returns (valid dir, exp dir, collect-stats process, the training command)."""
+    train = write_data(str(tmp_path / "train"), n_train, 0)
+    valid = write_data(str(tmp_path / "valid"), n_valid, 1)
     cfg.update(max_epoch=1, batch_type="unsorted", batch_size=4, optim="adam",
                optim_conf={"lr": 1e-3}, best_model_criterion=[["valid", "acc", "max"]],
-               keep_nbest_models=1, num_workers=0, seed=0, num_att_plot=0)
+               num_workers=0, seed=0, num_att_plot=0)
+    cfg.setdefault("keep_nbest_models", 1)
     conf = tmp_path / "train.yaml"
     conf.write_text(yaml.safe_dump(cfg))
     for d in (train, valid):
         with open(f"{d}/keys", "w") as f:
             f.write("".join(line.split()[0] + "\n" for line in open(f"{d}/wav.scp")))
     stats = tmp_path / "stats"
-    proc = run(["espnet_sllm.bin.sllm_train", "--collect_stats", "true", "--config", str(conf),
-                "--output_dir", str(stats), "--train_shape_file", f"{train}/keys",
-                "--valid_shape_file", f"{valid}/keys", *data_args("train_", train),
-                *data_args("valid_", valid)], cwd=tmp_path)
-    # stage 5 builds neither the Whisper encoder nor the LLM
-    assert "building the frontend only" in proc.stderr
+    stats_proc = run(["espnet_sllm.bin.sllm_train", "--collect_stats", "true", "--config",
+                      str(conf), "--output_dir", str(stats), "--train_shape_file",
+                      f"{train}/keys", "--valid_shape_file", f"{valid}/keys",
+                      *data_args("train_", train), *data_args("valid_", valid)], cwd=tmp_path)
     assert (stats / "train" / "speech_shape").exists()
     exp = tmp_path / "exp"
-    run(["espnet_sllm.bin.sllm_train", "--config", str(conf), "--output_dir", str(exp),
-         "--train_shape_file", str(stats / "train" / "speech_shape"),
-         "--valid_shape_file", str(stats / "valid" / "speech_shape"),
-         *data_args("train_", train), *data_args("valid_", valid)], cwd=tmp_path)
+    command = ["espnet_sllm.bin.sllm_train", "--config", str(conf), "--output_dir", str(exp),
+               "--train_shape_file", str(stats / "train" / "speech_shape"),
+               "--valid_shape_file", str(stats / "valid" / "speech_shape"),
+               *data_args("train_", train), *data_args("valid_", valid)]
+    run(command, cwd=tmp_path)
+    return valid, exp, stats_proc, command
+
+
+def test_train_step_save_and_bf16_decode(tmp_path, tiny_llm_dirs, tiny_whisper_dir):
+    cfg = bf16_config(tiny_llm_dirs["qwen2"], tiny_whisper_dir, lora=True)
+    valid, exp, stats_proc, _ = train_tiny(tmp_path, cfg)
+    # stage 5 builds neither the Whisper encoder nor the LLM
+    assert "building the frontend only" in stats_proc.stderr
     state = torch.load(exp / "valid.acc.best.pth", map_location="cpu", weights_only=True)
     enc = {v.dtype for k, v in state.items() if k.startswith("encoder.")}
     frozen_llm = {v.dtype for k, v in state.items()
@@ -127,29 +136,9 @@ def test_required_grad_only_saves_the_trained_part_resumes_and_decodes(
     """--save_strategy required_grad_only (ESPnet alone ignores it without --use_adapter): the
     checkpoints lack the frozen Whisper and LLM base, a killed run resumes from such a
     checkpoint.pth, and decoding reloads the frozen weights from the config."""
-    train = write_data(str(tmp_path / "train"), 8, 0)
-    valid = write_data(str(tmp_path / "valid"), 4, 1)
     cfg = bf16_config(tiny_llm_dirs["qwen2"], tiny_whisper_dir, lora=True)
-    cfg.update(max_epoch=1, batch_type="unsorted", batch_size=4, optim="adam",
-               optim_conf={"lr": 1e-3}, best_model_criterion=[["valid", "acc", "max"]],
-               keep_nbest_models=2, num_workers=0, seed=0, num_att_plot=0,
-               save_strategy="required_grad_only")
-    conf = tmp_path / "train.yaml"
-    conf.write_text(yaml.safe_dump(cfg))
-    for d in (train, valid):
-        with open(f"{d}/keys", "w") as f:
-            f.write("".join(line.split()[0] + "\n" for line in open(f"{d}/wav.scp")))
-    stats = tmp_path / "stats"
-    run(["espnet_sllm.bin.sllm_train", "--collect_stats", "true", "--config", str(conf),
-         "--output_dir", str(stats), "--train_shape_file", f"{train}/keys",
-         "--valid_shape_file", f"{valid}/keys", *data_args("train_", train),
-         *data_args("valid_", valid)], cwd=tmp_path)
-    exp = tmp_path / "exp"
-    common = ["espnet_sllm.bin.sllm_train", "--config", str(conf), "--output_dir", str(exp),
-              "--train_shape_file", str(stats / "train" / "speech_shape"),
-              "--valid_shape_file", str(stats / "valid" / "speech_shape"),
-              *data_args("train_", train), *data_args("valid_", valid)]
-    run(common, cwd=tmp_path)
+    cfg.update(keep_nbest_models=2, save_strategy="required_grad_only")
+    valid, exp, _, common = train_tiny(tmp_path, cfg)
     for name in ("1epoch.pth", "checkpoint.pth"):
         state = torch.load(exp / name, map_location="cpu", weights_only=False)
         state = state.get("model", state)

@@ -2,8 +2,6 @@
 text-only (qa, empty wav.scp entry) utterances goes through stages 2-3 (format_data,
 filter_data), ``sllm_train --collect_stats``, one epoch of training, and ``sllm_inference``."""
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,6 +13,8 @@ from espnet_sllm.data.filtering import filter_data
 from espnet_sllm.data.formatting import format_data
 from espnet_sllm.data.kaldi_dir import Utterance, read_kv, write_data_dir
 from espnet_sllm.testing.configs import tiny_sllm_config
+
+from .test_train_inference import run
 
 WORDS = ["red", "blue", "cat", "dog", "one", "two", "fish", "tree"]
 
@@ -43,12 +43,6 @@ def write_mixed_data(root, n_asr, n_qa, seed):
                               text_src=f"what is {a} and {b}"))
     write_data_dir(root, utts)
     return root
-
-
-def run(args, cwd):
-    proc = subprocess.run([sys.executable, "-m"] + args, cwd=cwd, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
 
 
 def data_args(prefix, d, with_text=True):
