@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 PIP_VERSION := 23.2.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo demo-debug mlc-slm-debug clean-venv debian lock check-deps
+.PHONY: install test demo demo-debug mlc-slm-debug clean-venv debian lock check-deps audit
 
 install: $(STAMP)
 
@@ -40,6 +40,16 @@ lock:
 
 check-deps:
 	PYTHON=$(PYTHON) PIP_VERSION=$(PIP_VERSION) bash tools/lock.sh check
+
+# Known vulnerabilities of the locked versions (pip-audit, in its own throw-away venv; not in CI:
+# it needs the vulnerability service, pypi.org's JSON API, which a registry-only network lacks).
+# --strict: a package that cannot be audited fails the target instead of passing silently.
+PIP_AUDIT_VERSION := 2.10.1
+audit:
+	rm -rf tools/audit-venv && $(PYTHON) -m venv tools/audit-venv
+	tools/audit-venv/bin/pip install --quiet pip-audit==$(PIP_AUDIT_VERSION)
+	tools/audit-venv/bin/pip-audit --requirement tools/requirements.lock --no-deps --disable-pip \
+		--strict --progress-spinner off
 
 test: install
 	$(PY) -m pytest -q tests
