@@ -1,50 +1,132 @@
 #!/usr/bin/env python3
-"""Check, before hours of training, that the checkpoints a training config names can be loaded.
+"""Check, before hours of training, that the checkpoints a training config names can be loaded
+and belong together (stage 4).
 
 Usage:
-    python -m espnet_sllm.bin.check_pretrained --config conf/train.yaml
+    python -m espnet_sllm.bin.check_pretrained --config conf/train.yaml [--config conf/s2.yaml]
 
-Reads ``llm_conf`` (tokenizer + model config of ``model_name_or_path``) and, for HF encoders,
-``encoder_conf.model_name_or_path``; loads configs and tokenizers only (not the weights), and
-exits with a message naming the config key and the path when one cannot be loaded.
+Loads configs and tokenizers only (not the weights) and reports, one line each, naming the
+config file, the config key and the path (exit status 1 when there is any):
+
+* a local path (absolute, ``./``, ``../`` or ``~``) that does not exist:
+  ``llm_conf.model_name_or_path``, ``llm_conf.tokenizer_name_or_path``,
+  ``encoder_conf.model_name_or_path``, each ``init_param`` file;
+* a model config or tokenizer that does not load (a hub id that cannot be reached, a directory
+  without ``config.json``, ...), under the key that names it;
+* ``llm_conf.pretrained`` (the default) with a local LLM directory that holds no weights
+  (``*.safetensors`` / ``pytorch_model*.bin``);
+* a tokenizer that does not match the LLM: more tokens (before ``llm_conf.special_tokens``)
+  than the ``vocab_size`` of the model's config, so ids would index rows the checkpoint does
+  not have (the tokenizer of another model);
+* for the ``whisper_hf`` encoder: a checkpoint whose config is not a Whisper one, or an
+  ``encoder_conf.layer`` beyond its ``encoder_layers``.
 """
 import argparse
+import glob
 import logging
+import os
 import sys
 from typing import List, Optional
 
 import yaml
 
 
-def check_config(path: str) -> List[str]:
-    """Returns a list of human-readable problems (empty: everything loads)."""
+def missing_local(value: str) -> bool:
+    """A value written as a local path (not a hub id) that does not exist."""
+    return value.startswith(("/", "./", "../", "~")) and not os.path.exists(
+        os.path.expanduser(value))
+
+
+def check_llm(path: str, conf: dict) -> List[str]:
+    """The problems of ``llm_conf`` of the config file ``path``."""
     from transformers import AutoConfig
 
     from espnet_sllm.llm.tokenizer import load_tokenizer
 
-    with open(path, encoding="utf-8") as f:
-        conf = yaml.safe_load(f) or {}
-    problems = []
     llm_conf = conf.get("llm_conf") or {}
     name = llm_conf.get("model_name_or_path")
     if not name:
-        problems.append(f"{path}: llm_conf.model_name_or_path is missing")
+        return [f"{path}: llm_conf.model_name_or_path is missing"]
+    key = "llm_conf.model_name_or_path"
+    tok_name = llm_conf.get("tokenizer_name_or_path") or name
+    tok_key = "llm_conf.tokenizer_name_or_path" if llm_conf.get("tokenizer_name_or_path") \
+        else key
+    trust = llm_conf.get("trust_remote_code", False)
+    problems, config, n_tok = [], None, None
+    if missing_local(name):
+        problems.append(f"{path}: {key}: {name}: no such directory")
     else:
-        trust = llm_conf.get("trust_remote_code", False)
         try:
-            AutoConfig.from_pretrained(name, trust_remote_code=trust)
-            load_tokenizer(llm_conf.get("tokenizer_name_or_path") or name,
-                           llm_conf.get("special_tokens", ()), trust)
-            logging.info(f"{path}: LLM {name}: config and tokenizer load")
+            config = AutoConfig.from_pretrained(name, trust_remote_code=trust)
         except Exception as e:  # any loading failure is reported, not raised
-            problems.append(f"{path}: llm_conf.model_name_or_path={name!r} does not load: {e}")
-    enc_name = (conf.get("encoder_conf") or {}).get("model_name_or_path")
-    if enc_name:
+            problems.append(f"{path}: {key}={name!r} does not load: {e}")
+        weights = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.json")
+        if llm_conf.get("pretrained", True) and os.path.isdir(name) and not any(
+                glob.glob(os.path.join(name, w)) for w in weights):
+            problems.append(f"{path}: {key}: {name} holds no weights (*.safetensors, "
+                            f"pytorch_model*.bin) but llm_conf.pretrained is true; set "
+                            f"pretrained: false to train from scratch")
+    if tok_name != name and missing_local(tok_name):
+        problems.append(f"{path}: {tok_key}: {tok_name}: no such directory")
+    elif not (tok_name == name and missing_local(name)):
         try:
-            AutoConfig.from_pretrained(enc_name)
+            _, n_tok = load_tokenizer(tok_name, llm_conf.get("special_tokens", ()), trust,
+                                      return_base_size=True)
+        except Exception as e:
+            problems.append(f"{path}: {tok_key}={tok_name!r}: the tokenizer does not load: {e}")
+    if config is not None and n_tok is not None:
+        vocab = getattr(config.get_text_config(), "vocab_size", None)
+        if vocab is not None and n_tok > vocab and tok_name != name:
+            problems.append(
+                f"{path}: {tok_key}={tok_name!r} does not match {key}={name!r}: the tokenizer "
+                f"has {n_tok} tokens (before llm_conf.special_tokens) but the model's "
+                f"vocab_size is {vocab}; give the tokenizer of that model"
+            )
+        elif vocab is not None and n_tok > vocab:
+            problems.append(
+                f"{path}: {key}={name!r}: its tokenizer has {n_tok} tokens (before "
+                f"llm_conf.special_tokens) but its config.json gives vocab_size {vocab}: the "
+                f"tokenizer and the model do not belong together"
+            )
+    if not problems:
+        logging.info(f"{path}: LLM {name}: config and tokenizer load and match")
+    return problems
+
+
+def check_config(path: str) -> List[str]:
+    """Returns a list of human-readable problems (empty: everything loads)."""
+    from transformers import AutoConfig
+
+    with open(path, encoding="utf-8") as f:
+        conf = yaml.safe_load(f) or {}
+    problems = check_llm(path, conf)
+    enc_conf = conf.get("encoder_conf") or {}
+    enc_name = enc_conf.get("model_name_or_path")
+    key = "encoder_conf.model_name_or_path"
+    if enc_name and missing_local(enc_name):
+        problems.append(f"{path}: {key}: {enc_name}: no such directory")
+    elif enc_name:
+        try:
+            config = AutoConfig.from_pretrained(enc_name)
             logging.info(f"{path}: encoder {enc_name}: config loads")
         except Exception as e:
-            problems.append(f"{path}: encoder_conf.model_name_or_path={enc_name!r} does not load: {e}")
+            problems.append(f"{path}: {key}={enc_name!r} does not load: {e}")
+            config = None
+        if config is not None and conf.get("encoder", "whisper_hf") == "whisper_hf":
+            layers = getattr(config, "encoder_layers", None)
+            layer = enc_conf.get("layer", -1)
+            if getattr(config, "model_type", None) != "whisper":
+                problems.append(f"{path}: {key}={enc_name!r} is a {config.model_type!r} "
+                                f"checkpoint, but encoder whisper_hf needs a Whisper one")
+            elif layer != -1 and layers is not None and not 1 <= layer <= layers:
+                problems.append(f"{path}: encoder_conf.layer={layer} does not match {key}="
+                                f"{enc_name!r}: its encoder_layers is {layers} (give -1 or "
+                                f"1..{layers})")
+    init = conf.get("init_param") or []
+    for item in [init] if isinstance(init, str) else init:
+        file = str(item).split(":", 1)[0]
+        if not os.path.isfile(os.path.expanduser(file)):
+            problems.append(f"{path}: init_param: {file}: no such file")
     return problems
 
 
@@ -54,9 +136,14 @@ def main(cmd: Optional[List[str]] = None) -> None:
     parser.add_argument("--config", required=True, action="append")
     args = parser.parse_args(cmd)
     logging.basicConfig(level="INFO", format="%(asctime)s (%(module)s:%(lineno)d) %(message)s")
-    problems = [p for c in args.config for p in check_config(c)]
+    problems = []
+    for c in args.config:
+        if not os.path.isfile(c):
+            problems.append(f"{c}: no such config file")
+        else:
+            problems += check_config(c)
     if problems:
-        sys.exit("\n".join(problems))
+        sys.exit("check_pretrained: error: " + "\ncheck_pretrained: error: ".join(problems))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 
 Usage:
     python -m espnet_sllm.bin.format_data --in data/<set> --out dump/raw/<set> \\
-        [--fs 16000] [--nj 2] [--channel mean|0|1|...] [--max_overshoot 0.5] [--overwrite false]
+        [--fs 16000] [--nj 2] [--channel mean|0|1|...] [--max_overshoot 0.5] [--overwrite false] \\
+        [--skip_bad_text false]
 
 See espnet_sllm/data/formatting.py for what it reads, writes and checks (this is its
 command line).
@@ -32,6 +33,9 @@ def get_parser() -> argparse.ArgumentParser:
                         help="seconds a segment may end after its recording (then cut short)")
     parser.add_argument("--overwrite", type=str2bool, default=False,
                         help="rewrite every WAV even when an earlier run wrote it")
+    parser.add_argument("--skip_bad_text", type=str2bool, default=False,
+                        help="drop (and count, not_utf8) the utterances of lines that are not "
+                             "UTF-8 instead of stopping with an error naming file:line")
     return parser
 
 
@@ -44,13 +48,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         counts = format_data(args.in_dir, args.out_dir, fs=args.fs, nj=args.nj,
                              channel=args.channel, max_overshoot=args.max_overshoot,
-                             overwrite=args.overwrite, progress=True)
+                             overwrite=args.overwrite, progress=True,
+                             skip_bad_text=args.skip_bad_text)
     except (FormatError, ValueError, OSError) as e:
         print(f"format_data: error: {e}", file=sys.stderr)
         return 1
+    why = ", ".join(f"{r}: {n}" for r, n in counts["dropped_for"].items() if n)
     print(f"format_data: {args.out_dir}: {counts['written']} written, {counts['kept']} kept from "
-          f"an earlier run, {counts['dropped']} dropped, {counts['text_only']} text-only (see "
-          f"format_report.txt)")
+          f"an earlier run, {counts['dropped']} dropped{f' ({why})' if why else ''}, "
+          f"{counts['text_only']} text-only, {sum(counts['resampled'].values())} resampled, "
+          f"{counts['multichannel']} multi-channel (see format_report.txt)")
     return 0
 
 

@@ -10,11 +10,15 @@ Usage:
 Reads ``<dir>/output.1/1best_recog/{text,token,token_int,score}`` .. ``output.N/...`` (as written
 by ``sllm_inference --output_dir <dir>/output.JOB``) and writes ``<out_dir>/{text,token,
 token_int,score}`` (``out_dir`` defaults to ``<dir>``), each sorted by key.  ``text`` is required;
-each other file is merged when output.1 has it and must then exist in every job.
+each other file is merged when output.1 has it and must then exist in every job.  ``failed`` (the
+utterances a job could not read, ``<uttid> <reason>``; they are in ``text`` with an empty
+hypothesis) is merged from the jobs that have one into ``<out_dir>/failed``, which is removed when
+no job has one.
 
 Errors, each naming the file or directory: a missing ``output.K`` (K in 1..N, where N is --nj
 or else the largest K found), a key decoded by two jobs, files of one job with different keys,
-and with ``--key_file`` keys of that file that no job decoded.
+and with ``--key_file`` keys of that file that no job decoded.  A job without ``text`` but with
+``1best_recog/.partial.jsonl`` was interrupted: the error says so (re-running it resumes).
 """
 import argparse
 import glob
@@ -26,6 +30,8 @@ from typing import Dict, List, Optional
 from espnet_sllm.data.kaldi_dir import read_kv, write_kv
 
 FILES = ("text", "token", "token_int", "score")
+FAILED = "failed"
+PARTIAL = ".partial.jsonl"  # espnet_sllm.decoding.inference.PARTIAL_NAME
 
 
 def find_outputs(in_dir: str, nj: Optional[int] = None) -> List[str]:
@@ -50,14 +56,19 @@ def find_outputs(in_dir: str, nj: Optional[int] = None) -> List[str]:
 
 def merge_outputs(in_dir: str, out_dir: Optional[str] = None, nj: Optional[int] = None,
                   key_file: Optional[str] = None) -> Dict[str, int]:
-    """Merge and write; returns {file name: number of keys}."""
+    """Merge and write; returns {file name: number of keys} (``failed`` only when written)."""
     out_dir = out_dir or in_dir
     outputs = find_outputs(in_dir, nj)
+    for out in outputs:
+        if not os.path.isfile(os.path.join(out, "1best_recog", "text")):
+            partial = os.path.join(out, "1best_recog", PARTIAL)
+            why = (f" (the job was interrupted; {partial} holds what it decoded, and running it "
+                   f"again decodes the rest)" if os.path.isfile(partial) else "")
+            raise ValueError(f"{os.path.join(out, '1best_recog', 'text')}: missing{why}")
     names = [n for n in FILES if os.path.isfile(os.path.join(outputs[0], "1best_recog", n))]
-    if "text" not in names:
-        raise ValueError(f"{os.path.join(outputs[0], '1best_recog', 'text')}: missing")
     merged: Dict[str, Dict[str, str]] = {n: {} for n in names}
     where: Dict[str, str] = {}
+    failed: Dict[str, str] = {}
     for out in outputs:
         job_keys = None
         for name in names:
@@ -78,6 +89,13 @@ def merge_outputs(in_dir: str, out_dir: Optional[str] = None, nj: Optional[int] 
                 merged[name][key] = value
                 if name == "text":
                     where[key] = path
+        path = os.path.join(out, "1best_recog", FAILED)
+        if os.path.isfile(path):
+            rows = read_kv(path)
+            unknown = sorted(set(rows) - job_keys)
+            if unknown:
+                raise ValueError(f"{path}: {unknown[0]!r} is not in the job's text")
+            failed.update(rows)
     if key_file is not None:
         missing = sorted(set(read_kv(key_file)) - set(merged["text"]))
         if missing:
@@ -88,7 +106,14 @@ def merge_outputs(in_dir: str, out_dir: Optional[str] = None, nj: Optional[int] 
     os.makedirs(out_dir, exist_ok=True)
     for name, rows in merged.items():
         write_kv(os.path.join(out_dir, name), rows)
-    return {name: len(rows) for name, rows in merged.items()}
+    counts = {name: len(rows) for name, rows in merged.items()}
+    failed_path = os.path.join(out_dir, FAILED)
+    if failed:
+        write_kv(failed_path, failed)
+        counts[FAILED] = len(failed)
+    elif os.path.isfile(failed_path):
+        os.remove(failed_path)  # of an earlier decoding
+    return counts
 
 
 def main(argv: Optional[List[str]] = None) -> int:

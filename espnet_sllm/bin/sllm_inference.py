@@ -9,7 +9,10 @@ Usage:
         [--key_file split/keys.1.scp] --output_dir exp/sllm/decode_test/output.1 \
         --batch_size 8 --beam_size 4 --no_repeat_ngram_size 5
 
-The decoding loop is espnet_sllm/decoding/inference.py (this is its command line).
+The decoding loop is espnet_sllm/decoding/inference.py (this is its command line). A job killed
+half-way resumes when the same command runs again (``1best_recog/.partial.jsonl``: only the
+missing utterances are decoded); utterances whose audio cannot be read are listed in
+``1best_recog/failed`` and get an empty hypothesis.
 """
 import argparse
 import logging
@@ -70,7 +73,11 @@ def main(cmd: Optional[List[str]] = None):
         level=kwargs.pop("log_level"),
         format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s",
     )
-    inference(**kwargs)
+    try:
+        inference(**kwargs)
+    except (ValueError, OSError) as e:  # bad input: one line, not a traceback
+        print(f"sllm_inference: error: {e}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

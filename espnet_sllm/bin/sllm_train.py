@@ -7,6 +7,12 @@ Usage:
         --train_data_path_and_name_and_type dump/raw/train/text,text,text \
         --train_shape_file exp/stats/train/speech_shape ... --output_dir exp/sllm
 
+Before ESPnet starts (also with --collect_stats), the data files of the triples must exist and
+every label of the language file and of the ``prompt_key`` fields must be one the config knows
+(``languages``, the keys of ``prompt_template`` / ``target_template`` / ``context_templates``):
+otherwise one ``sllm_train: error: <file>:<line>: ...`` line listing the valid labels
+(espnet_sllm/data/check.py).
+
 Every ESPnet trainer option works (--ngpu, --use_amp, --accum_grad, --freeze_param,
 --init_param, --keep_nbest_models, --best_model_criterion valid acc max, --patience,
 --use_deepspeed, --save_strategy, --resume, --collect_stats, ...); see --help.
@@ -20,8 +26,8 @@ import sys
 from typing import List, Optional
 
 from espnet_sllm import train_plan
-from espnet_sllm.data.check import check_data_triples, triples_from_argv
-from espnet_sllm.tasks.sllm import SLLMTask
+from espnet_sllm.data.check import check_data_triples, check_prompt_labels, triples_from_argv
+from espnet_sllm.tasks.sllm import SLLMTask, task_languages
 
 
 def get_parser():
@@ -30,9 +36,17 @@ def get_parser():
 
 def main(cmd: Optional[List[str]] = None):
     argv = sys.argv[1:] if cmd is None else cmd
-    # Fail now, naming the file and line, rather than at the first bad utterance mid-epoch.
-    check_data_triples(triples_from_argv(argv))
-    args = get_parser().parse_args(argv)
+    # Fail now, naming the file and line, rather than at the first bad utterance mid-epoch:
+    # the data files exist, and every language / prompt_key label is one the config knows.
+    try:
+        check_data_triples(triples_from_argv(argv))
+        args = get_parser().parse_args(argv)
+        if args.use_preprocessor:
+            check_prompt_labels({"train": args.train_data_path_and_name_and_type,
+                                 "valid": args.valid_data_path_and_name_and_type},
+                                task_languages(args), args.preprocessor_conf)
+    except (OSError, ValueError) as e:
+        sys.exit(f"sllm_train: error: {e}")
     # Counted before the model is built (shape files and options only); logged after ESPnet
     # has set up logging in main_worker.
     lines = train_plan.report(args) if args.dry_run and not args.collect_stats else None

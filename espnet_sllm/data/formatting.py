@@ -2,7 +2,8 @@
 
 Usage:
     python -m espnet_sllm.bin.format_data --in data/<set> --out dump/raw/<set> \\
-        [--fs 16000] [--nj 2] [--channel mean|0|1|...] [--max_overshoot 0.5] [--overwrite false]
+        [--fs 16000] [--nj 2] [--channel mean|0|1|...] [--max_overshoot 0.5] [--overwrite false] \\
+        [--skip_bad_text false]
 
 Reads ``<in>`` (wav.scp [+ segments], utt2spk, spk2utt and the optional files text, utt2lang,
 utt2task, utt2subdialect, text_prev, text_next, text_src, text_tgt, and the carried files
@@ -12,8 +13,10 @@ utt2tgtlang: ``CARRIED_FILES``) and writes ``<out>``:
     wav.scp            <uttid> <absolute path of data/<uttid>.wav>
     utt2num_samples    <uttid> <number of samples>
     utt2spk, spk2utt and the optional files, restricted to the kept utterances
-    format_report.txt  how many utterances were written, kept from an earlier run, or dropped,
-                       and how many are text-only
+    format_report.txt  how many utterances were written, kept from an earlier run, or dropped
+                       (a count per reason, then every dropped utterance with its reason and
+                       detail), how many are text-only, resampled, multi-channel or cut short,
+                       and what was repaired
 
 wav.scp entries may be
     a path of any file libsndfile reads (wav, flac, ogg, ...),
@@ -27,27 +30,55 @@ wav.scp entries may be
         decoding read it like any other; the count is logged and reported. Such an utterance
         cannot have a segment (an error naming segments:line).
 
+The input is read as Kaldi's ``utils/fix_data_dir.sh`` repairs it (``kaldi_dir.fix_data_dir``):
+unsorted files are sorted, ``spk2utt`` is rebuilt from ``utt2spk``, and an utterance missing
+from one of the per-utterance files (``text`` but not ``wav.scp``, or the reverse, ...) or with
+a zero-length or negative segment is dropped and counted (``not_in_every_file``,
+``bad_segment_time``). A line that is not UTF-8 is an error naming file:line, or, with
+``--skip_bad_text true``, its utterance is dropped and counted (``not_utf8``). A duplicated id
+stays an error naming the id and both lines.
+
+Every utterance that is dropped is counted under a named reason (``DROP_REASONS``) in
+format_report.txt, never skipped silently; the run fails only when nothing is left:
+
+    not_utf8, not_in_every_file, bad_segment_time   the directory's files (above)
+    missing_audio           the wav.scp path (or the archive of ``foo.ark:123``) does not exist
+    unreadable_audio        libsndfile cannot open or read the file (empty file, bad header,
+                            a WAV whose data is shorter than its header says), or kaldiio cannot
+                            read the archive offset
+    empty_audio             the audio (or the segment's part of it) has 0 samples
+    segment_beyond_audio    a segment starts after its recording ends, or ends more than
+                            --max_overshoot seconds after it
+
+A pipe whose command fails stays an error naming the wav.scp line (a missing tool would
+otherwise drop every utterance).
+
 With ``segments``, every utterance is cut from its recording at [start, end) (times rounded to
 the nearest sample); a recording is read once for all of its segments.  A segment that ends
 after the recording is cut short when it overshoots by at most --max_overshoot seconds (the
-usual slack of annotations), and dropped otherwise; dropped utterances are counted in the report
-and listed with their reason, never skipped silently.
+usual slack of annotations; counted as cut short), and dropped otherwise
+(``segment_beyond_audio``).
 
 Multi-channel audio is mixed down to mono by the mean of the channels (--channel mean, the
 default, which keeps both talkers of a two-channel conversation), or one channel is taken
-(--channel 0 for the first).  Resampling uses a polyphase filter (scipy.signal.resample_poly);
-the result is clipped to [-1, 1] before the 16-bit conversion.
+(--channel 0 for the first); either way the report counts the multi-channel utterances.  Audio
+at another rate than --fs (8, 44.1, 48 kHz, ...) is resampled with a polyphase filter
+(scipy.signal.resample_poly) and counted per source rate; the result is clipped to [-1, 1]
+before the 16-bit conversion.
 
 Resumable: ``data/.format_state.jsonl`` records, for every written WAV, its source entry,
 segment, options and sample count.  An existing WAV whose record matches and whose header has the
 recorded sample count is not read or rewritten; WAVs are written to a temporary name and renamed,
 so an interrupted run never leaves a truncated file.  ``--overwrite true`` rewrites everything.
+Drops for ``missing_audio`` / ``unreadable_audio`` are tried again on every run (the file may
+have been restored since).
 """
 import io
 import json
 import logging
 import math
 import os
+import re
 import struct
 import subprocess
 from dataclasses import dataclass
@@ -57,9 +88,10 @@ import numpy as np
 import soundfile as sf
 
 from espnet_sllm.data.kaldi_dir import (
+    FIX_REASONS,
     OPTIONAL_FILES,
     Utterance,
-    read_data_dir,
+    fix_data_dir,
     read_kv,
     validate_data_dir,
     write_data_dir,
@@ -109,8 +141,29 @@ def write_carried_files(out_dir: str, tables: Dict[str, Dict[str, str]],
             os.remove(path)
 
 
-class FormatError(Exception):
+class FormatError(ValueError):
     """A problem with the input, reported as one message naming the offending line."""
+
+
+class AudioUnreadable(FormatError):
+    """The audio of one wav.scp entry cannot be used: its utterances are dropped and counted
+    under ``reason`` (``missing_audio`` or ``unreadable_audio``), not a stop of the run."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self):  # picklable across the worker processes
+        return AudioUnreadable, (self.reason, str(self))
+
+
+# Reasons under which stage 2 drops an utterance, in the order of its report: those of
+# `fix_data_dir` (the data directory's files), then those of the audio.
+DROP_REASONS = FIX_REASONS + ("missing_audio", "unreadable_audio", "empty_audio",
+                              "segment_beyond_audio")
+# Drops that depend on the audio file's presence or content, which may change without the
+# wav.scp entry changing: never taken from an earlier run's state, always tried again.
+_RETRY_REASONS = ("missing_audio", "unreadable_audio")
 
 
 @dataclass
@@ -220,12 +273,19 @@ class Source:
             self._data, self.rate = _read_ark(stripped, where)
         else:
             if not os.path.isfile(stripped):
-                raise FormatError(f"{where}: audio file not found: {stripped}")
+                raise AudioUnreadable("missing_audio",
+                                      f"{where}: audio file not found: {stripped}")
             try:
                 self._file = sf.SoundFile(stripped)
             except RuntimeError as e:
-                raise FormatError(f"{where}: cannot read {stripped}: {e}") from None
+                raise AudioUnreadable("unreadable_audio",
+                                      f"{where}: cannot read {stripped}: {e}") from None
             self.rate = self._file.samplerate
+            short = _wav_truncation(self._file)
+            if short:
+                self._file.close()
+                raise AudioUnreadable("unreadable_audio", f"{where}: {stripped} is truncated: "
+                                                          f"{short}")
         self.frames = len(self._data) if self._data is not None else self._file.frames
 
     def read(self, start: int, stop: int) -> np.ndarray:
@@ -239,6 +299,25 @@ class Source:
             self._file.close()
 
 
+_DATA_SIZE = re.compile(r"^data : (\d+) \(should be (\d+)\)", re.M)
+
+
+def _wav_truncation(f: "sf.SoundFile") -> Optional[str]:
+    """For a WAV file whose data chunk ends before the size its header gives (a copy cut
+    short), what libsndfile says about it; None otherwise. libsndfile would read such a file
+    up to where it ends, so a cut-off recording would pass for a complete one. A size of 0 or
+    near 4 GiB is the placeholder of a program that wrote to a pipe, not a cut."""
+    if f.format != "WAV":
+        return None
+    m = _DATA_SIZE.search(f.extra_info)
+    if m is None:
+        return None
+    declared, actual = int(m.group(1)), int(m.group(2))
+    if declared == 0 or declared >= 0x7F000000 or declared <= actual:
+        return None
+    return f"its header gives {declared} bytes of audio data, the file holds {actual}"
+
+
 def _is_ark(entry: str) -> bool:
     path, _, offset = entry.rpartition(":")
     return bool(path) and offset.isdigit() and os.path.isfile(path)
@@ -250,7 +329,7 @@ def _read_ark(entry: str, where: str) -> Tuple[np.ndarray, int]:
     try:
         value = kaldiio.load_mat(entry)
     except Exception as e:  # kaldiio raises several types for a bad offset
-        raise FormatError(f"{where}: cannot read {entry}: {e}") from None
+        raise AudioUnreadable("unreadable_audio", f"{where}: cannot read {entry}: {e}") from None
     if not isinstance(value, tuple):
         raise FormatError(f"{where}: {entry} holds a matrix, not audio (rate, samples)")
     rate, x = value
@@ -290,12 +369,23 @@ def _write_wav(path: str, x: np.ndarray, fs: int) -> None:
 
 
 def process(job: Job, fs: int, channel: str, max_overshoot: float) -> List[dict]:
-    """Write the WAVs of one recording; one result record per utterance."""
-    src = Source(job.entry, job.where)
+    """Write the WAVs of one recording; one result record per utterance.
+
+    A record has ``n`` (samples written), ``rate`` and ``channels`` (of the source) and
+    ``clipped`` (a segment cut short at the end of its recording) for a written WAV, or
+    ``reason`` (of `DROP_REASONS`) and ``drop`` (the detail) for a dropped utterance."""
+    def record(uttid, seg):
+        return {"utt": uttid, "src": job.entry, "seg": seg, "fs": fs, "channel": channel}
+
+    try:
+        src = Source(job.entry, job.where)
+    except AudioUnreadable as e:
+        return [dict(record(uttid, seg), reason=e.reason, drop=str(e))
+                for uttid, seg, _ in job.utts]
     results = []
     try:
         for uttid, seg, out in job.utts:
-            rec = {"utt": uttid, "src": job.entry, "seg": seg, "fs": fs, "channel": channel}
+            rec = record(uttid, seg)
             if seg is None:
                 start, stop = 0, src.frames
             else:
@@ -303,20 +393,30 @@ def process(job: Job, fs: int, channel: str, max_overshoot: float) -> List[dict]
                 stop = int(round(seg[1] * src.rate))
                 over = (stop - src.frames) / src.rate
                 if start >= src.frames:
+                    rec["reason"] = "segment_beyond_audio"
                     rec["drop"] = (f"segment starts at {seg[0]:.2f}s, after the end of recording "
                                    f"{job.recid} ({src.frames / src.rate:.2f}s)")
                 elif over > max_overshoot:
+                    rec["reason"] = "segment_beyond_audio"
                     rec["drop"] = (f"segment ends at {seg[1]:.2f}s, {over:.2f}s after the end of "
                                    f"recording {job.recid} (more than --max_overshoot "
                                    f"{max_overshoot}s)")
+                elif over > 0:
+                    rec["clipped"] = round(over, 6)
                 stop = min(stop, src.frames)
             if "drop" not in rec:
-                x = resample(to_mono(src.read(start, stop), channel, job.where), src.rate, fs)
+                try:
+                    frames = src.read(start, stop)
+                except RuntimeError as e:  # libsndfile: a file damaged after its header
+                    rec["reason"] = "unreadable_audio"
+                    rec["drop"] = f"{job.where}: cannot read {job.entry.strip()}: {e}"
+            if "drop" not in rec:
+                x = resample(to_mono(frames, channel, job.where), src.rate, fs)
                 if len(x) == 0:
-                    rec["drop"] = "empty audio"
+                    rec["reason"], rec["drop"] = "empty_audio", "0 samples of audio"
                 else:
                     _write_wav(out, x, fs)
-                    rec["n"] = len(x)
+                    rec.update(n=len(x), rate=src.rate, channels=int(frames.shape[1]))
             results.append(rec)
     finally:
         src.close()
@@ -358,35 +458,55 @@ def _up_to_date(rec: Optional[dict], entry: str, seg, fs: int, channel: str, out
     if (tuple(rec["seg"]) if rec.get("seg") is not None else None) != seg:
         return False
     if "drop" in rec:
-        return True
+        return _reason(rec) not in _RETRY_REASONS
     return _wav_frames(out, fs) == rec.get("n")
+
+
+def _reason(rec: dict) -> str:
+    """The drop reason of a state record (records of older versions had only the detail)."""
+    if rec.get("reason"):
+        return rec["reason"]
+    return "empty_audio" if rec["drop"] == "empty audio" else "segment_beyond_audio"
 
 
 def format_data(in_dir: str, out_dir: str, fs: int = 16000, nj: int = 2, channel: str = "mean",
                 max_overshoot: float = 0.5, overwrite: bool = False,
-                progress: bool = True) -> Dict[str, int]:
-    """Format ``in_dir`` into ``out_dir``; returns counts (utterances, written, kept, dropped,
-    text_only: utterances with an empty wav.scp entry, written or kept as 0-sample WAVs)."""
+                progress: bool = True, skip_bad_text: bool = False) -> Dict:
+    """Format ``in_dir`` into ``out_dir``; returns counts: utterances (ids found in any file of
+    ``in_dir``), written, kept (from an earlier run), dropped, text_only (utterances with an
+    empty wav.scp entry, written or kept as 0-sample WAVs), dropped_for ({reason: n} over
+    `DROP_REASONS`), resampled ({source rate: n}), multichannel (n mixed down or reduced to
+    --channel), clipped (segments cut short at the end of their recording)."""
     if os.path.abspath(in_dir) == os.path.abspath(out_dir):
         raise FormatError(f"--in and --out are the same directory ({in_dir})")
     if channel != "mean" and not channel.isdigit():
         raise FormatError(f"--channel must be 'mean' or a channel index, got {channel!r}")
-    try:
-        utts = read_data_dir(in_dir)
-    except ValueError as e:
-        raise FormatError(str(e)) from None
-    if utts[0].wav is None:
+    if not os.path.isdir(in_dir):
+        raise FormatError(f"{in_dir}: no such data directory")
+    if not os.path.isfile(os.path.join(in_dir, "wav.scp")) \
+            and os.path.isfile(os.path.join(in_dir, "text")):
         raise FormatError(
             f"{in_dir} is a text-only data directory (no wav.scp): give it speech first (the "
             f"recipe's TTS stage), then format the result"
         )
-    carried = read_carried_files(in_dir, [u.uttid for u in utts])
+    try:
+        fixed = fix_data_dir(in_dir, CARRIED_FILES, skip_bad_text=skip_bad_text)
+    except ValueError as e:
+        raise FormatError(str(e)) from None
+    for note in fixed.notes:
+        logger.warning("%s/%s", in_dir, note)
+    utts = fixed.utts
+    if not utts:
+        uttid, reason, detail = fixed.dropped[0]
+        raise FormatError(f"{in_dir}: every utterance was dropped, e.g. {uttid}: {reason} "
+                          f"({detail})")
+    carried = fixed.extra
     unknown = sorted(set(os.listdir(in_dir)) - _KNOWN_FILES)
     if unknown:
         logger.warning("%s: not copied (unknown to this tool): %s", in_dir, " ".join(unknown))
 
     wav_scp_path = os.path.join(in_dir, "wav.scp")
-    line_of = {key: i for i, key in enumerate(read_kv(wav_scp_path), 1)}
+    line_of = fixed.wav_lines
     data_dir = os.path.join(out_dir, "data")
     os.makedirs(data_dir, exist_ok=True)
     state_path = os.path.join(data_dir, STATE_NAME)
@@ -454,41 +574,69 @@ def format_data(in_dir: str, out_dir: str, fs: int = 16000, nj: int = 2, channel
 
     kept_utts: List[Utterance] = []
     num_samples: Dict[str, str] = {}
-    dropped: List[Tuple[str, str]] = []
+    dropped: List[Tuple[str, str, str]] = list(fixed.dropped)  # (uttid, reason, detail)
     for u in utts:
         rec = results[u.uttid]
         if "drop" in rec:
-            dropped.append((u.uttid, rec["drop"]))
+            dropped.append((u.uttid, _reason(rec), rec["drop"]))
             continue
         out = os.path.abspath(os.path.join(data_dir, f"{u.uttid}.wav"))
         fields = {f: getattr(u, f) for f in OPTIONAL_FILES}
         kept_utts.append(Utterance(uttid=u.uttid, wav=out, spk=u.spk, **fields))
         num_samples[u.uttid] = str(rec["n"])
+    dropped.sort()
     if not kept_utts:
         raise FormatError(f"{in_dir}: every utterance was dropped, e.g. {dropped[0][0]}: "
-                          f"{dropped[0][1]}")
+                          f"{dropped[0][1]} ({dropped[0][2]})")
     write_data_dir(out_dir, kept_utts)
     write_kv(os.path.join(out_dir, "utt2num_samples"), num_samples)
     write_carried_files(out_dir, carried, [u.uttid for u in kept_utts])
     validate_data_dir(out_dir)
 
+    written = [results[u.uttid] for u in kept_utts]
+    resampled: Dict[int, int] = {}
+    for r in written:
+        if r.get("rate") not in (None, fs) and r.get("src", "").strip():
+            resampled[r["rate"]] = resampled.get(r["rate"], 0) + 1
     counts = {
-        "utterances": len(utts),
-        "written": sum(1 for r in results.values() if "n" in r and not r.get("kept")),
-        "kept": sum(1 for r in results.values() if "n" in r and r.get("kept")),
+        "utterances": len(utts) + len(fixed.dropped),
+        "written": sum(1 for r in written if not r.get("kept")),
+        "kept": sum(1 for r in written if r.get("kept")),
         "dropped": len(dropped),
         "text_only": n_text_only,
+        "dropped_for": {reason: sum(1 for d in dropped if d[1] == reason)
+                        for reason in DROP_REASONS},
+        "resampled": dict(sorted(resampled.items())),
+        "multichannel": sum(1 for r in written if r.get("channels", 1) > 1),
+        "clipped": sum(1 for r in written if r.get("clipped")),
     }
+    how = "mixed down by the mean of the channels" if channel == "mean" else \
+        f"channel {channel} kept"
     lines = [
-        f"# format_data {in_dir} -> {out_dir} (fs={fs}, channel={channel})",
+        f"# format_data {in_dir} -> {out_dir} (fs={fs}, channel={channel}, "
+        f"max_overshoot={max_overshoot}, skip_bad_text={skip_bad_text})",
         f"input utterances: {counts['utterances']}",
         f"written: {counts['written']}",
         f"kept from an earlier run: {counts['kept']}",
         f"dropped: {counts['dropped']}",
+    ] + [f"dropped for {r}: {n}" for r, n in counts["dropped_for"].items()] + [
         f"text-only (empty wav.scp entry, 0 samples): {counts['text_only']}",
-    ] + [f"dropped {utt}: {reason}" for utt, reason in dropped]
+        f"resampled to {fs} Hz: {sum(resampled.values())}"
+        + (" (" + ", ".join(f"from {r} Hz: {n}" for r, n in counts["resampled"].items()) + ")"
+           if resampled else ""),
+        f"multi-channel, {how}: {counts['multichannel']}",
+        f"segments cut short at the end of their recording (at most --max_overshoot "
+        f"{max_overshoot}s over): {counts['clipped']}",
+    ] + [f"repaired: {note}" for note in fixed.notes] \
+        + [f"dropped {utt}: {reason} ({detail})" for utt, reason, detail in dropped]
     with open(os.path.join(out_dir, "format_report.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
-    for utt, reason in dropped:
-        logger.warning("dropped %s: %s", utt, reason)
+    for utt, reason, detail in dropped[:_LOGGED_DROPS]:
+        logger.warning("dropped %s: %s (%s)", utt, reason, detail)
+    if len(dropped) > _LOGGED_DROPS:
+        logger.warning("... and %d more dropped utterances, listed in %s",
+                       len(dropped) - _LOGGED_DROPS, os.path.join(out_dir, "format_report.txt"))
     return counts
+
+
+_LOGGED_DROPS = 20  # dropped utterances logged one by one (the report lists all)

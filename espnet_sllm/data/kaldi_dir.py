@@ -38,6 +38,11 @@ Rules enforced here (the ones Kaldi's and ESPnet's tools rely on):
   by utterance and ``spk2utt`` by speaker give the same grouping.  The simple way to satisfy
   this is to prefix every utterance id with its speaker id.
 
+`validate_data_dir` / `read_data_dir` refuse a directory that breaks a rule (naming file:line);
+`fix_data_dir` (stage 2's reader) repairs what Kaldi's ``utils/fix_data_dir.sh`` repairs
+(sorting, the intersection of the per-utterance files, ``spk2utt``) and reports every utterance it
+drops with a named reason. Every reader names ``file:line`` for a line that is not UTF-8.
+
 Usage:
     python -m espnet_sllm.data.kaldi_dir validate data/dev [data/train ...]
     python -m espnet_sllm.data.kaldi_dir combine --out data/train data/train_1 data/train_2 \\
@@ -47,6 +52,7 @@ Usage:
     utts = [Utterance("spk1-utt1", "/abs/a.wav", spk="spk1", text="hello", lang="English-American")]
     write_data_dir("data/dev", utts)
     validate_data_dir("data/dev")
+    fixed = fix_data_dir("data/dev")   # fixed.utts, fixed.dropped [(uttid, reason, detail)]
 """
 import argparse
 import logging
@@ -54,7 +60,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, fields
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Union
+from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 logger = logging.getLogger(__name__)
 
@@ -119,31 +125,66 @@ class Utterance:
         return self.spk if self.spk is not None else self.uttid
 
 
-def read_kv(path: PathLike) -> Dict[str, str]:
+def _raw_lines(path: PathLike) -> Iterator[Tuple[int, bytes]]:
+    """``(lineno, bytes)`` of every line without its break, split as Python's text mode
+    splits (at ``\\n``, ``\\r\\n`` and a lone ``\\r``), read as a stream."""
+    lineno = 0
+    with open(path, "rb") as f:
+        for chunk in f:
+            if chunk.endswith(b"\n"):
+                chunk = chunk[:-1]
+            if chunk.endswith(b"\r"):  # of "\r\n", or a lone "\r" ending the file
+                chunk = chunk[:-1]
+            for raw in chunk.split(b"\r") if b"\r" in chunk else (chunk,):
+                lineno += 1
+                yield lineno, raw
+
+
+def _not_utf8(path: PathLike, lineno: int, raw: bytes, e: UnicodeDecodeError) -> str:
+    return (f"{path}:{lineno}: not UTF-8 (byte {raw[e.start]:#04x} at byte {e.start + 1} of "
+            f"the line: {raw[:60]!r})")
+
+
+def read_kv(path: PathLike, bad_lines: Optional[List[Tuple[int, str]]] = None
+            ) -> Dict[str, str]:
     """Read a ``key value...`` file into an insertion-ordered dict.
 
     The value is the rest of the line after the first blanks; it may contain spaces or be
     empty (``key`` alone on its line).  Raises ValueError naming ``file:line`` for a line
-    without a key (blank or starting with a blank) and for a repeated key.
+    without a key (blank or starting with a blank), for a repeated key (and the line of its
+    first occurrence) and for a line whose bytes are not UTF-8.  With a list ``bad_lines``,
+    a line that is not UTF-8 is left out and ``(lineno, key)`` appended to it instead (the key
+    decoded with backslash escapes where it is not UTF-8 itself).
     """
-    out: Dict[str, str] = {}
-    first_line: Dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, 1):
-            line = raw.rstrip("\r\n")
-            m = _LINE_RE.match(line)
-            if m is None:
-                raise ValueError(
-                    f"{path}:{lineno}: no key on this line ({line!r}); every line must start "
-                    f"with a key without leading blanks"
-                )
-            key, value = m.group(1), m.group(2) or ""
-            if key in out:
-                raise ValueError(
-                    f"{path}:{lineno}: duplicate key {key!r} (first seen on line {first_line[key]})"
-                )
-            out[key] = value
-            first_line[key] = lineno
+    return {k: v for k, (v, _) in read_kv_numbered(path, bad_lines).items()}
+
+
+def read_kv_numbered(path: PathLike, bad_lines: Optional[List[Tuple[int, str]]] = None
+                     ) -> Dict[str, Tuple[str, int]]:
+    """`read_kv` with the line number of every entry: ``{key: (value, lineno)}``."""
+    out: Dict[str, Tuple[str, int]] = {}
+    for lineno, raw in _raw_lines(path):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            if bad_lines is None:
+                raise ValueError(_not_utf8(path, lineno, raw, e)) from None
+            key = raw.split(None, 1)[0].decode("utf-8", "backslashreplace") if raw.strip() \
+                else ""
+            bad_lines.append((lineno, key))
+            continue
+        m = _LINE_RE.match(line)
+        if m is None:
+            raise ValueError(
+                f"{path}:{lineno}: no key on this line ({line!r}); every line must start "
+                f"with a key without leading blanks"
+            )
+        key, value = m.group(1), m.group(2) or ""
+        if key in out:
+            raise ValueError(
+                f"{path}:{lineno}: duplicate key {key!r} (first seen on line {out[key][1]})"
+            )
+        out[key] = (value, lineno)
     return out
 
 
@@ -478,6 +519,181 @@ def read_data_dir(data_dir: PathLike) -> List[Utterance]:
         kw = {name: values[utt] for name, values in extra.items()}
         utts.append(Utterance(uttid=utt, wav=wav, spk=utt2spk[utt], segment=seg, **kw))
     return utts
+
+
+# Reasons under which `fix_data_dir` drops an utterance (stage 2 counts them in its report).
+FIX_REASONS = ("not_utf8", "not_in_every_file", "bad_segment_time")
+# The files whose key sets `fix_data_dir` intersects (as Kaldi's fix_data_dir.sh does); every
+# other per-utterance file must cover the utterances they leave.
+_CORE_FILES = ("utt2spk", "wav.scp", "segments", "text", "utt2lang")
+
+
+@dataclass
+class FixedDir:
+    """What `fix_data_dir` read: the kept utterances and what it dropped or repaired."""
+
+    utts: List[Utterance]  # sorted by utterance id
+    extra: Dict[str, Dict[str, str]]  # the extra files asked for, restricted to ``utts``
+    dropped: List[Tuple[str, str, str]]  # (uttid, reason of FIX_REASONS, detail)
+    notes: List[str]  # repairs that dropped nothing (files sorted, spk2utt rebuilt, ...)
+    wav_lines: Dict[str, int]  # wav.scp key -> its line (for messages)
+
+
+def fix_data_dir(data_dir: PathLike, extra_files: Iterable[str] = (),
+                 skip_bad_text: bool = False) -> FixedDir:
+    """Read a data directory as Kaldi's ``utils/fix_data_dir.sh`` repairs one (stage 2).
+
+    Where `read_data_dir` refuses a directory that breaks a rule, this keeps what can be used
+    and says what it did:
+
+    * files that are not sorted are sorted (a note names them); ``spk2utt`` is rebuilt from
+      ``utt2spk`` (a note when the given one differs or is absent);
+    * an utterance id missing from one of the files that Kaldi's script intersects
+      (``utt2spk``, ``wav.scp`` or ``segments``, ``text``, ``utt2lang``), e.g. in ``text`` but
+      not in ``wav.scp`` or the reverse, is dropped: ``not_in_every_file``, the detail naming
+      the files that have it and those that lack it; so is a segment of a recording absent from
+      wav.scp. The other per-utterance files (``utt2task``, ``text_prev``, ``text_tgt``, ...,
+      ``extra_files``) lose the entries of dropped utterances, but one that lacks a kept
+      utterance is an error ("give it for all or none": a partial one is a preparation bug);
+    * a segment with ``end <= start`` or ``start < 0`` is dropped: ``bad_segment_time``;
+    * a line that is not UTF-8 is an error naming ``file:line``, or with ``skip_bad_text`` its
+      utterance (every utterance of its recording for a ``wav.scp`` line of a directory with
+      segments) is dropped: ``not_utf8``.
+
+    Errors (ValueError naming ``file:line``) remain for what cannot be repaired unambiguously:
+    a duplicated key (naming both lines), a line without a key, a segments line without three
+    columns or with a time that is not a number, a segment of an empty wav.scp entry, a speaker
+    id with blanks, and utterance ids that sort differently from their speaker ids.
+    """
+    data_dir = os.fspath(data_dir)
+
+    def p(name: str) -> str:
+        return os.path.join(data_dir, name)
+
+    if not os.path.isfile(p("utt2spk")):
+        raise ValueError(f"{data_dir}: missing utt2spk")
+    has_wav, has_seg = os.path.isfile(p("wav.scp")), os.path.isfile(p("segments"))
+    if not has_wav and (not os.path.isfile(p("text")) or has_seg):
+        raise ValueError(f"{data_dir}: missing wav.scp (only a text-only directory, with a text "
+                         f"and without segments, may lack it)")
+    notes: List[str] = []
+    bad: Dict[str, List[str]] = {}  # uttid (or recid of wav.scp with segments) -> file:line
+
+    def read(name: str, sink: Optional[Dict[str, List[str]]] = None
+             ) -> Dict[str, Tuple[str, int]]:
+        lines: List[Tuple[int, str]] = []
+        table = read_kv_numbered(p(name), lines if skip_bad_text else None)
+        for lineno, key in lines:
+            (bad if sink is None else sink).setdefault(key, []).append(f"{p(name)}:{lineno}")
+        keys = list(table)
+        if keys != sorted(keys):
+            notes.append(f"{name}: not sorted (sorted here, in LC_ALL=C order)")
+        return table
+
+    per_utt: Dict[str, Dict[str, Tuple[str, int]]] = {"utt2spk": read("utt2spk")}
+    bad_recs: Dict[str, List[str]] = {}  # with segments, wav.scp's keys are recordings
+    wav_scp = read("wav.scp", bad_recs if has_seg else None) if has_wav else None
+    if has_seg:
+        per_utt["segments"] = read("segments")
+    elif has_wav:
+        per_utt["wav.scp"] = wav_scp
+    optional = {fname: name for name, fname in OPTIONAL_FILES.items()}
+    for fname in [*OPTIONAL_FILES.values(), *extra_files]:
+        if os.path.isfile(p(fname)):
+            per_utt[fname] = read(fname)
+
+    dropped: List[Tuple[str, str, str]] = []
+    seg_of: Dict[str, Segment] = {}
+    for utt, (value, lineno) in per_utt.get("segments", {}).items():
+        where = f"{p('segments')}:{lineno}"
+        cols = value.split()
+        if len(cols) != 3:
+            raise ValueError(f"{where}: {utt}: expected '<recid> <start> <end>', got {value!r}")
+        recid = cols[0]
+        start, end = (_parse_time(where, utt, c) for c in cols[1:])
+        if recid in bad_recs:
+            bad.setdefault(utt, []).extend(bad_recs[recid])
+        elif recid not in wav_scp:
+            dropped.append((utt, "not_in_every_file", f"{where}: recording {recid!r} is not in "
+                                                      f"wav.scp"))
+        elif not wav_scp[recid][0].strip():
+            raise ValueError(
+                f"{where}: {utt}: recording {recid!r} has an empty wav.scp entry (a text-only "
+                f"utterance); a text-only utterance has no segment: keep text-only utterances "
+                f"in a directory without segments"
+            )
+        elif not 0 <= start < end:
+            dropped.append((utt, "bad_segment_time", f"{where}: need 0 <= start < end, got "
+                                                     f"{value!r}"))
+        else:
+            seg_of[utt] = Segment(recid, start, end)
+    if has_seg:
+        unused = sorted(set(wav_scp) - {s.recid for s in seg_of.values()} - set(bad_recs))
+        if unused:
+            notes.append(f"wav.scp: {len(unused)} recordings without a kept segment (e.g. "
+                         f"{unused[0]})")
+
+    done = {u for u, _, _ in dropped}
+    core = {f: t for f, t in per_utt.items() if f in _CORE_FILES}
+    universe = sorted(set(bad).union(*core.values()))
+    for utt in universe:
+        if utt in done:
+            continue
+        if utt in bad:
+            dropped.append((utt, "not_utf8", ", ".join(bad[utt])))
+            continue
+        lack = [f for f, t in core.items() if utt not in t]
+        if lack:
+            have = [f for f, t in core.items() if utt in t]
+            dropped.append((utt, "not_in_every_file",
+                            f"in {', '.join(have)}; not in {', '.join(lack)}"))
+    done = {u for u, _, _ in dropped}
+    kept = [u for u in universe if u not in done]
+    for fname, table in per_utt.items():
+        if fname in core:
+            continue
+        missing = [u for u in kept if u not in table]
+        if missing:
+            raise ValueError(
+                f"{p(fname)}: {len(missing)} of {len(kept)} utterances have no entry (e.g. "
+                f"{missing[0]!r}); give it for all or none"
+            )
+        others = len(set(table) - set(universe))
+        if others:
+            notes.append(f"{fname}: {others} entries of utterances in none of "
+                         f"{', '.join(core)} (left out)")
+
+    utt2spk = per_utt["utt2spk"]
+    for utt in kept:
+        spk, lineno = utt2spk[utt]
+        if not spk or any(c.isspace() for c in spk):
+            raise ValueError(f"{p('utt2spk')}:{lineno}: {utt}: speaker must be one token, got "
+                             f"{spk!r}")
+    _check_speaker_order({u: utt2spk[u][0] for u in kept}, p("utt2spk"))
+    expected: Dict[str, List[str]] = {}
+    for utt in sorted(utt2spk):
+        expected.setdefault(utt2spk[utt][0], []).append(utt)
+    try:
+        given = read_kv(p("spk2utt")) if os.path.isfile(p("spk2utt")) else None
+    except ValueError:
+        given = {}
+    if given is None or {s: v.split() for s, v in given.items()} != expected:
+        notes.append("spk2utt: " + ("absent" if given is None else "does not match utt2spk")
+                     + " (rebuilt from utt2spk)")
+
+    utts = []
+    for utt in kept:
+        fields_ = {name: per_utt[fname][utt][0] for fname, name in optional.items()
+                   if fname in per_utt}
+        if has_seg:
+            seg = seg_of[utt]
+            wav = wav_scp[seg.recid][0]
+        else:
+            seg, wav = None, (wav_scp[utt][0] if wav_scp is not None else None)
+        utts.append(Utterance(uttid=utt, wav=wav, spk=utt2spk[utt][0], segment=seg, **fields_))
+    extra = {f: {u: per_utt[f][u][0] for u in kept} for f in extra_files if f in per_utt}
+    wav_lines = {k: n for k, (_, n) in (wav_scp or {}).items()}
+    return FixedDir(utts, extra, sorted(dropped), notes, wav_lines)
 
 
 # Per-speaker files (Kaldi's ``spk2gender``): not part of `Utterance`, but carried by

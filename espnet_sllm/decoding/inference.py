@@ -14,17 +14,37 @@ Writes ``<output_dir>/1best_recog/{text,token,token_int,score}``, each sorted by
 Text-only utterances (``preprocessor_conf.text_only_tasks``; the 0-sample WAVs stage 2 writes for
 empty wav.scp entries) decode in the same batches as speech ones; their output is bounded by
 ``--max_new_tokens`` alone.
+
+Resumable: after every batch its results are appended to ``<output_dir>/1best_recog/.partial.jsonl``
+(one JSON line per utterance, flushed and fsync'd, so a killed job loses at most the batch it was
+decoding). A re-run with the same model file (size, mtime), training config, data files (content),
+decoding options and torch/transformers/ESPnet versions (the header line of that file) decodes
+only the utterances it lacks, in the batches an uninterrupted run would have used, and writes the
+same files byte for byte; a partial file of anything else is discarded (logged), a line cut by the
+kill is ignored. The final files are written to a temporary name and renamed, ``text`` last (the
+old ones are removed first: no ``text`` means not finished). The partial file stays: running a
+finished job again with nothing changed decodes nothing (delete the output directory to decode
+anew, e.g. after changing the decoding code).
+
+An utterance whose audio cannot be read (a corrupt or empty file; libsndfile's error) does not
+stop the job: it is listed in ``1best_recog/failed`` (``<uttid> <reason>``), gets an empty
+hypothesis (scored as all deletions) and empty token/token_int/score entries, and the count is
+logged as a warning; the other utterances decode; a missing audio file too (its reason names
+wav.scp:line and the path). Failed utterances are retried by a resumed run.
 """
+import hashlib
+import json
 import logging
 import os
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from collections.abc import Mapping
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
 from espnet2.train.dataset import ESPnetDataset
 
-from espnet_sllm.data.check import check_data_triples
+from espnet_sllm.data.check import SOUND_TYPES, check_data_triples
 from espnet_sllm.tasks.sllm import SLLMTask
 from espnet_sllm.torch_utils import parse_dtype
 
@@ -60,11 +80,197 @@ def read_keys(path: str) -> List[str]:
         return [line.split(maxsplit=1)[0] for line in f if line.strip()]
 
 
+OUTPUT_FILES = ("text", "token", "token_int", "score")
+FAILED_NAME = "failed"
+PARTIAL_NAME = ".partial.jsonl"
+
+
 def write_sorted(path: str, rows: Dict[str, str]) -> None:
+    """``key value`` lines sorted by key, written to a temporary name and renamed."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
         for key in sorted(rows):
             f.write(f"{key} {rows[key]}".rstrip(" ") + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def token_strings(tokenizer, ids: Sequence[int]) -> List[str]:
+    """The tokens of ``ids``; an id the tokenizer has no token for (the LLM's embedding table is
+    often padded beyond the vocabulary) is written ``<id:N>`` instead of failing the job."""
+    return [t if t is not None else f"<id:{i}>"
+            for i, t in zip(ids, tokenizer.convert_ids_to_tokens(list(ids)))]
+
+
+# ------------------------------------------------------------------ unreadable utterances
+
+
+class _Unreadable:
+    """What the dataset gives for an utterance whose audio cannot be read (picklable)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+class UnreadableAudio(Exception):
+    pass
+
+
+class _GuardedLoader(Mapping):
+    """A sound loader whose read errors (not a missing key) become :class:`UnreadableAudio`."""
+
+    def __init__(self, loader, path: str):
+        self.loader = loader
+        self.path = path
+
+    def __getitem__(self, key):
+        try:
+            return self.loader[key]
+        except KeyError:
+            raise
+        except Exception as e:  # libsndfile (RuntimeError), kaldiio, a failing pipe, ...
+            reason = " ".join(f"{type(e).__name__}: {e}".split())
+            raise UnreadableAudio(f"{self.path}: {reason}") from e
+
+    def __iter__(self):
+        return iter(self.loader)
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __contains__(self, key):
+        return key in self.loader.keys()  # without reading the audio
+
+    def keys(self):
+        return self.loader.keys()
+
+
+class TolerantDataset(ESPnetDataset):
+    """ESPnet's map-style dataset that gives ``(uid, _Unreadable)`` for an utterance whose audio
+    cannot be read, instead of raising (the rest of the batch still decodes)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, (path, kind) in self.debug_info.items():
+            if kind in SOUND_TYPES:
+                self.loader_dict[name] = _GuardedLoader(self.loader_dict[name], path)
+
+    def __getitem__(self, uid):
+        try:
+            return super().__getitem__(uid)
+        except UnreadableAudio as e:
+            return uid, _Unreadable(str(e))
+
+
+class SkipUnreadableCollate:
+    """``collate(items) -> (keys, batch or None, [(uid, reason)])``: the task's collate of the
+    readable items, and the unreadable ones apart."""
+
+    def __init__(self, collate):
+        self.collate = collate
+
+    def __call__(self, items):
+        failed = [(uid, d.reason) for uid, d in items if isinstance(d, _Unreadable)]
+        ok = [(uid, d) for uid, d in items if not isinstance(d, _Unreadable)]
+        if not ok:
+            return [], None, failed
+        keys, batch = self.collate(ok)
+        return list(keys), batch, failed
+
+
+# ------------------------------------------------------------------ resumable partial output
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def partial_header(train_config: str, model_file: Optional[str],
+                   data_path_and_name_and_type: Sequence[Tuple[str, str, str]],
+                   options: Dict[str, Any]) -> Dict[str, Any]:
+    """What the results of a partial file depend on: the model file (size and mtime: hashing
+    gigabytes would be slow), the training config and data files (content), the options, and the
+    versions of the libraries that compute them."""
+    model = None
+    if model_file is not None:
+        st = os.stat(model_file)
+        model = [os.path.abspath(model_file), st.st_size, st.st_mtime_ns]
+    import espnet
+    import transformers
+
+    header = {
+        "partial_decoding": 1,
+        "versions": [torch.__version__, transformers.__version__, espnet.__version__],
+        "model_file": model,
+        "train_config": [os.path.abspath(train_config), _sha256(train_config)],
+        "data": [[name, kind, _sha256(path)] for path, name, kind in data_path_and_name_and_type],
+        "options": options,
+    }
+    return json.loads(json.dumps(header))  # as it reads back (tuples -> lists)
+
+
+def read_partial(path: str, header: Dict[str, Any], keys: Sequence[str]) -> Dict[str, dict]:
+    """The rows of ``path`` for ``keys`` when its header equals ``header``, else {} (logged).
+    Unparsable lines (the last one may be cut by a kill) are ignored."""
+    if not os.path.isfile(path):
+        return {}
+    wanted = set(keys)
+    rows: Dict[str, dict] = {}
+    bad = 0
+    with open(path, encoding="utf-8", errors="replace") as f:
+        first = f.readline()
+        try:
+            old = json.loads(first)
+        except ValueError:
+            old = None
+        if old != {"header": header}:
+            logging.warning(
+                f"{path}: partial results of a run with another model, config, data, decoding "
+                f"options or library versions: discarded, decoding from the start"
+            )
+            return {}
+        for line in f:
+            try:
+                rec = json.loads(line)
+                key = rec["key"]
+                row = {name: rec[name] for name in OUTPUT_FILES}
+                if not all(isinstance(v, str) for v in (key, *row.values())):
+                    raise ValueError(key)
+            except (ValueError, KeyError, TypeError):
+                bad += 1
+                continue
+            if key in wanted:
+                rows[key] = row
+    if bad:
+        logging.info(f"{path}: {bad} unreadable line(s) ignored (cut by an interrupted run)")
+    return rows
+
+
+def open_partial(path: str, header: Dict[str, Any], rows: Dict[str, dict]):
+    """Rewrite ``path`` with the header and the kept rows (dropping a cut last line), then open
+    it for appending."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps({"header": header}) + "\n")
+        for key, row in rows.items():
+            f.write(json.dumps({"key": key, **row}) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return open(path, "a", encoding="utf-8")
+
+
+def append_partial(f, rows: Dict[str, dict]) -> None:
+    """One write per batch, flushed and fsync'd: a kill loses at most the running batch."""
+    f.write("".join(json.dumps({"key": key, **row}) + "\n" for key, row in rows.items()))
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def inference(
@@ -91,7 +297,13 @@ def inference(
     """Decode every utterance and write the 1best files; returns {utt_id: text}."""
     if ngpu > 1:
         raise NotImplementedError("decode on one device per job; split jobs with --key_file")
-    check_data_triples(data_path_and_name_and_type)
+    # A missing audio file does not stop the others: it is read below, fails, and is listed in
+    # `failed` with this clearer reason (wav.scp:line, the path).
+    missing_audio: list = []
+    check_data_triples(data_path_and_name_and_type, missing_audio=missing_audio)
+    if missing_audio:
+        logging.warning(f"{len(missing_audio)} audio file(s) not found; those utterances are "
+                        f"decoded as empty hypotheses (e.g. {missing_audio[0][1]})")
     set_all_random_seed(seed)
     device = "cuda" if ngpu > 0 else "cpu"
     model, train_args = load_model(train_config, model_file, device)
@@ -105,7 +317,7 @@ def inference(
     tokenizer = preprocess.tokenizer
     # ESPnet's map-style dataset (not the streaming one): it accepts the empty values of
     # text_prev/text_next for the first and last segment of a session.
-    dataset = ESPnetDataset(
+    dataset = TolerantDataset(
         data_path_and_name_and_type,
         preprocess=preprocess,
         float_dtype="float32",
@@ -123,51 +335,100 @@ def inference(
         )
     first_loader = next(iter(dataset.loader_dict.values()))
     keys_all = read_keys(key_file) if key_file else list(first_loader.keys())
-    missing = [k for k in keys_all if k not in first_loader]
+    # The key set, not ``k in first_loader``: a Mapping's ``in`` reads the audio.
+    known = set(first_loader.keys())
+    missing = [k for k in keys_all if k not in known]
     if missing:
         raise KeyError(f"{key_file}: {len(missing)} keys not in the data, e.g. {missing[0]}")
+    out = os.path.join(output_dir, "1best_recog")
+    os.makedirs(out, exist_ok=True)
+    # Outputs of an earlier run are never mistaken for this one's: text (removed first, written
+    # last) exists only once every file of this run is complete.
+    for name in ("text",) + OUTPUT_FILES[1:] + (FAILED_NAME,):
+        if os.path.exists(os.path.join(out, name)):
+            os.remove(os.path.join(out, name))
+    options = dict(
+        seed=seed, device=device, dtype=dtype, beam_size=beam_size,
+        no_repeat_ngram_size=no_repeat_ngram_size, length_penalty=length_penalty,
+        repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
+        max_tokens_per_second=max_tokens_per_second, min_new_tokens=min_new_tokens,
+        preprocessor_conf=preprocessor_conf or {},
+    )
+    header = partial_header(train_config, model_file, data_path_and_name_and_type, options)
+    partial_path = os.path.join(out, PARTIAL_NAME)
+    done = read_partial(partial_path, header, keys_all)
+    # The batches of an uninterrupted run, less what is done: a batch is written as a whole, so
+    # the remaining utterances decode in the same batches as they would have.
+    batches = [[k for k in keys_all[i : i + batch_size] if k not in done]
+               for i in range(0, len(keys_all), batch_size)]
+    batches = [b for b in batches if b]
+    todo = sum(len(b) for b in batches)
+    if done:
+        logging.info(f"resuming from {partial_path}: {len(done)} of {len(keys_all)} utterances "
+                     f"already decoded; decoding the other {todo}")
     loader = torch.utils.data.DataLoader(
         dataset,
-        batch_sampler=[keys_all[i : i + batch_size] for i in range(0, len(keys_all), batch_size)],
-        collate_fn=SLLMTask.build_collate_fn(train_args, False),
+        batch_sampler=batches,
+        collate_fn=SkipUnreadableCollate(SLLMTask.build_collate_fn(train_args, False)),
         num_workers=num_workers,
     )
-    texts, tokens, token_ints, scores = {}, {}, {}, {}
+    rows: Dict[str, dict] = dict(done)
+    failed: Dict[str, str] = {}
     try:
         from tqdm import tqdm
     except ImportError:  # progress bars are a nicety
         tqdm = None
-    bar = tqdm(total=len(keys_all), desc="decoding", unit="utt", file=sys.stderr) if tqdm else None
-    for keys, batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items() if not k.startswith("text")}
-        results = model.generate(
-            batch["speech"],
-            batch["speech_lengths"],
-            batch["prefix"],
-            batch["prefix_lengths"],
-            batch["suffix"],
-            batch["suffix_lengths"],
-            num_beams=beam_size,
-            max_new_tokens=max_new_tokens,
-            max_tokens_per_second=max_tokens_per_second,
-            min_new_tokens=min_new_tokens,
-            no_repeat_ngram_size=no_repeat_ngram_size,
-            length_penalty=length_penalty,
-            repetition_penalty=repetition_penalty,
-            lang_id=batch.get("lang_id"),
-        )
-        for key, (ids, score) in zip(keys, results):
-            texts[key] = tokenizer.decode(ids, skip_special_tokens=True).strip()
-            tokens[key] = " ".join(tokenizer.convert_ids_to_tokens(ids))
-            token_ints[key] = " ".join(map(str, ids))
-            scores[key] = f"{score:.6f}"
-        if bar is not None:
-            bar.update(len(keys))
+    bar = tqdm(total=todo, desc="decoding", unit="utt", file=sys.stderr) if tqdm else None
+    with open_partial(partial_path, header, done) as partial:
+        for keys, batch, batch_failed in loader:
+            for key, reason in batch_failed:
+                logging.warning(f"{key}: cannot be read, decoded as an empty hypothesis: {reason}")
+                failed[key] = reason
+            if batch is not None:
+                batch = {k: v.to(device) for k, v in batch.items() if not k.startswith("text")}
+                results = model.generate(
+                    batch["speech"],
+                    batch["speech_lengths"],
+                    batch["prefix"],
+                    batch["prefix_lengths"],
+                    batch["suffix"],
+                    batch["suffix_lengths"],
+                    num_beams=beam_size,
+                    max_new_tokens=max_new_tokens,
+                    max_tokens_per_second=max_tokens_per_second,
+                    min_new_tokens=min_new_tokens,
+                    no_repeat_ngram_size=no_repeat_ngram_size,
+                    length_penalty=length_penalty,
+                    repetition_penalty=repetition_penalty,
+                    lang_id=batch.get("lang_id"),
+                )
+                new = {}
+                for key, (ids, score) in zip(keys, results):
+                    new[key] = {
+                        "text": tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                        "token": " ".join(token_strings(tokenizer, ids)),
+                        "token_int": " ".join(map(str, ids)),
+                        "score": f"{score:.6f}",
+                    }
+                append_partial(partial, new)
+                rows.update(new)
+            if bar is not None:
+                bar.update(len(keys) + len(batch_failed))
     if bar is not None:
         bar.close()
-    out = os.path.join(output_dir, "1best_recog")
-    for name, rows in (("text", texts), ("token", tokens), ("token_int", token_ints),
-                       ("score", scores)):
-        write_sorted(os.path.join(out, name), rows)
-    logging.info(f"decoded {len(texts)} utterances into {out}")
-    return texts
+    failed.update({k: m for k, m in missing_audio if k in failed})
+    if failed and len(failed) == len(keys_all):
+        # Nothing decoded at all is a broken set or path, not a few bad files.
+        raise ValueError(f"none of the {len(failed)} utterances could be read, e.g. "
+                         f"{next(iter(failed.values()))}")
+    for key in failed:
+        rows[key] = {name: "" for name in OUTPUT_FILES}
+    if failed:
+        write_sorted(os.path.join(out, FAILED_NAME), failed)
+        logging.warning(f"{len(failed)} of {len(keys_all)} utterances could not be read: listed "
+                        f"in {os.path.join(out, FAILED_NAME)}, decoded as empty hypotheses")
+    for name in OUTPUT_FILES[1:] + ("text",):
+        write_sorted(os.path.join(out, name), {k: r[name] for k, r in rows.items()})
+    logging.info(f"decoded {len(rows) - len(failed)} utterances into {out} ({todo - len(failed)} "
+                 f"in this run, {len(done)} from an earlier one, {len(failed)} unreadable)")
+    return {k: r["text"] for k, r in rows.items()}

@@ -178,14 +178,28 @@ def test_inference_refuses_mismatched_checkpoint(trained, tiny_llm_dirs):
     assert proc.returncode != 0 and "does not match" in proc.stderr
 
 
-def test_missing_wav_is_a_clear_error(tmp_path, trained):
+def test_missing_wav_is_decoded_empty_and_all_missing_is_an_error(tmp_path, trained):
+    """A missing audio file at decoding time: listed in `failed` (wav.scp:line, the path), an
+    empty hypothesis, the others decode; a set where nothing can be read is one error line."""
     tmp, exp, valid = trained
+    good = open(f"{valid}/wav.scp").readline().split()[1]
     bad = tmp_path / "bad"
     bad.mkdir()
+    (bad / "wav.scp").write_text(f"x1 {tmp_path}/missing.wav\nx2 {good}\n")
+    (bad / "utt2lang").write_text("x1 English\nx2 English\n")
+    out = tmp_path / "dec"
+    run(["espnet_sllm.bin.sllm_inference", "--train_config", str(exp / "config.yaml"),
+         "--model_file", str(exp / "valid.acc.best.pth"), "--output_dir", str(out),
+         "--max_new_tokens", "4", *data_args("", str(bad), False)], cwd=tmp)
+    failed = (out / "1best_recog" / "failed").read_text()
+    assert failed.startswith("x1 ") and "wav.scp:1" in failed and "missing.wav" in failed
+    lines = (out / "1best_recog" / "text").read_text().splitlines()
+    assert [ln.split()[0] for ln in lines] == ["x1", "x2"] and lines[0].strip() == "x1"
     (bad / "wav.scp").write_text(f"x1 {tmp_path}/missing.wav\n")
     (bad / "utt2lang").write_text("x1 English\n")
     proc = subprocess.run(
         [sys.executable, "-m", "espnet_sllm.bin.sllm_inference", "--train_config",
-         str(exp / "config.yaml"), "--output_dir", str(tmp_path / "dec"),
+         str(exp / "config.yaml"), "--output_dir", str(tmp_path / "dec2"),
          *data_args("", str(bad), False)], cwd=tmp, capture_output=True, text=True)
-    assert proc.returncode != 0 and "missing.wav" in proc.stderr
+    assert proc.returncode == 1 and "missing.wav" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("sllm_inference: error: none of")

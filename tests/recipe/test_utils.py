@@ -299,7 +299,11 @@ def _rms(x):
 def test_format_data(data_dir, tmp_path):
     out = tmp_path / "dump"
     counts = fmt.format_data(str(data_dir), str(out), nj=2, progress=False)
-    assert counts == {"utterances": 6, "written": 5, "kept": 0, "dropped": 1, "text_only": 0}
+    assert {k: counts[k] for k in ("utterances", "written", "kept", "dropped", "text_only")} == \
+        {"utterances": 6, "written": 5, "kept": 0, "dropped": 1, "text_only": 0}
+    # rec1 (8 kHz stereo: u1, u2, u3) and recc (22.05 kHz) resampled; u3 cut short
+    assert counts["resampled"] == {8000: 3, 22050: 1} and counts["multichannel"] == 3
+    assert counts["clipped"] == 1 and counts["dropped_for"]["segment_beyond_audio"] == 1
     validate_data_dir(out)
     expected = {"spkA-u1": 16000, "spkA-u2": 16000, "spkA-u3": 8000, "spkB-u1": 20000,
                 "spkC-u1": 4800}
@@ -315,7 +319,9 @@ def test_format_data(data_dir, tmp_path):
     assert list(read_kv(out / "text_prev")) == sorted(expected)
     assert read_kv(out / "utt2lang")["spkA-u1"] == "English"
     report = (out / "format_report.txt").read_text()
-    assert "dropped: 1" in report and "dropped spkA-u4: segment ends at 4.00s" in report
+    assert "dropped: 1" in report and "dropped for segment_beyond_audio: 1" in report
+    assert "dropped spkA-u4: segment_beyond_audio (segment ends at 4.00s" in report
+    assert "resampled to 16000 Hz: 4 (from 8000 Hz: 3, from 22050 Hz: 1)" in report
     # Cut at the right place, channels averaged: level of second k is LEVELS[k] / 2.
     for utt, level in (("spkA-u1", LEVELS[0]), ("spkA-u2", LEVELS[1])):
         x, _ = sf.read(wav_scp[utt])
@@ -344,9 +350,14 @@ def test_format_data_errors(data_dir, tmp_path):
     (data_dir / "wav.scp").write_text(scp)
     with pytest.raises(fmt.FormatError, match=r"wav\.scp:2: command failed with exit code 1"):
         fmt.format_data(str(data_dir), str(tmp_path / "o1"), nj=1, progress=False)
-    (data_dir / "wav.scp").write_text(scp.replace("rec1 /", "rec1 /nonexistent/"))
+    # A missing file is not an error: its utterances are dropped and counted (issue #17 §1)
+    scp = (data_dir / "wav.scp").read_text()
+    (data_dir / "wav.scp").write_text(
+        scp.replace("rec1 /", "rec1 /nonexistent/").replace(" ; false |", " |"))
     r = run_py("espnet_sllm.bin.format_data", "--in", data_dir, "--out", tmp_path / "o2")
-    assert r.returncode == 1 and "wav.scp:1: audio file not found" in r.stderr
+    assert r.returncode == 0, r.stderr
+    assert "4 dropped (missing_audio: 4)" in r.stdout
+    assert "wav.scp:1: audio file not found: /nonexistent/" in r.stderr
 
 
 def test_wav_stream_with_unknown_length():

@@ -540,7 +540,9 @@ fi
 
 # decode_set <data dir> <output dir> [extra sllm_inference options]: --inference_nj jobs through
 # ${decode_cmd} (or ${cuda_cmd} with --gpu_inference true), merged into <output dir>/text etc.;
-# the model is ${_dexp} (the experiment being decoded, see decode_exps).
+# the model is ${_dexp} (the experiment being decoded, see decode_exps). A job killed half-way
+# resumes when the stage runs again (its logdir/output.JOB/1best_recog/.partial.jsonl: only the
+# missing utterances are decoded); unreadable utterances are listed in <output dir>/failed.
 decode_set() {
     local data=$1 dir=$2 cmd ngpu nj opts=""
     shift 2
@@ -558,6 +560,10 @@ decode_set() {
             --output_dir "${dir}/logdir/output.JOB" \
             $(data_opts "" "${data}" false false) "$@" ${opts} ${inference_args}
     ${python} -m espnet_sllm.bin.merge_outputs "${dir}/logdir" --nj "${nj}" --out_dir "${dir}"
+    if [ -s "${dir}/failed" ]; then
+        log "WARNING: $(wc -l < "${dir}/failed") utterances of ${data} could not be read: listed in" \
+            "${dir}/failed, empty hypotheses in ${dir}/text (scored as all deletions)"
+    fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -638,23 +644,28 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
             s=$(basename "${_dir}")
             [ -f "${_dir}/text" ] || continue
             _data=${dumpdir}/raw/${s}
-            if [ ! -f "${_data}/text" ]; then
+            # The reference is data/<set> when it is there: an utterance stage 2 dropped
+            # (missing or unreadable audio) then counts as a missing hypothesis, not as absent.
+            _ref=${_data}
+            [ -f "data/${s}/text" ] && _ref=data/${s}
+            if [ ! -f "${_ref}/text" ]; then
                 log "Stage 9: ${s}: no reference text (evaluation set): not scored"
                 continue
             fi
-            log "Stage 9: scoring ${_dir}"
+            log "Stage 9: scoring ${_dir} against ${_ref}/text"
             _opts=()
-            [ -f "${_data}/utt2lang" ] && _opts+=(--utt2lang "${_data}/utt2lang")
-            [ -f "${_data}/utt2spk" ] && _opts+=(--utt2spk "${_data}/utt2spk")
+            [ -f "${_ref}/utt2lang" ] && _opts+=(--utt2lang "${_ref}/utt2lang")
+            [ -f "${_ref}/utt2spk" ] && _opts+=(--utt2spk "${_ref}/utt2spk")
             # Task-aware scoring: optional per-utterance files, from the dump dir or else data/<set>
             # (same utterance ids). text_tgt is the reference of the st/sqa/qa utterances.
             for _f in utt2task:--utt2task utt2tgtlang:--utt2tgtlang text_tgt:--ref_tgt; do
-                for _d in "${_data}" "data/${s}"; do
+                for _d in "${_ref}" "${_data}" "data/${s}"; do
                     if [ -f "${_d}/${_f%%:*}" ]; then _opts+=("${_f#*:}" "${_d}/${_f%%:*}"); break; fi
                 done
             done
             for _f in ${score_group}; do
-                if [ -f "${_data}/${_f}" ]; then _opts+=(--score_group "${_data}/${_f}")
+                if [ -f "${_ref}/${_f}" ]; then _opts+=(--score_group "${_ref}/${_f}")
+                elif [ -f "${_data}/${_f}" ]; then _opts+=(--score_group "${_data}/${_f}")
                 elif [ -f "data/${s}/${_f}" ]; then _opts+=(--score_group "data/${s}/${_f}")
                 else log "Stage 9: ${s}: no ${_f}: no table per ${_f#utt2}"
                 fi
@@ -667,7 +678,7 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
             fi
             [ -n "${_marker}" ] && _opts+=(--hyp_marker "${_marker}")
             # shellcheck disable=SC2086
-            ${python} -m espnet_sllm.bin.sllm_score --ref "${_data}/text" --hyp "${_dir}/text" \
+            ${python} -m espnet_sllm.bin.sllm_score --ref "${_ref}/text" --hyp "${_dir}/text" \
                 --output_dir "${_dir}" --set_name "${s}" "${_opts[@]}" "${_paper[@]}" ${score_opts}
         done
         ${python} -m espnet_sllm.bin.sllm_score --collect_results "${_dexp}" "${_paper[@]}"

@@ -91,6 +91,10 @@ def read_alpaca_zh(path: str, max_records: int = 0,
     except json.JSONDecodeError as e:
         raise ReaderError(f"{path}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno})") \
             from None
+    except (ValueError, RecursionError) as e:
+        # Valid syntax that json cannot hold: an integer of more than 4300 digits (Python's
+        # limit), arrays nested thousands deep.
+        raise ReaderError(f"{path}: not readable as JSON ({type(e).__name__}: {e})") from None
     if not isinstance(records, list):
         raise ReaderError(f"{path}: expected a JSON array of records, got a "
                           f"{type(records).__name__}")

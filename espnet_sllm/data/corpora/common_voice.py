@@ -13,7 +13,9 @@ A split ``.tsv`` is UTF-8, TAB-separated, with a header row.  Columns are read B
 down_votes age gender accent``, later releases add ``locale``, ``segment``, ``sentence_id``,
 ...): ``path`` (clip file name under ``clips/``) and ``sentence`` are required, ``client_id``
 (the hashed speaker) is used when present.  Quotes are literal characters of the sentence
-(``csv.QUOTE_NONE``), never field delimiters; a backslash is an ordinary character too.
+(``csv.QUOTE_NONE``), never field delimiters; a backslash is an ordinary character too.  A
+carriage return inside a sentence (a stray CR; a CRLF line end is just a line end) becomes a
+space: a Kaldi value is one line.
 
 Ids (prefixed by the speaker id, the Kaldi rule)::
 
@@ -178,7 +180,7 @@ def iter_cv_table(tsv: str, stats: Optional[ReaderStats] = None) -> Iterator[Tup
             raise ReaderError(f"{where}: clip {path!r} is listed again (first on line "
                               f"{line_of[path]})")
         line_of[path] = lineno
-        yield path, CvRow(client, row[i_sentence].strip(), lineno)
+        yield path, CvRow(client, row[i_sentence].replace("\r", " ").strip(), lineno)
 
 
 def read_cv_table(tsv: str, keep: Optional[Container[str]] = None,

@@ -22,6 +22,8 @@ times in seconds and speakers ``O1``/``O2``.  Evaluation sets have only the firs
 their utterances get ``text=None`` and the data directory gets no ``text`` file, which tells the
 scoring stage to skip them.  A file without any TAB is split on blanks instead (at most four
 fields), as the challenge baseline does, so a space-separated copy of the data still reads.
+A carriage return inside a text (a stray CR; a CRLF line end is just a line end) becomes a
+space: a Kaldi value is one line.
 
 Ids
 ---
@@ -267,7 +269,7 @@ def _read_annotation(
             stats.clipped_end += 1
         text = None
         if len(cols) == 4:
-            text = cols[3].strip()
+            text = cols[3].replace("\r", " ").strip()  # a stray CR: a Kaldi value is one line
             if not text:
                 stats.drop("empty_text", where)
                 continue

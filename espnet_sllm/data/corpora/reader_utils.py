@@ -248,9 +248,14 @@ def _error_types() -> Tuple[type, ...]:
                     getattr(soundfile, "LibsndfileError", RuntimeError))
 
 
+# What str.splitlines breaks a line at -> its escape ("\\r", "\\u2028", ...).
+_ESCAPE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 def run_main(body: Callable[[], int]) -> int:
     """Run a reader's command-line body; an error of the input (see `_error_types`) prints one
-    ``ERROR: ...`` line and returns 1, without a traceback."""
+    ``ERROR: ...`` line (line breaks inside the message escaped) and returns 1, without a
+    traceback."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
     try:
         return body()
@@ -260,7 +265,9 @@ def run_main(body: Callable[[], int]) -> int:
             msg = f"not UTF-8 ({e.reason} at byte {e.start}; the file is not named by Python)"
         elif isinstance(e, OSError) and e.filename and e.filename not in msg:
             msg = f"{e.filename}: {msg}"
-        print(f"ERROR: {msg or type(e).__name__}", file=sys.stderr)
+        # One line whatever the input held: a line break (or a CR, which would overwrite the
+        # line on a terminal) taken into the message from a file is shown escaped.
+        print(f"ERROR: {(msg or type(e).__name__).translate(_ESCAPE_BREAKS)}", file=sys.stderr)
         return 1
 
 

@@ -155,6 +155,10 @@ class _JsonStream:
             except json.JSONDecodeError as e:
                 if self.eof:
                     raise self.error(e.msg, e.pos) from None
+            except (ValueError, RecursionError) as e:
+                # Valid syntax that json cannot hold: an integer of more than 4300 digits
+                # (Python's limit), arrays nested thousands deep.
+                raise self.error(f"{type(e).__name__}: {e}") from None
             else:
                 if end < len(self.buf) or self.eof:
                     self.pos = end
@@ -202,9 +206,17 @@ def iter_audios(json_path: str) -> Iterator[Tuple[int, Dict[str, Any]]]:
 
 def _time(seg: Dict[str, Any], key: str, where: str) -> float:
     t = seg.get(key)
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
-        raise ReaderError(f"{where}: {key} must be a number, got {t!r}")
-    return float(t)
+    value = float("nan")
+    if isinstance(t, (int, float)) and not isinstance(t, bool):
+        try:
+            value = float(t)
+        except OverflowError:  # an integer beyond the float range: not a time either
+            pass
+    if not math.isfinite(value):
+        shown = repr(t) if not isinstance(t, int) or abs(t) < 10 ** 30 else \
+            f"an integer of {len(str(abs(t)))} digits"
+        raise ReaderError(f"{where}: {key} must be a number, got {shown}")
+    return value
 
 
 def _str(entry: Dict[str, Any], key: str, where: str, allow_blank: bool = False) -> str:

@@ -152,7 +152,7 @@ def read_sgm(path: str) -> Dict[Tuple[str, int], Tuple[Optional[str], int]]:
             if docid is None:
                 raise ReaderError(f"{where}: <seg> outside a <doc docid=...> block")
             raw_id = next(g for g in seg.group(1, 2, 3) if g is not None).strip()
-            if not raw_id.isdigit():
+            if not raw_id.isdecimal():  # isdigit() is also true of "²", which int() refuses
                 raise ReaderError(f"{where}: seg id {raw_id!r} is not a number")
             key = (docid, int(raw_id))
             if key in out:
