@@ -27,6 +27,7 @@ from espnet_sllm.testing.configs import config_to_args, tiny_sllm_config
 from espnet_sllm.testing.llm import make_tiny_llm
 from espnet_sllm.testing.recipe import copy_recipe
 
+from test_sllm_sh_chain import write_config  # noqa: E402
 from test_sllm_sh_stamps import ENV, kill_in_epoch_2, run_ok, write_set  # noqa: E402
 
 N_WAVS = 40
@@ -238,20 +239,6 @@ EXP = "exp_k"
 DUMP = "dump_k"
 
 
-def write_config(recipe: Path, name: str, **changes) -> str:
-    cfg = tiny_sllm_config("llm_tiny", "conformer", projector="linear",
-                           prompt_template="{speech} Transcribe.",
-                           llm_extra={"lora_r": 2, "lora_alpha": 4,
-                                      "lora_target_modules": ["q_proj", "v_proj"]})
-    cfg["projector_conf"] = {"downsample": 2}
-    cfg.update(max_epoch=1, batch_type="unsorted", batch_size=4, optim="adam",
-               optim_conf={"lr": 1e-3}, best_model_criterion=[["valid", "acc", "max"]],
-               keep_nbest_models=1, num_workers=0, seed=0, num_att_plot=0)
-    cfg.update(changes)
-    (recipe / "conf" / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
-    return f"conf/{name}.yaml"
-
-
 def chain_argv(stage, stop, configs):
     return ["sllm.sh", "--stage", str(stage), "--stop_stage", str(stop), "--train_set", "train",
             "--valid_set", "valid", "--test_sets", "valid", "--dumpdir", DUMP, "--expdir", EXP,
@@ -265,8 +252,9 @@ def chain_recipe(tmp_path_factory):
     for name, n, seed in (("train", 8, 0), ("valid", 4, 1)):
         write_set(recipe, name, n, seed)
     make_tiny_llm(str(recipe / "llm_tiny"), "qwen2")
-    configs = [write_config(recipe, "c1"), write_config(recipe, "c2", max_epoch=3),
-               write_config(recipe, "c3")]
+    # the tiny chain of test_sllm_sh_chain (LoRA r=2 in every stage: no merge needed here)
+    configs = [write_config(recipe, "c1", 2), write_config(recipe, "c2", 2, max_epoch=3),
+               write_config(recipe, "c3", 2)]
     run_ok(recipe, chain_argv(2, 5, configs))
     return recipe, configs
 
