@@ -9,6 +9,8 @@
 #   make demo      # install, then run the CPU demo recipe egs2/mini_mlc/asr1
 #   make demo-debug  # the demo's CI-sized runs (./run.sh --debug true, then --system s3)
 #   make mlc-slm-debug  # egs2/mlc_slm/asr1: all five systems with --debug true (CPU; ~9 min)
+#   make learn-check  # CI learning check: the demo model on 400 American English utterances
+#                  # (./run.sh --size learn, ~5 min); fails when its test MER > LEARN_MAX_MER
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := tools/venv
@@ -16,7 +18,7 @@ PY := $(VENV)/bin/python
 PIP_VERSION := 23.2.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo demo-debug mlc-slm-debug clean-venv debian lock check-deps audit
+.PHONY: install test demo demo-debug mlc-slm-debug learn-check clean-venv debian lock check-deps audit
 
 install: $(STAMP)
 
@@ -79,6 +81,15 @@ mlc-slm-debug: install
 		test -s exp_debug/sllm_$${s}_debug/RESULTS.md; \
 	done
 	@echo "mlc-slm-debug: $(MLC_SLM_SYSTEMS) trained, decoded and scored"
+
+# A model that stops learning (a broken label shift, prompt splice or loss mask) still runs every
+# stage of demo-debug; here it must reach a test MER under the bound. Bound and measured spread:
+# README "CI learning check".
+LEARN_MAX_MER := 15
+LEARN_SCORES := egs2/mini_mlc/asr1/exp_learn/sllm_train_learn/decode_valid.acc.ave/test/scores.json
+learn-check: install
+	cd egs2/mini_mlc/asr1 && ./run.sh --size learn
+	$(PY) -m espnet_sllm.bin.check_mer --scores $(LEARN_SCORES) --max_mer $(LEARN_MAX_MER)
 
 clean-venv:
 	rm -rf $(VENV)

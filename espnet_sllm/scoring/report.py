@@ -253,6 +253,27 @@ def _mer_line(d: Dict[str, object]) -> str:
     return line
 
 
+def check_mer_bound(scores_json: PathLike, max_mer: float) -> Tuple[bool, str]:
+    """Whether the MER in a stage-9 ``scores.json`` is at most ``max_mer`` (percent).
+
+    Returns ``(ok, one line naming the file, the MER and the bound)``.  A file without an MER
+    (nothing scored), unreadable or not stage-9 output is an error naming it, never a pass.
+    """
+    path = Path(scores_json)
+    try:
+        with open(path, encoding="utf-8") as f:
+            mer = json.load(f)["mer"]
+        value, errors, units = mer["mer"], mer["errors"], mer["ref_units"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a readable stage-9 scores.json with an MER ({e!r})")
+    if value is None:
+        raise ValueError(f"{path}: no MER (no utterance was scored)")
+    ok = value <= max_mer
+    line = (f"{path}: MER {value:.1f} % ({errors} errors / {units} reference units) "
+            f"{'<=' if ok else '>'} bound {max_mer:g} %")
+    return ok, line
+
+
 def _missing_line(d: Dict[str, object]) -> Optional[str]:
     miss = d["missing_hyp"]
     if not miss["count"]:

@@ -2,6 +2,9 @@
 # Usage:
 #   ./run.sh                      # the whole demo: synthesis, training, decoding, scoring
 #   ./run.sh --debug true         # CI-sized: ~100 training utterances, 1 epoch (<= 5 minutes)
+#   ./run.sh --size learn         # CI learning check: American English only, 400 training
+#                                 # utterances, a few minutes of training; its test MER must
+#                                 # stay under the bound of `make learn-check` (README)
 #   ./run.sh --system s3          # S3-style bi-directional context model: trained on train_ctx2x,
 #                                 # decoded without context (Stage1), with the neighbours'
 #                                 # stage-1 hypotheses (Stage2) and references (Stage2-G)
@@ -31,25 +34,29 @@ log() {
 }
 
 debug=false
+size=full
 system=base
 stage=1
 stop_stage=10
-own_options="debug system stage stop_stage"
+own_options="debug size system stage stop_stage"
 # shellcheck disable=SC1091
 . scripts/utils/split_options.sh
-case "${debug}" in true|false) ;; *) echo "$0: --debug must be true or false" >&2; exit 1 ;; esac
-case "${system}" in base|s3) ;; *) echo "$0: --system must be base or s3" >&2; exit 1 ;; esac
+die() { echo "$0: $*" >&2; exit 1; }
+case "${debug}" in true) size=debug ;; false) ;; *) die "--debug must be true or false" ;; esac
+case "${size}" in full|debug|learn) ;; *) die "--size must be full, debug or learn" ;; esac
+case "${system}" in base|s3) ;; *) die "--system must be base or s3" ;; esac
+[ "${size}/${system}" = learn/s3 ] && die "--size learn has no s3 system (it checks the base one)"
 
 suffix=""
 [ "${system}" = s3 ] && suffix=_s3
-if [ "${debug}" = true ]; then
-    train_config=conf/train${suffix}_debug.yaml
-    expdir=exp_debug
-    dumpdir=dump_debug
-else
+if [ "${size}" = full ]; then
     train_config=conf/train${suffix}.yaml
     expdir=exp
     dumpdir=dump
+else
+    train_config=conf/train${suffix}_${size}.yaml
+    expdir=exp_${size}
+    dumpdir=dump_${size}
 fi
 
 # sllm <first> <last> [options]: one sllm.sh call (nothing when first > last)
@@ -59,7 +66,7 @@ sllm() {
     [ "${first}" -le "${last}" ] || return 0
     ./sllm.sh --stage "${first}" --stop_stage "${last}" \
         --valid_set valid --test_sets "test" \
-        --local_data_opts "--debug ${debug}" \
+        --local_data_opts "--size ${size}" \
         --dumpdir "${dumpdir}" --expdir "${expdir}" \
         --scratch_llm_opts "$(cat conf/scratch_llm.conf)" \
         --train_config "${train_config}" \
