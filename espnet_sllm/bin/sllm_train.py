@@ -26,7 +26,8 @@ import sys
 from typing import List, Optional
 
 from espnet_sllm import train_plan
-from espnet_sllm.data.check import check_data_triples, check_prompt_labels, triples_from_argv
+from espnet_sllm.data.check import (check_data_triples, check_prompt_labels, groups_by_part,
+                                    triples_from_argv)
 from espnet_sllm.tasks.sllm import SLLMTask, task_languages
 
 
@@ -42,9 +43,9 @@ def main(cmd: Optional[List[str]] = None):
         check_data_triples(triples_from_argv(argv))
         args = get_parser().parse_args(argv)
         if args.use_preprocessor:
-            check_prompt_labels({"train": args.train_data_path_and_name_and_type,
-                                 "valid": args.valid_data_path_and_name_and_type},
-                                task_languages(args), args.preprocessor_conf)
+            groups = {**groups_by_part("train", args.train_data_path_and_name_and_type),
+                      **groups_by_part("valid", args.valid_data_path_and_name_and_type)}
+            check_prompt_labels(groups, task_languages(args), args.preprocessor_conf)
     except (OSError, ValueError) as e:
         sys.exit(f"sllm_train: error: {e}")
     # Counted before the model is built (shape files and options only); logged after ESPnet

@@ -8,9 +8,32 @@ language of every utterance, the ``prompt_key`` fields) are ones the config know
 """
 import os
 from collections import Counter
-from typing import Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 SOUND_TYPES = ("sound", "multi_columns_sound", "variable_columns_sound")
+
+
+def data_parts(path: str) -> List[str]:
+    """The files behind a data path: itself, or for a folder of ESPnet's
+    ``--multiple_iterator`` (``num_splits`` + ``split.<i>``, espnet_sllm/data/splits.py) its
+    parts."""
+    marker = os.path.join(path, "num_splits")
+    if os.path.isdir(path) and os.path.isfile(marker):
+        with open(marker, encoding="utf-8") as f:
+            n = int(f.read().strip())
+        return [os.path.join(path, f"split.{i}") for i in range(n)]
+    return [path]
+
+
+def groups_by_part(group: str, triples: Sequence[Sequence[str]]) -> Dict[str, list]:
+    """{group: triples}, or with split folders {"<group> part <i>": the triples of part i}."""
+    parts = [data_parts(path) for path, _, _ in triples]
+    n = max((len(p) for p in parts), default=1)
+    if n == 1:
+        return {group: list(triples)}
+    return {f"{group} part {i}": [(p[i] if len(p) == n else p[0], name, kind)
+                                  for p, (_, name, kind) in zip(parts, triples)]
+            for i in range(n)}
 
 
 def check_sound_scp(path: str, missing: Optional[list] = None) -> int:
@@ -63,11 +86,12 @@ def check_data_triples(triples: Iterable[Sequence[str]],
     ``missing_audio``: a list that collects the entries of sound files whose audio file does
     not exist (see `check_sound_scp`) instead of raising; a missing data file is always an
     error."""
-    for path, _, kind in triples:
-        if kind in SOUND_TYPES:
-            check_sound_scp(path, missing_audio)
-        elif not os.path.exists(path):
-            raise FileNotFoundError(f"data file not found: {path}")
+    for folder, _, kind in triples:
+        for path in data_parts(folder):
+            if kind in SOUND_TYPES:
+                check_sound_scp(path, missing_audio)
+            elif not os.path.exists(path):
+                raise FileNotFoundError(f"data file not found: {path}")
 
 
 def triples_from_argv(argv: Sequence[str]) -> Tuple[Tuple[str, str, str], ...]:

@@ -1,7 +1,7 @@
 """Kill and resume (issue #17 §2): SIGKILL half-way, run the same command again.
 
-* Data (stage 2, format_data): no WAV at its final name is ever cut short (temporary name, then
-  rename); the re-run finishes what is missing and its output equals an uninterrupted run's.
+* Data (stage 2, format_data): no file at its final name is ever cut short (temporary name,
+  then rename); the re-run finishes what is missing and its output equals an uninterrupted run's.
 * Decoding (stage 7 of sllm.sh, 2 jobs): killed half-way, the re-run decodes only what each job
   lacks and the merged files equal an uninterrupted run's byte for byte; an unreadable test
   utterance is in ``failed`` and decodes as an empty hypothesis. (The model: the tiny untrained
@@ -66,14 +66,15 @@ def state_lines(out_dir: Path) -> int:
 
 
 def final_wavs_are_whole(out_dir: Path) -> int:
-    """Every WAV at its final name has the full length (16 kHz, 16-bit: 44 header bytes +
-    2 per sample); returns how many there are."""
+    """Every FLAC at its final name (stage 2's default --audio_format) has the full length and
+    decodes to its end (a FLAC cut short fails to decode: "flac decoder lost sync"); returns
+    how many there are."""
     expected = SECONDS * 16000
-    wavs = [p for p in (out_dir / "data").glob("*.wav") if not p.name.endswith(".tmp.wav")]
-    for p in wavs:
+    files = [p for p in (out_dir / "data").glob("*.flac") if not p.name.endswith(".tmp.flac")]
+    for p in files:
         info = sf.info(p)
-        assert info.frames == expected and p.stat().st_size == 44 + 2 * expected, p
-    return len(wavs)
+        assert info.frames == expected and len(sf.read(p, dtype="int16")[0]) == expected, p
+    return len(files)
 
 
 def kill_format_data(in_dir: Path, out_dir: Path, at: int) -> int:

@@ -104,3 +104,46 @@ def test_stage9_reads_hyp_marker_of_the_config(tmp_path):
     assert run("preprocessor_conf", "nothing") == ""
     assert run("model_conf", "hyp_marker") == ""
     assert '_opts+=(--hyp_marker "${_marker}")' in text
+
+
+def test_stage2_passes_audio_format_and_reruns_when_it_changes(tmp_path):
+    """--audio_format reaches format_data (FLAC by default) and is part of stage 2's stamp: the
+    same command is skipped, another format redoes the step; a bad value stops up front."""
+    import numpy as np
+    import soundfile as sf
+
+    from espnet_sllm.data.kaldi_dir import read_kv
+    from espnet_sllm.testing.recipe import copy_recipe, run_recipe
+
+    recipe = copy_recipe("egs2/mini_mlc/asr1", tmp_path)
+    d = recipe / "data" / "train"
+    d.mkdir(parents=True)
+    for i in (1, 2):  # 8 kHz: written (a 16 kHz mono 16-bit file would be referenced)
+        sf.write(d / f"s-{i}.wav", np.full(4000 * i, 0.1 * i), 8000, subtype="PCM_16")
+    (d / "wav.scp").write_text(f"s-1 {d}/s-1.wav\ns-2 {d}/s-2.wav\n")
+    (d / "text").write_text("s-1 one\ns-2 two\n")
+    (d / "utt2spk").write_text("s-1 s\ns-2 s\n")
+    (d / "spk2utt").write_text("s s-1 s-2\n")
+    argv = ["sllm.sh", "--stage", "2", "--stop_stage", "2", "--train_set", "train",
+            "--valid_set", "train", "--test_sets", "train", "--nj", "1"]
+    dump = recipe / "dump" / "raw" / "org" / "train"
+    utts = ("s-1", "s-2")
+
+    def run(*extra):
+        proc = run_recipe(recipe, argv + list(extra), OMP_NUM_THREADS="1")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stderr
+
+    log = run()
+    assert "Stage 2: format data: 16000 Hz flac per utterance" in log
+    assert read_kv(dump / "wav.scp") == {u: str(dump / "data" / f"{u}.flac") for u in utts}
+    assert "Stage 2: train: skipped (unchanged)" in run("--audio_format", "flac")
+    log = run("--audio_format", "wav")
+    assert "skipped" not in log
+    assert read_kv(dump / "wav.scp") == {u: str(dump / "data" / f"{u}.wav") for u in utts}
+    assert not list((dump / "data").glob("*.flac"))
+    assert read_kv(dump / "utt2num_samples") == {"s-1": "8000", "s-2": "16000"}
+
+    proc = run_recipe(recipe, argv + ["--audio_format", "mp3"])
+    assert proc.returncode != 0
+    assert "--audio_format must be flac or wav, got 'mp3'" in proc.stderr

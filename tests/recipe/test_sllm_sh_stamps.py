@@ -249,3 +249,27 @@ def test_decode_stamps_of_two_experiments_do_not_collide(recipe):
     for tag in ("resA", "resB"):
         out = run_ok(recipe, argv(7, 7, tag, "conf/tiny.yaml", *opts))
         assert "Stage 7: test: skipped (decoded with the same model and options)" in out
+
+
+def test_num_splits_trains_with_espnets_multiple_iterator(recipe):
+    # --num_splits 2: stage 6 splits the training set into 2 parts (wav.scp order, every file
+    # following its utterance) and ESPnet builds one part's iterator at a time.
+    run_ok(recipe, argv(6, 6, "resS", "conf/tiny.yaml", "--num_splits", "2"))
+    exp = recipe / EXP / "sllm_resS"
+    splits = recipe / EXP / "stats" / "splits2"
+    for name in ("wav.scp", "text", "utt2lang", "speech_shape", "text_shape"):
+        assert (splits / name / "num_splits").read_text().strip() == "2", name
+        parts = [(splits / name / f"split.{i}").read_text().split("\n")[:-1] for i in (0, 1)]
+        assert [len(p) for p in parts] == [8, 8], name
+    config = yaml.safe_load((exp / "config.yaml").read_text())
+    assert config["multiple_iterator"] is True
+    assert all(p.startswith(str(Path(EXP) / "stats" / "splits2"))
+               for p in config["train_shape_file"])
+    assert (exp / "valid.acc.best.pth").exists()
+    # Every epoch still sees the whole set: as many updates as the unsplit run resA.
+    counts = {}
+    for tag in ("resA", "resS"):
+        rep = torch.load(recipe / EXP / f"sllm_{tag}" / "checkpoint.pth",
+                         weights_only=False)["reporter"]
+        counts[tag] = [rep["stats"][e]["train"]["total_count"] for e in (1, 2, 3)]
+    assert counts["resS"] == counts["resA"] == [4, 8, 12], counts

@@ -140,10 +140,12 @@ def test_launch_max_jobs_run(tmp_path):
     assert len(counts) == 5 and max(counts) <= 2
 
 
-def test_launch_slurm(tmp_path):
+def fake_sbatch(tmp_path):
+    """A stand-in for sbatch on PATH: records its arguments in $SBATCH_RECORD and runs the
+    array tasks one after another (with SLURM_ARRAY_TASK_ID), each into its ``-o`` log; a job
+    without ``--array`` runs once."""
     fake = tmp_path / "bin/sbatch"
     fake.parent.mkdir()
-    # A stand-in for sbatch: records its arguments, runs the array tasks one after another.
     fake.write_text(textwrap.dedent(f"""\
         #!{sys.executable}
         import os, re, subprocess, sys
@@ -151,7 +153,7 @@ def test_launch_slurm(tmp_path):
         open(os.environ["SBATCH_RECORD"], "w").write(" ".join(args))
         out = args[args.index("-o") + 1]
         arr = [a for a in args if a.startswith("--array=")]
-        lo, hi = map(int, re.match(r"--array=(\\d+)-(\\d+)", arr[0]).groups())
+        lo, hi = map(int, re.match(r"--array=(\\d+)-(\\d+)", arr[0]).groups()) if arr else (1, 1)
         rc = 0
         for t in range(lo, hi + 1):
             env = dict(os.environ, SLURM_ARRAY_TASK_ID=str(t))
@@ -161,8 +163,12 @@ def test_launch_slurm(tmp_path):
         sys.exit(1 if rc else 0)
         """))
     fake.chmod(0o755)
-    env = dict(ENV, PATH=f"{fake.parent}{os.pathsep}{ENV['PATH']}",
-               SBATCH_RECORD=str(tmp_path / "record"))
+    return dict(ENV, PATH=f"{fake.parent}{os.pathsep}{ENV['PATH']}",
+                SBATCH_RECORD=str(tmp_path / "record"))
+
+
+def test_launch_slurm(tmp_path):
+    env = fake_sbatch(tmp_path)
     r = launch("--backend", "slurm", "--gpu", "1", "--mem", "4G", "--time", "1:00:00",
                "--slurm_opts", "--partition=gpu --account=me", "--max_jobs_run", "2",
                "JOB=1:3", "log/s.JOB.log", "echo", "x JOB", ";", "test", "JOB", "-ne", "3",
@@ -181,6 +187,24 @@ def test_launch_slurm(tmp_path):
     r = launch("--backend", "slurm", "JOB=1:2", "log/n.JOB.log", "true", cwd=tmp_path,
                env=no_sbatch)
     assert r.returncode == 1 and "sbatch" in r.stderr and "--backend local" in r.stderr
+
+
+def test_cmd_sh_slurm_backend(tmp_path):
+    # The recipe's own cmd.sh with cmd_backend=slurm: array job, --wait, one log per job
+    env = dict(fake_sbatch(tmp_path), cmd_backend="slurm")
+    cmd_sh = REPO / "egs2/TEMPLATE/sllm1/cmd.sh"
+    script = (f". {cmd_sh}\n"
+              "${decode_cmd} JOB=1:3 exp/log/dec.JOB.log echo decoded part JOB\n"
+              "${cuda_cmd} --gpu 2 exp/log/train.log echo trained\n")
+    r = subprocess.run(["bash", "-euc", script], cwd=tmp_path, env=env, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    for job in (1, 2, 3):
+        assert f"decoded part {job}\n" in (tmp_path / f"exp/log/dec.{job}.log").read_text()
+    assert "trained" in (tmp_path / "exp/log/train.log").read_text()
+    record = (tmp_path / "record").read_text()  # the last submission: the training job
+    for opt in ("--wait", "--gres=gpu:2", "--mem=64G", "--time=3-00:00:00", "--partition=gpu"):
+        assert opt in record, (opt, record)
 
 
 # --------------------------------------------------------------------------- split / merge
@@ -311,10 +335,10 @@ def test_format_data(data_dir, tmp_path):
     wav_scp = read_kv(out / "wav.scp")
     assert list(wav_scp) == sorted(expected)
     for utt, n in expected.items():
-        assert wav_scp[utt] == str(out / "data" / f"{utt}.wav")
+        assert wav_scp[utt] == str(out / "data" / f"{utt}.flac")  # --audio_format flac
         info = sf.info(wav_scp[utt])
-        assert (info.samplerate, info.channels, info.subtype, info.frames) == \
-            (16000, 1, "PCM_16", n)
+        assert (info.format, info.samplerate, info.channels, info.subtype, info.frames) == \
+            ("FLAC", 16000, 1, "PCM_16", n)
     assert not (out / "segments").exists()
     assert list(read_kv(out / "text_prev")) == sorted(expected)
     assert read_kv(out / "utt2lang")["spkA-u1"] == "English"
@@ -422,8 +446,14 @@ def test_format_and_filter_text_only_utterances(tmp_path):
     assert read_kv(dump / "utt2num_samples") == {"s-a": "8000", "s-q": "0", "s-r": "0"}
     for utt in ("s-q", "s-r"):
         info = sf.info(read_kv(dump / "wav.scp")[utt])
-        assert (info.samplerate, info.channels, info.subtype, info.frames) == \
-            (16000, 1, "PCM_16", 0)
+        # WAV whatever --audio_format: libsndfile cannot read back a FLAC of 0 samples
+        assert (info.format, info.samplerate, info.channels, info.subtype, info.frames) == \
+            ("WAV", 16000, 1, "PCM_16", 0)
+        x = _espnet_sound(dump / "wav.scp", utt)
+        assert x.shape == (0,) and x.dtype == np.float32
+    # one file for all text-only utterances (the first's), the audio one referenced
+    assert read_kv(dump / "wav.scp") == {"s-a": str(src), "s-q": str(dump / "data" / "s-q.wav"),
+                                         "s-r": str(dump / "data" / "s-q.wav")}
     assert "text-only (empty wav.scp entry, 0 samples): 2" in \
         (dump / "format_report.txt").read_text()
     # A re-run keeps the 0-sample WAVs
@@ -447,6 +477,250 @@ def test_format_and_filter_text_only_utterances(tmp_path):
     (d / "segments").write_text("s-a s-a 0.0 0.5\ns-q s-q 0.0 1.0\ns-r s-r 0.0 1.0\n")
     r = run_py("espnet_sllm.bin.format_data", "--in", d, "--out", tmp_path / "bad")
     assert r.returncode == 1 and "segments:2: s-q: recording 's-q' has an empty" in r.stderr
+
+
+# --------------------------------------------------------------------------- stage 2 audio format
+# Issue #16 §2: FLAC by default (lossless 16-bit), whole 16-bit mono sources at --fs referenced,
+# identical utterances (balancing copies) sharing one file, text-only utterances one 0-sample WAV.
+
+
+def _noise(n, seed, channels=1):
+    """(n,) or (n, channels) int16 noise at about -20 dBFS: incompressible enough that a lost
+    or moved sample would show, and every bit of the 16 matters."""
+    x = np.random.RandomState(seed).normal(0, 3000, (n, channels) if channels > 1 else n)
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+
+
+def _write_dir(d, wav, extra=None):
+    """A data dir: wav.scp from ``wav`` ({id: entry}), a text and one speaker ``s`` (ids start
+    with ``s-``), ``extra`` ({file: text}) as they are."""
+    d.mkdir(parents=True)
+    (d / "wav.scp").write_text("".join(f"{k} {v}\n" for k, v in sorted(wav.items())))
+    for name, text in (extra or {}).items():
+        (d / name).write_text(text)
+    utts = sorted(wav) if "segments" not in (extra or {}) else \
+        sorted(line.split()[0] for line in extra["segments"].splitlines())
+    (d / "text").write_text("".join(f"{u} words of {u}\n" for u in utts))
+    (d / "utt2spk").write_text("".join(f"{u} s\n" for u in utts))
+    (d / "spk2utt").write_text("s " + " ".join(utts) + "\n")
+    return d
+
+
+def _espnet_sound(wav_scp, key):
+    """What ESPnet's ``sound`` data type gives training, collect_stats and decoding."""
+    from espnet2.train.dataset import sound_loader
+
+    return sound_loader(str(wav_scp), float_dtype="float32")[key]
+
+
+def test_flac_cut_segments_keep_the_samples_and_espnet_reads_them(tmp_path):
+    """A cut of a 16-bit 16 kHz mono recording: the FLAC holds exactly the source's int16
+    samples [round(start * fs), round(end * fs)), and ESPnet's sound reader gives them as
+    int / 32768, as it would from the WAV of --audio_format wav."""
+    rec = _noise(48000, 0)
+    sf.write(tmp_path / "rec.wav", rec, 16000, subtype="PCM_16")
+    segs = {"s-1": (0.0, 1.0), "s-2": (1.2345, 2.5), "s-3": (2.5, 3.0)}
+    d = _write_dir(tmp_path / "data", {"rec": tmp_path / "rec.wav"}, {
+        "segments": "".join(f"{u} rec {a} {b}\n" for u, (a, b) in segs.items())})
+    out = {}
+    for audio_format in ("flac", "wav"):
+        out[audio_format] = tmp_path / audio_format
+        counts = fmt.format_data(str(d), str(out[audio_format]), nj=1, progress=False,
+                                 audio_format=audio_format)
+        assert (counts["written"], counts["referenced"], counts["shared"]) == (3, 0, 0)
+    wav_scp = read_kv(out["flac"] / "wav.scp")
+    num = read_kv(out["flac"] / "utt2num_samples")
+    for utt, (a, b) in segs.items():
+        want = rec[int(round(a * 16000)):int(round(b * 16000))]
+        assert wav_scp[utt] == str(out["flac"] / "data" / f"{utt}.flac")
+        info = sf.info(wav_scp[utt])
+        assert (info.format, info.subtype, info.samplerate, info.channels) == \
+            ("FLAC", "PCM_16", 16000, 1)
+        got, rate = sf.read(wav_scp[utt], dtype="int16")
+        assert rate == 16000 and np.array_equal(got, want) and int(num[utt]) == len(want)
+        x = _espnet_sound(out["flac"] / "wav.scp", utt)
+        assert x.dtype == np.float32 and np.array_equal(x, want / np.float32(32768))
+        assert np.array_equal(x, _espnet_sound(out["wav"] / "wav.scp", utt))
+    # FLAC is lossless, not free: well under the WAV's bytes even for noise at -20 dBFS
+    flac, wav = fmt.bytes_per_hour(str(out["flac"])), fmt.bytes_per_hour(str(out["wav"]))
+    hours = sum(int(n) for n in num.values()) / 16000 / 3600
+    assert flac["hours"] == wav["hours"] == pytest.approx(hours, rel=1e-12)
+    assert wav["bytes"] == 3 * 44 + 2 * sum(int(n) for n in num.values())
+    assert flac["bytes"] < 0.9 * wav["bytes"]
+    assert flac["inside_files"] == 3 and flac["outside_files"] == 0
+
+
+def test_whole_16k_mono_16bit_files_are_referenced_not_copied(tmp_path, monkeypatch):
+    """WAV or FLAC, 16-bit, mono, at --fs, without segments: wav.scp names the source (absolute
+    path), nothing is written; anything else is written as FLAC (resampled, mixed down,
+    converted to 16 bits). A referenced source that changes is checked again; a broken one is
+    dropped as its copy would be."""
+    src = tmp_path / "src"
+    src.mkdir()
+    audio = {"s-a": _noise(16000, 1), "s-b": _noise(12000, 2)}
+    sf.write(src / "a.wav", audio["s-a"], 16000, subtype="PCM_16")
+    sf.write(src / "b.flac", audio["s-b"], 16000, subtype="PCM_16")
+    sf.write(src / "c.wav", _noise(16000, 3) / 32768, 16000, subtype="FLOAT")  # not 16-bit
+    sf.write(src / "d.wav", _noise(16000, 4, channels=2), 16000, subtype="PCM_16")  # stereo
+    sf.write(src / "e.wav", _noise(8000, 5), 8000, subtype="PCM_16")  # 8 kHz
+    sf.write(src / "f.flac", _noise(16000, 6), 16000, subtype="PCM_24")  # 24-bit
+    good = (src / "a.wav").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    d = _write_dir(tmp_path / "data", {"s-a": "src/a.wav", "s-b": src / "b.flac",  # a: relative
+                                       "s-c": src / "c.wav", "s-d": src / "d.wav",
+                                       "s-e": src / "e.wav", "s-f": src / "f.flac"})
+    dump = tmp_path / "dump"
+    r = run_py("espnet_sllm.bin.format_data", "--in", d, "--out", dump, "--nj", "2",
+               cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "6 written, 0 kept from an earlier run, 0 dropped" in r.stdout
+    assert "1 resampled, 1 multi-channel, 2 referenced (not copied), 0 shared" in r.stdout
+    wav_scp = read_kv(dump / "wav.scp")
+    assert wav_scp["s-a"] == str(src / "a.wav") and wav_scp["s-b"] == str(src / "b.flac")
+    assert sorted(p.name for p in (dump / "data").iterdir()) == \
+        [".format_state.jsonl", "s-c.flac", "s-d.flac", "s-e.flac", "s-f.flac"]
+    for utt in ("s-c", "s-d", "s-e", "s-f"):
+        info = sf.info(wav_scp[utt])
+        assert (info.format, info.subtype, info.samplerate, info.channels, info.frames) == \
+            ("FLAC", "PCM_16", 16000, 1, 16000)
+    assert read_kv(dump / "utt2num_samples") == {"s-a": "16000", "s-b": "12000", "s-c": "16000",
+                                                 "s-d": "16000", "s-e": "16000", "s-f": "16000"}
+    for utt in ("s-a", "s-b"):
+        assert np.array_equal(_espnet_sound(dump / "wav.scp", utt),
+                              audio[utt] / np.float32(32768))
+    report = (dump / "format_report.txt").read_text()
+    assert "referenced, not copied (whole 16-bit mono WAV/FLAC files at 16000 Hz): 2" in report
+    bph = fmt.bytes_per_hour(str(dump))
+    assert (bph["files"], bph["inside_files"], bph["outside_files"]) == (6, 4, 2)
+    assert bph["outside_bytes"] == os.path.getsize(src / "a.wav") + os.path.getsize(src / "b.flac")
+
+    # Re-run: nothing read again; a referenced source that changed is checked again.
+    counts = fmt.format_data(str(d), str(dump), nj=1, progress=False)
+    assert (counts["written"], counts["kept"], counts["referenced"]) == (0, 6, 2)
+    sf.write(src / "a.wav", audio["s-a"][:8000], 16000, subtype="PCM_16")
+    counts = fmt.format_data(str(d), str(dump), nj=1, progress=False)
+    assert (counts["written"], counts["kept"]) == (1, 5)
+    assert read_kv(dump / "utt2num_samples")["s-a"] == "8000"
+    # ... and dropped, not referenced, when it is broken: a WAV cut short, a FLAC that stops
+    # decoding half-way (its header still gives every frame)
+    (src / "a.wav").write_bytes(good[:len(good) // 2])
+    flac = (src / "b.flac").read_bytes()
+    (src / "b.flac").write_bytes(flac[:len(flac) // 2])
+    counts = fmt.format_data(str(d), str(dump), nj=1, progress=False)
+    assert counts["dropped_for"]["unreadable_audio"] == 2 and counts["referenced"] == 0
+    report = (dump / "format_report.txt").read_text()
+    assert f"dropped s-a: unreadable_audio ({d}/wav.scp:1: src/a.wav is truncated" in report
+    assert f"dropped s-b: unreadable_audio ({d}/wav.scp:2: cannot read {src}/b.flac: " in report
+    assert list(read_kv(dump / "wav.scp")) == ["s-c", "s-d", "s-e", "s-f"]
+    # --channel 1 of a mono file stays the error it was (no reference)
+    (src / "a.wav").write_bytes(good)
+    with pytest.raises(fmt.FormatError, match=r"wav\.scp:1: --channel 1 but the audio has 1 "):
+        fmt.format_data(str(d), str(tmp_path / "ch1"), nj=1, progress=False, channel="1")
+
+
+def test_audio_format_wav_and_switching_formats(tmp_path):
+    """--audio_format wav writes 16-bit WAVs as before; running again with flac rewrites them
+    as FLAC with the same samples and removes the WAVs; a bad format is an error."""
+    rec = _noise(8000 * 3, 7)
+    sf.write(tmp_path / "rec.wav", rec, 8000, subtype="PCM_16")  # 8 kHz: written, not referenced
+    d = _write_dir(tmp_path / "data", {"rec": tmp_path / "rec.wav"},
+                   {"segments": "s-1 rec 0.0 1.0\ns-2 rec 1.0 2.5\n"})
+    dump = tmp_path / "dump"
+    r = run_py("espnet_sllm.bin.format_data", "--in", d, "--out", dump, "--audio_format", "wav")
+    assert r.returncode == 0, r.stderr
+    wav_scp = read_kv(dump / "wav.scp")
+    assert wav_scp == {u: str(dump / "data" / f"{u}.wav") for u in ("s-1", "s-2")}
+    samples = {}
+    for utt, path in wav_scp.items():
+        info = sf.info(path)
+        assert (info.format, info.subtype, info.samplerate) == ("WAV", "PCM_16", 16000)
+        samples[utt] = sf.read(path, dtype="int16")[0]
+    assert "audio_format=wav)" in (dump / "format_report.txt").read_text()
+
+    counts = fmt.format_data(str(d), str(dump), nj=1, progress=False)  # flac, the default
+    assert (counts["written"], counts["kept"]) == (2, 0)
+    wav_scp = read_kv(dump / "wav.scp")
+    assert wav_scp == {u: str(dump / "data" / f"{u}.flac") for u in ("s-1", "s-2")}
+    assert sorted(p.name for p in (dump / "data").glob("s-*")) == ["s-1.flac", "s-2.flac"]
+    for utt, path in wav_scp.items():
+        assert np.array_equal(sf.read(path, dtype="int16")[0], samples[utt])
+    assert fmt.format_data(str(d), str(dump), nj=1, progress=False)["kept"] == 2
+
+    r = run_py("espnet_sllm.bin.format_data", "--in", d, "--out", dump, "--audio_format", "mp3")
+    assert r.returncode == 2 and "invalid choice: 'mp3'" in r.stderr
+    with pytest.raises(fmt.FormatError, match="--audio_format must be one of flac, wav"):
+        fmt.format_data(str(d), str(tmp_path / "x"), audio_format="ogg", progress=False)
+
+
+def test_balancing_copies_share_one_file(tmp_path):
+    """The <uttid>-rep<k> copies of espnet_sllm.data.balance (same recording, same segment) point
+    at the file of their original: one file per distinct piece of audio, on every run."""
+    from espnet_sllm.data.balance import balance_by_language
+    from espnet_sllm.data.kaldi_dir import read_data_dir, write_data_dir
+
+    sf.write(tmp_path / "rec.wav", _noise(8000 * 4, 8), 8000, subtype="PCM_16")
+    segs = {"s-en1": "0.0 1.0", "s-en2": "1.0 2.0", "s-en3": "2.0 3.0", "s-fr1": "3.0 4.0"}
+    d = _write_dir(tmp_path / "data", {"rec": tmp_path / "rec.wav"}, {
+        "segments": "".join(f"{u} rec {t}\n" for u, t in segs.items()),
+        "utt2lang": "".join(f"{u} {u[2:4]}\n" for u in segs)})
+    utts, report = balance_by_language(read_data_dir(d), alpha=0.3, total=8)
+    assert report["fr"]["target"] > 1  # fr is copied
+    write_data_dir(tmp_path / "bal", utts)
+    dump = tmp_path / "dump"
+    counts = fmt.format_data(str(tmp_path / "bal"), str(dump), nj=2, progress=False)
+    wav_scp = read_kv(dump / "wav.scp")
+    copies = [u for u in wav_scp if "-rep" in u]
+    assert copies and counts["shared"] == len(copies) and counts["written"] == len(wav_scp)
+    for u in copies:
+        assert wav_scp[u] == wav_scp[u.split("-rep")[0]]
+    files = sorted(p.name for p in (dump / "data").glob("s-*"))
+    assert files == sorted(f"{u}.flac" for u in wav_scp if "-rep" not in u)
+    num = read_kv(dump / "utt2num_samples")
+    assert all(num[u] == num[u.split("-rep")[0]] == "16000" for u in copies)
+    assert fmt.bytes_per_hour(str(dump))["files"] == len(files)  # each file once
+    counts = fmt.format_data(str(tmp_path / "bal"), str(dump), nj=1, progress=False)
+    assert (counts["written"], counts["kept"], counts["shared"]) == (0, len(wav_scp),
+                                                                     len(copies))
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_pipe_wav_stream_with_placeholder_sizes(tmp_path, subtype):
+    """A pipe whose WAV header gives 0 for the RIFF and data sizes (a program that could not
+    seek back) is decoded to its end, in any encoding libsndfile knows (kaldiio reads only
+    8/16-bit PCM and refuses this header)."""
+    x = _noise(4000, 9)
+    buf = io.BytesIO()
+    sf.write(buf, x / 32768, 16000, subtype=subtype, format="WAV")
+    data = bytearray(buf.getvalue())
+    data[4:8] = bytes(4)
+    data[data.index(b"data") + 4:data.index(b"data") + 8] = bytes(4)
+    (tmp_path / "stream.bin").write_bytes(bytes(data))
+    d = _write_dir(tmp_path / "data", {"s-1": f"cat {tmp_path}/stream.bin |"})
+    counts = fmt.format_data(str(d), str(tmp_path / "dump"), nj=1, progress=False)
+    assert counts["written"] == 1 and counts["referenced"] == 0
+    got = sf.read(read_kv(tmp_path / "dump" / "wav.scp")["s-1"], dtype="int16")[0]
+    assert np.array_equal(got, x)  # 24-bit and float hold the 16-bit values exactly
+    header = data.index(b"data")
+    y, rate = fmt._decode_bytes(bytes(data[:header + 8]), "wav.scp:1")  # no samples
+    assert rate == 16000 and y.shape == (0, 1)
+    with pytest.raises(fmt.FormatError, match="wav.scp:1: WAV stream has no data chunk"):
+        fmt._decode_bytes(bytes(data[:header]) + b"LIST\x04\x00\x00\x00abcd", "wav.scp:1")
+
+
+def test_bytes_per_hour(tmp_path):
+    """bytes / hours of the distinct files wav.scp names; errors name wav.scp:line."""
+    sf.write(tmp_path / "a.wav", np.zeros(16000 * 36, np.int16), 16000, subtype="PCM_16")
+    d = tmp_path / "dump"
+    d.mkdir()
+    (d / "wav.scp").write_text(f"s-1 {tmp_path}/a.wav\ns-2 {tmp_path}/a.wav\n")
+    (d / "utt2num_samples").write_text("s-1 576000\ns-2 576000\n")
+    got = fmt.bytes_per_hour(str(d))
+    assert got["hours"] == pytest.approx(0.01) and got["files"] == 1
+    assert got["bytes_per_hour"] == pytest.approx((44 + 2 * 576000) / 0.01)
+    assert got["outside_bytes"] == got["bytes"] and got["inside_bytes"] == 0
+    (d / "wav.scp").write_text(f"s-1 {tmp_path}/a.wav\ns-2 {tmp_path}/gone.wav\n")
+    with pytest.raises(ValueError, match=r"dump/wav\.scp:2: s-2: not a file"):
+        fmt.bytes_per_hour(str(d))
 
 
 # --------------------------------------------------------------------------- split_options.sh

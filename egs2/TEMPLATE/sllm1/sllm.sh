@@ -30,7 +30,7 @@
 #
 # Stages:
 #   1  data preparation        local/data.sh ${local_data_opts}  -> data/<set>
-#   2  format                  16 kHz WAV per utterance          -> ${dumpdir}/raw/{org/}<set>
+#   2  format                  16 kHz FLAC per utterance         -> ${dumpdir}/raw/{org/}<set>
 #   3  filter                  empty text, too short/long audio  -> ${dumpdir}/raw/<train|valid>
 #   4  model preparation       from-scratch tokenizer + LLM config (--scratch_llm_opts), or a
 #                              load check of the pretrained checkpoints the config names
@@ -66,6 +66,9 @@
 #   --stats_dir                 stage 5 output; give each system its own when several share an
 #                               expdir [${expdir}/stats]
 #   --fs                        sampling rate [16000]
+#   --audio_format              flac | wav: stage 2's files (16-bit either way; FLAC lossless,
+#                               about 2/3 of the bytes); whole 16-bit mono WAV/FLAC sources
+#                               at --fs are referenced, not copied [flac]
 #   --min_sec, --max_sec        filter limits of stage 3 [0.1, 30]
 #   --speech_fold_length, --text_fold_length   ESPnet's --fold_length for batch_type folded:
 #                               batches shrink for utterances longer than these [80000, 150]
@@ -76,6 +79,9 @@
 #   --train_config              training YAML(s), space separated for chained stages; needed
 #                               from stage 4 on (stages 1-3 run without it)
 #   --train_args                extra options of sllm_train (all of ESPnet's trainer options) [""]
+#   --num_splits                >1: stage 6 splits each training set into N parts and trains
+#                               with ESPnet's --multiple_iterator true (one part's index in
+#                               memory at a time; for 10^4-10^5 hours) [1]
 #   --train_sets                one training set per chained config, space separated (stages
 #                               2-3 prepare them, stage 5 collects stats per set) [--train_set
 #                               for every config]
@@ -128,6 +134,7 @@ test_sets=
 dumpdir=dump
 expdir=exp
 fs=16000
+audio_format=flac
 min_sec=0.1
 max_sec=30
 speech_fold_length=80000
@@ -136,6 +143,7 @@ local_data_opts=
 scratch_llm_opts=
 train_config=
 train_args=
+num_splits=1
 train_sets=
 chain_mode=cumulative
 decode_stages=last
@@ -171,6 +179,7 @@ for c in ${train_config}; do [ -f "${c}" ] || die "train config not found: ${c}"
 
 case "${chain_mode}" in cumulative|merge) ;; *) die "--chain_mode must be cumulative or merge, got '${chain_mode}'" ;; esac
 case "${decode_stages}" in last|all) ;; *) die "--decode_stages must be last or all, got '${decode_stages}'" ;; esac
+case "${audio_format}" in flac|wav) ;; *) die "--audio_format must be flac or wav, got '${audio_format}'" ;; esac
 n_configs=$(echo "${train_config}" | wc -w)
 if [ -n "${train_sets}" ] && [ "$(echo "${train_sets}" | wc -w)" -ne "${n_configs}" ]; then
     die "--train_sets names $(echo "${train_sets}" | wc -w) sets for ${n_configs} training configs (one set per config)"
@@ -287,7 +296,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
-    log "Stage 2: format data: ${fs} Hz WAV per utterance in ${dumpdir}/raw"
+    log "Stage 2: format data: ${fs} Hz ${audio_format} per utterance in ${dumpdir}/raw"
     for s in ${all_sets}; do
         require "data/${s}/wav.scp"
         if [[ " ${train_sets_all} ${valid_set} " == *" ${s} "* ]]; then
@@ -295,7 +304,9 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
         else
             out=${dumpdir}/raw/${s}
         fi
-        cmd="${python} -m espnet_sllm.bin.format_data --in data/${s} --out ${out} --fs ${fs} --nj ${nj}"
+        # --audio_format is part of ${cmd}, hence of the stamp's signature: changing it reruns
+        # this step (format_data rewrites every file in the new format, the stale ones go).
+        cmd="${python} -m espnet_sllm.bin.format_data --in data/${s} --out ${out} --fs ${fs} --nj ${nj} --audio_format ${audio_format}"
         sig=$(signature "${cmd}" "data/${s}")
         stamp=${dumpdir}/.stamps/stage2.${s}
         if is_done "${stamp}" "stage2.${s}" "${sig}" "${out}/wav.scp" "${out}/text"; then
@@ -362,11 +373,12 @@ data_opts() {  # $1 prefix (train_/valid_/""), $2 data dir, $3 with text, $4 wit
     echo -n "--${prefix}data_path_and_name_and_type ${d}/wav.scp,speech,sound "
     [ "${with_text}" = true ] && echo -n "--${prefix}data_path_and_name_and_type ${d}/text,text,text "
     local names=${data_files}
+    # (-e: with --num_splits each "file" of a split set is a folder of parts)
     # Context files hold empty values at session ends, which ESPnet's streaming reader (used by
     # --collect_stats) refuses; training reads them with the map-style dataset, decoding too.
     [ "${with_context}" = true ] && names+=" ${context_files}"
     for name in ${names}; do
-        [ -f "${d}/${name%%:*}" ] && echo -n "--${prefix}data_path_and_name_and_type ${d}/${name%%:*},${name##*:},text "
+        [ -e "${d}/${name%%:*}" ] && echo -n "--${prefix}data_path_and_name_and_type ${d}/${name%%:*},${name##*:},text "
     done
     return 0
 }
@@ -432,6 +444,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
         require "${_stats}/train/speech_shape" "${_stats}/valid/speech_shape"
         log "Stage 6: training ${k}/${n_configs}: ${c} on ${_set} -> ${_exp} (log: ${_exp}/train.log)"
         cmd="train ${c} ${train_args} ${init_opts[*]:-}"
+        [ "${num_splits}" -gt 1 ] && cmd+=" num_splits=${num_splits}"
         # The previous training stage's cumulative checkpoint (and merged LLM) is an input too:
         # retrained, it retrains this one.
         sig=$(signature "${cmd}" "${c}" "${_train}/text" "${_valid}/text" \
@@ -471,17 +484,33 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
             fi
             mkdir -p "${_stamps}"
             echo "${sig}" > "${_stamps}/stage6.started"
+            _train_data=${_train}
+            _shapes=(--train_shape_file "${_stats}/train/speech_shape"
+                     --train_shape_file "${_stats}/train/text_shape")
+            if [ "${num_splits}" -gt 1 ]; then
+                # ESPnet's --multiple_iterator: each training path is a folder of N parts, and
+                # only one part's index is built at a time (espnet_sllm/data/splits.py).
+                _train_data=${_stats}/splits${num_splits}
+                _files=("${_train}/wav.scp" "${_train}/text")
+                for name in ${data_files} ${context_files}; do
+                    [ -f "${_train}/${name%%:*}" ] && _files+=("${_train}/${name%%:*}")
+                done
+                rm -rf "${_train_data}"
+                ${python} -m espnet_sllm.data.splits --num_splits "${num_splits}" \
+                    --out_dir "${_train_data}" "${_files[@]}" "${_shapes[1]}" "${_shapes[3]}"
+                _shapes=(--train_shape_file "${_train_data}/speech_shape"
+                         --train_shape_file "${_train_data}/text_shape" --multiple_iterator true)
+            fi
             # --resume true: ESPnet continues from ${_exp}/checkpoint.pth when there is one.
             # shellcheck disable=SC2046,SC2086
             ${cuda_cmd} --gpu "${ngpu}" "${_exp}/train.log" \
                 ${python} -m espnet_sllm.bin.sllm_train --use_preprocessor true \
                     --config "${c}" --ngpu "${ngpu}" --resume true --output_dir "${_exp}" \
-                    --train_shape_file "${_stats}/train/speech_shape" \
-                    --train_shape_file "${_stats}/train/text_shape" \
+                    "${_shapes[@]}" \
                     --valid_shape_file "${_stats}/valid/speech_shape" \
                     --valid_shape_file "${_stats}/valid/text_shape" \
                     --fold_length "${speech_fold_length}" --fold_length "${text_fold_length}" \
-                    $(data_opts train_ "${_train}" true true) \
+                    $(data_opts train_ "${_train_data}" true true) \
                     $(data_opts valid_ "${_valid}" true true) \
                     "${init_opts[@]}" ${train_args}
             require "${_exp}/valid.acc.best.pth"
