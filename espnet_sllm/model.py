@@ -347,17 +347,18 @@ class ESPnetSLLMModel(AbsESPnetModel):
         speech: torch.Tensor,
         speech_lengths: torch.Tensor,
         lang_id: Optional[torch.Tensor] = None,
+        batch_invariant: bool = False,
     ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], Dict[str, torch.Tensor],
                Optional[torch.Tensor]]:
         """Frontend -> specaug -> normalize -> encoder on the rows with audio only.
 
         Returns (enc (B_a, T, D_enc), enc_lens (B_a,), aux outputs of those rows, rows): rows
         as `audio_rows` (None: all B rows, unchanged); enc and enc_lens are None when no row
-        has audio (the encoder does not run at all).
+        has audio (the encoder does not run at all). ``batch_invariant``: see `_run_encoder`.
         """
         rows = self.audio_rows(speech_lengths)
         if rows is None:
-            return (*self._run_encoder(speech, speech_lengths, lang_id), None)
+            return (*self._run_encoder(speech, speech_lengths, lang_id, batch_invariant), None)
         if rows.numel() == 0:
             return None, None, {}, rows
         lens = speech_lengths[rows]
@@ -365,7 +366,7 @@ class ESPnetSLLMModel(AbsESPnetModel):
         # utterances form without the text-only rows (same padding, same frames).
         sub = speech[rows, : int(lens.max())]
         sub_lang_id = lang_id[rows] if lang_id is not None else None
-        return (*self._run_encoder(sub, lens, sub_lang_id), rows)
+        return (*self._run_encoder(sub, lens, sub_lang_id, batch_invariant), rows)
 
     @staticmethod
     def _scatter_rows(
@@ -395,8 +396,16 @@ class ESPnetSLLMModel(AbsESPnetModel):
         speech: torch.Tensor,
         speech_lengths: torch.Tensor,
         lang_id: Optional[torch.Tensor] = None,
+        batch_invariant: bool = False,
     ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
-        """Frontend -> specaug -> normalize -> encoder on every row given (all have audio)."""
+        """Frontend -> specaug -> normalize -> encoder on every row given (all have audio):
+        speech (B, L) -> enc (B, T, D_enc), enc_lens (B,), aux outputs.
+
+        ``batch_invariant`` (decoding; ignored in training mode): each row's frames are what
+        the row gives alone, to float rounding (`_run_encoder_batch_invariant`).
+        """
+        if batch_invariant and not self.training and speech.size(0) > 1:
+            return self._run_encoder_batch_invariant(speech, speech_lengths, lang_id)
         feats, feats_lengths = speech, speech_lengths
         if self.frontend is not None:
             feats, feats_lengths = self.frontend(speech, speech_lengths)
@@ -404,11 +413,73 @@ class ESPnetSLLMModel(AbsESPnetModel):
             feats, feats_lengths = self.specaug(feats, feats_lengths)
         if self.normalize is not None:
             feats, feats_lengths = self.normalize(feats, feats_lengths)
+        return self._call_encoder(feats, feats_lengths, lang_id)
+
+    def _call_encoder(
+        self, feats: torch.Tensor, feats_lengths: torch.Tensor, lang_id: Optional[torch.Tensor]
+    ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
+        """The encoder on (B, T, F) features -> (B, T', D_enc), (B,), aux outputs."""
         if self._encoder_takes_lang_id:
             enc, enc_lens, states = self.encoder(feats, feats_lengths, lang_id=lang_id)
         else:
             enc, enc_lens, states = self.encoder(feats, feats_lengths)
         return enc, enc_lens, (dict(states) if isinstance(states, dict) else {})
+
+    def _run_encoder_batch_invariant(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        lang_id: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
+        """`_run_encoder` (eval) where each of the B rows gets what it gets alone.
+
+        * An encoder with ``batch_invariant = True`` (``whisper_hf``: it computes its features
+          per segment and masks its padding) without frontend and normalisation: as is.
+        * ESPnet encoders `batch_invariance.unsupported` accepts: the frontend runs per row (its
+          STFT reflects the signal at the end, not the batch's zero padding), the normalisation
+          on the zero-padded batch (utterance_mvn and global_mvn work per row), the encoder
+          under `batch_invariance.ExactPadding` (exact subsampled lengths, padding zeroed before
+          every time convolution, the legacy relative-position shift per row), and its output
+          is zeroed beyond the lengths. Equal to the row alone to float rounding (~1e-6).
+        * Any other encoder: one row at a time (exact, slower); aux outputs are not returned
+          (decoding does not use them).
+        """
+        if getattr(self.encoder, "batch_invariant", False) and self.frontend is None and (
+                self.normalize is None):
+            return self._run_encoder(speech, speech_lengths, lang_id)
+        from espnet_sllm.encoders.batch_invariance import ExactPadding, unsupported
+
+        exact = getattr(self.encoder, "batch_invariant", False) or unsupported(self.encoder) is None
+        B = speech.size(0)
+        if not exact:
+            encs = [self._run_encoder(speech[b : b + 1, : int(speech_lengths[b])],
+                                      speech_lengths[b : b + 1],
+                                      lang_id[b : b + 1] if lang_id is not None else None)
+                    for b in range(B)]
+            enc_lens = torch.cat([e[1] for e in encs])
+            enc = encs[0][0].new_zeros(B, int(enc_lens.max()), encs[0][0].size(-1))
+            for b, (e, n, _) in enumerate(encs):
+                enc[b, : int(n[0])] = e[0, : int(n[0])]
+            return enc, enc_lens, {}
+        feats, feats_lengths = speech, speech_lengths
+        if self.frontend is not None:
+            rows = [self.frontend(speech[b : b + 1, : int(speech_lengths[b])],
+                                  speech_lengths[b : b + 1]) for b in range(B)]
+            feats_lengths = torch.cat([n for _, n in rows])
+            feats = rows[0][0].new_zeros(B, int(feats_lengths.max()), rows[0][0].size(-1))
+            for b, (f, n) in enumerate(rows):
+                feats[b, : int(n[0])] = f[0, : int(n[0])]
+        if self.normalize is not None:
+            feats, feats_lengths = self.normalize(feats, feats_lengths)
+        if getattr(self.encoder, "batch_invariant", False):
+            return self._call_encoder(feats, feats_lengths, lang_id)
+        with ExactPadding(self.encoder, feats_lengths, feats.size(1)) as padding:
+            enc, enc_lens, aux = self._call_encoder(feats, feats_lengths, lang_id)
+        if not torch.equal(enc_lens.to(padding.lengths.device), padding.lengths):
+            # The encoder changed the lengths in a way ExactPadding does not know.
+            raise RuntimeError(f"{type(self.encoder).__name__} gave lengths {enc_lens.tolist()}, "
+                               f"batch-invariant encoding expected {padding.lengths.tolist()}")
+        return padding.zero_padding(enc), enc_lens, aux
 
     def project(
         self, enc: torch.Tensor, enc_lens: torch.Tensor
@@ -423,13 +494,17 @@ class ESPnetSLLMModel(AbsESPnetModel):
         speech: torch.Tensor,
         speech_lengths: torch.Tensor,
         lang_id: Optional[torch.Tensor] = None,
+        batch_invariant: bool = False,
     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, L) waveform -> projector output (B, T', D_llm), lengths, encoder output, lengths.
 
         The encoder and the projector run on the rows with audio only; rows with
-        ``speech_lengths`` 0 (text-only utterances) get 0 frames (zeros, length 0)."""
+        ``speech_lengths`` 0 (text-only utterances) get 0 frames (zeros, length 0).
+        ``batch_invariant`` (eval only; `generate` sets it): every row gets what it gets alone,
+        to float rounding, whatever the encoder (`_run_encoder_batch_invariant`)."""
         B = speech.size(0)
-        enc, enc_lens, _, rows = self._encode_rows(speech, speech_lengths, lang_id)
+        enc, enc_lens, _, rows = self._encode_rows(speech, speech_lengths, lang_id,
+                                                   batch_invariant)
         emb, emb_lens = self.project(enc, enc_lens) if enc is not None else (None, None)
         emb, emb_lens = self._scatter_rows(emb, emb_lens, rows, B, self.projector.output_size(),
                                            _param_dtype(self.projector, speech.dtype),
@@ -730,7 +805,10 @@ class ESPnetSLLMModel(AbsESPnetModel):
         max_tokens_per_second))`` so that a looping model stops, enforced per utterance (not per
         batch) so that batched decoding equals decoding each utterance alone. A text-only row
         (``speech_lengths`` 0: no audio, 0 speech frames, the encoder does not run for it) has
-        no duration to bound it: its budget is ``max_new_tokens``.
+        no duration to bound it: its budget is ``max_new_tokens``. The speech side runs
+        batch-invariantly (`speech_embeddings` with ``batch_invariant``): with any encoder, an
+        utterance's speech embeddings in a batch equal its own to float rounding.
+        Shapes: speech (B, L), prefix (B, P), suffix (B, S), lengths (B,).
         Returns one (token ids without EOS, score) per utterance; the score is the beam score
         (length-normalised log-probability) or, for greedy search, the sum of log-probabilities.
         ``lang_id`` (B,) or (B, 1) (with ``languages`` and language data) reaches an encoder
@@ -741,7 +819,11 @@ class ESPnetSLLMModel(AbsESPnetModel):
         from espnet_sllm.decoding.limits import PerUtteranceLengthLimit
 
         lang_id = self._as_lang_id(lang_id, speech.size(0))
-        emb, emb_lens, _, _ = self.speech_embeddings(speech, speech_lengths, lang_id)
+        # Batch-invariant encoding: an utterance's hypothesis does not depend on its batch mates
+        # (ESPnet encoders otherwise let the padding reach valid frames, see
+        # encoders/batch_invariance.py).
+        emb, emb_lens, _, _ = self.speech_embeddings(speech, speech_lengths, lang_id,
+                                                     batch_invariant=True)
         embeds, mask, _ = self.splice(
             emb, emb_lens, prefix, prefix_lengths, suffix, suffix_lengths, left_pad=True
         )

@@ -7,7 +7,7 @@ Usage:
         --data_path_and_name_and_type dump/raw/test/wav.scp,speech,sound \
         [--data_path_and_name_and_type dump/raw/test/utt2lang,lang,text] \
         [--key_file split/keys.1.scp] --output_dir exp/sllm/decode_test/output.1 \
-        --batch_size 8 --beam_size 4 --no_repeat_ngram_size 5
+        --batch_size 8 [--batch_seconds 120] --beam_size 4 --no_repeat_ngram_size 5
 
 The decoding loop is espnet_sllm/decoding/inference.py (this is its command line). A job killed
 half-way resumes when the same command runs again (``1best_recog/.partial.jsonl``: only the
@@ -21,7 +21,7 @@ from typing import List, Optional
 
 from espnet2.utils import config_argparse
 from espnet2.utils.nested_dict_action import NestedDictAction
-from espnet2.utils.types import str2triple_str, str_or_none
+from espnet2.utils.types import float_or_none, str2bool, str2triple_str, str_or_none
 
 from espnet_sllm.decoding.inference import inference
 
@@ -52,7 +52,16 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--preprocessor_conf", action=NestedDictAction, default=dict(),
                        help="overrides of the training preprocessor_conf (e.g. prompt_template)")
     group = parser.add_argument_group("Decoding related")
-    group.add_argument("--batch_size", type=int, default=8)
+    group.add_argument("--batch_size", type=int, default=8,
+                       help="at most this many utterances per batch (batches are formed from "
+                            "the utterances sorted by length, longest first)")
+    group.add_argument("--batch_seconds", type=float_or_none, default=None,
+                       help="also at most this many seconds of padded audio per batch (number "
+                            "of utterances x the longest); both bounds hold, so raise "
+                            "--batch_size with it; none: no such bound")
+    group.add_argument("--sort_by_length", type=str2bool, default=True,
+                       help="false: batches of consecutive keys in key order (for comparisons; "
+                            "pads more)")
     group.add_argument("--beam_size", type=int, default=1)
     group.add_argument("--no_repeat_ngram_size", type=int, default=0)
     group.add_argument("--length_penalty", type=float, default=1.0)

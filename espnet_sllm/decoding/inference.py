@@ -6,7 +6,7 @@ Usage:
         --data_path_and_name_and_type dump/raw/test/wav.scp,speech,sound \
         [--data_path_and_name_and_type dump/raw/test/utt2lang,lang,text] \
         [--key_file split/keys.1.scp] --output_dir exp/sllm/decode_test/output.1 \
-        --batch_size 8 --beam_size 4 --no_repeat_ngram_size 5
+        --batch_size 8 [--batch_seconds 120] --beam_size 4 --no_repeat_ngram_size 5
 
 Writes ``<output_dir>/1best_recog/{text,token,token_int,score}``, each sorted by utterance id.
 ``--key_file`` decodes only the listed utterances (ESPnet's way of splitting into N jobs).
@@ -15,13 +15,23 @@ Text-only utterances (``preprocessor_conf.text_only_tasks``; the 0-sample WAVs s
 empty wav.scp entries) decode in the same batches as speech ones; their output is bounded by
 ``--max_new_tokens`` alone.
 
+Batches: the utterances sorted by length, longest first (``espnet_sllm.decoding.batching``:
+lengths from the data directory's ``utt2num_samples`` or the audio headers, no audio read), at
+most ``--batch_size`` per batch and, with ``--batch_seconds``, at most that many seconds of
+padded audio (count x longest); both bounds hold. An utterance decodes to the same hypothesis
+whatever its batch (``ESPnetSLLMModel.generate`` encodes batch-invariantly, LLM padding is
+masked): the same tokens, scores equal to float rounding.
+
 Resumable: after every batch its results are appended to ``<output_dir>/1best_recog/.partial.jsonl``
 (one JSON line per utterance, flushed and fsync'd, so a killed job loses at most the batch it was
 decoding). A re-run with the same model file (size, mtime), training config, data files (content),
 decoding options and torch/transformers/ESPnet versions (the header line of that file) decodes
-only the utterances it lacks, in the batches an uninterrupted run would have used, and writes the
-same files byte for byte; a partial file of anything else is discarded (logged), a line cut by the
-kill is ignored. The final files are written to a temporary name and renamed, ``text`` last (the
+only the utterances it lacks, in the batches an uninterrupted run would have used (the batching
+is a function of the keys, their lengths and the batch options), and writes the same files byte
+for byte. The batch options are not in the header (the set of decoded keys is what matters), so
+a run with another ``--batch_size`` or ``--batch_seconds`` resumes too (the same hypotheses,
+scores to float rounding). A partial file of anything else is discarded (logged), a line cut by
+the kill is ignored. The final files are written to a temporary name and renamed, ``text`` last (the
 old ones are removed first: no ``text`` means not finished). The partial file stays: running a
 finished job again with nothing changed decodes nothing (delete the output directory to decode
 anew, e.g. after changing the decoding code).
@@ -45,6 +55,7 @@ from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
 from espnet2.train.dataset import ESPnetDataset
 
 from espnet_sllm.data.check import SOUND_TYPES, check_data_triples
+from espnet_sllm.decoding.batching import plan_batches
 from espnet_sllm.tasks.sllm import SLLMTask
 from espnet_sllm.torch_utils import parse_dtype
 
@@ -280,6 +291,8 @@ def inference(
     model_file: Optional[str],
     key_file: Optional[str] = None,
     batch_size: int = 8,
+    batch_seconds: Optional[float] = None,
+    sort_by_length: bool = True,
     ngpu: int = 0,
     dtype: Optional[str] = None,
     num_workers: int = 1,
@@ -294,7 +307,14 @@ def inference(
     preprocessor_conf: Optional[dict] = None,
     allow_variable_data_keys: bool = False,
 ) -> Dict[str, str]:
-    """Decode every utterance and write the 1best files; returns {utt_id: text}."""
+    """Decode every utterance and write the 1best files; returns {utt_id: text}.
+
+    ``batch_size`` (>= 1) and ``batch_seconds`` (> 0 or None) bound each batch
+    (`batching.sorted_batches`)."""
+    if batch_size < 1:
+        raise ValueError(f"--batch_size must be >= 1, got {batch_size}")
+    if batch_seconds is not None and not batch_seconds > 0:
+        raise ValueError(f"--batch_seconds must be > 0 (or none), got {batch_seconds}")
     if ngpu > 1:
         raise NotImplementedError("decode on one device per job; split jobs with --key_file")
     # A missing audio file does not stop the others: it is read below, fails, and is listed in
@@ -359,8 +379,9 @@ def inference(
     done = read_partial(partial_path, header, keys_all)
     # The batches of an uninterrupted run, less what is done: a batch is written as a whole, so
     # the remaining utterances decode in the same batches as they would have.
-    batches = [[k for k in keys_all[i : i + batch_size] if k not in done]
-               for i in range(0, len(keys_all), batch_size)]
+    batches = plan_batches(data_path_and_name_and_type, keys_all, batch_size, batch_seconds,
+                           model.sample_rate, sort_by_length)
+    batches = [[k for k in b if k not in done] for b in batches]
     batches = [b for b in batches if b]
     todo = sum(len(b) for b in batches)
     if done:

@@ -73,6 +73,11 @@ class HFWhisperEncoder(AbsEncoder):
     forward(xs_pad (B, L) float, ilens (B,) long) -> (ys (B, T'max, d_model) float32, olens (B,) long, None)
     """
 
+    #: An utterance's output does not depend on the other utterances of the batch (per-segment
+    #: features, masked padding; tests/encoders/test_whisper.py): decoding batches it as is
+    #: (``ESPnetSLLMModel._run_encoder_batch_invariant``).
+    batch_invariant = True
+
     def __init__(
         self,
         input_size: int = 1,
