@@ -9,6 +9,8 @@
 #   make demo      # install, then run the CPU demo recipe egs2/mini_mlc/asr1
 #   make demo-debug  # the demo's CI-sized runs (./run.sh --debug true, then --system s3)
 #   make mlc-slm-debug  # egs2/mlc_slm/asr1: all five systems with --debug true (CPU; ~9 min)
+#   make bench     # not in CI: speed / storage / memory ratios -> BENCHMARKS.md (~10 min, 2 cores;
+#                  # run it on a quiet machine: other load distorts the ratios)
 #   make learn-check  # CI learning check: the demo model on 400 American English utterances
 #                  # (./run.sh --size learn, ~5 min); fails when its test MER > LEARN_MAX_MER
 SHELL := /bin/bash
@@ -18,7 +20,7 @@ PY := $(VENV)/bin/python
 PIP_VERSION := 23.2.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo demo-debug mlc-slm-debug learn-check clean-venv debian lock check-deps audit
+.PHONY: install test demo demo-debug mlc-slm-debug learn-check bench clean-venv debian lock check-deps audit
 
 install: $(STAMP)
 
@@ -90,6 +92,9 @@ LEARN_SCORES := egs2/mini_mlc/asr1/exp_learn/sllm_train_learn/decode_valid.acc.a
 learn-check: install
 	cd egs2/mini_mlc/asr1 && ./run.sh --size learn
 	$(PY) -m espnet_sllm.bin.check_mer --scores $(LEARN_SCORES) --max_mer $(LEARN_MAX_MER)
+
+bench: install
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) -m espnet_sllm.testing.bench --out BENCHMARKS.md
 
 clean-venv:
 	rm -rf $(VENV)
