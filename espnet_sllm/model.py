@@ -45,20 +45,309 @@ def frontend_feats(
     """
     if frontend is None:
         return speech, speech_lengths
-    rows = ESPnetSLLMModel.audio_rows(speech_lengths)
+    rows = SpeechEncoding.audio_rows(speech_lengths)
     if rows is None:
         return frontend(speech, speech_lengths)
     B = speech.size(0)
     if rows.numel() == 0:
-        return ESPnetSLLMModel._scatter_rows(None, None, rows, B, frontend.output_size(),
-                                             speech.dtype, speech.device)
+        return SpeechEncoding._scatter_rows(None, None, rows, B, frontend.output_size(),
+                                            speech.dtype, speech.device)
     lens = speech_lengths[rows]
     feats, feats_lengths = frontend(speech[rows, : int(lens.max())], lens)
-    return ESPnetSLLMModel._scatter_rows(feats, feats_lengths, rows, B, 0, speech.dtype,
-                                         speech.device)
+    return SpeechEncoding._scatter_rows(feats, feats_lengths, rows, B, 0, speech.dtype,
+                                        speech.device)
 
 
-class ESPnetSLLMModel(AbsESPnetModel):
+class SpeechEncoding:
+    """The speech side of a Speech LLM: waveform -> frontend -> specaug -> normalize -> encoder.
+
+    A mixin of `ESPnetSLLMModel` and of `espnet_sllm.encoders.cache.EncoderStack` (the same
+    components without projector and LLM, which writes the frozen-encoder feature cache), so
+    both encode with the same code. The host is a ``torch.nn.Module`` with the attributes
+    ``frontend``, ``specaug``, ``normalize`` (each None or a module), ``encoder`` and
+    ``_encoder_takes_lang_id``.
+
+    Cached encoder output (``encoder_feats``): `cached_rows` stands in for `_encode_rows`, and
+    `encoder_cache_problems` says why it may not (an encoder that trains, SpecAugment, ...).
+    """
+
+    def to(self, *args, **kwargs):
+        """``torch.nn.Module.to``, except that a dtype cast (ESPnet casts the whole model to
+        ``--train_dtype`` after `build_model`) leaves the frozen weights and the buffers of
+        components that declare a ``frozen_dtype`` in that dtype: a frozen bf16 Whisper or LLM
+        stays bf16 instead of doubling its memory. Use `cast_all` to cast everything."""
+        device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
+        if dtype is None:
+            return super().to(*args, **kwargs)
+        super().to(device=device, non_blocking=non_blocking)
+        keep = set()
+        for module in self.modules():
+            if getattr(module, "frozen_dtype", None) is not None:
+                keep.update(id(p) for p in module.parameters() if not p.requires_grad)
+                keep.update(id(b) for b in module.buffers())
+        for p in self.parameters():
+            if p.is_floating_point() and id(p) not in keep:
+                p.data = p.data.to(dtype)
+        for module in self.modules():
+            for name, b in module.named_buffers(recurse=False):
+                if b.is_floating_point() and id(b) not in keep:
+                    setattr(module, name, b.to(dtype))
+        return self
+
+    # ---------------------------------------------------------------- speech side
+    def encode(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        lang_id: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) waveform -> encoder output (B, T, D_enc), lengths (B,).
+
+        Kept separate from projection so frozen-encoder outputs can be cached and re-used
+        (feature caching, two-stage decoding). Rows without audio (text-only utterances,
+        ``speech_lengths`` 0) get 0 frames (see `encode_aux`).
+        """
+        enc, enc_lens, _ = self.encode_aux(speech, speech_lengths, lang_id)
+        return enc, enc_lens
+
+    def encode_aux(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        lang_id: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
+        """`encode` plus the encoder's auxiliary outputs (the dict it may return in place of
+        ESPnet's ``states``; {} for ESPnet's encoders). lang_id (B,) reaches an encoder whose
+        ``forward`` takes ``lang_id``.
+
+        Rows with ``speech_lengths`` 0 (text-only utterances) never reach the frontend or the
+        encoder: they come back as zeros with length 0 (T = 0 when no row has audio), and the
+        auxiliary outputs cover only the rows with audio, in the order of `audio_rows`.
+        """
+        B = speech.size(0)
+        enc, enc_lens, aux, rows = self._encode_rows(speech, speech_lengths, lang_id)
+        enc, enc_lens = self._scatter_rows(enc, enc_lens, rows, B, self.encoder.output_size(),
+                                           _param_dtype(self.encoder, speech.dtype),
+                                           speech.device)
+        return enc, enc_lens, aux
+
+    @staticmethod
+    def audio_rows(speech_lengths: torch.Tensor) -> Optional[torch.Tensor]:
+        """Indices (B_a,) long of the rows with audio (``speech_lengths > 0``), ascending;
+        None when every row has audio (such a batch takes the path it always took)."""
+        has_audio = speech_lengths.reshape(-1) > 0
+        if bool(has_audio.all()):
+            return None
+        return has_audio.nonzero(as_tuple=True)[0]
+
+    def _encode_rows(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        lang_id: Optional[torch.Tensor] = None,
+        batch_invariant: bool = False,
+    ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], Dict[str, torch.Tensor],
+               Optional[torch.Tensor]]:
+        """Frontend -> specaug -> normalize -> encoder on the rows with audio only.
+
+        Returns (enc (B_a, T, D_enc), enc_lens (B_a,), aux outputs of those rows, rows): rows
+        as `audio_rows` (None: all B rows, unchanged); enc and enc_lens are None when no row
+        has audio (the encoder does not run at all). ``batch_invariant``: see `_run_encoder`.
+        """
+        rows = self.audio_rows(speech_lengths)
+        if rows is None:
+            return (*self._run_encoder(speech, speech_lengths, lang_id, batch_invariant), None)
+        if rows.numel() == 0:
+            return None, None, {}, rows
+        lens = speech_lengths[rows]
+        # Trimmed to the longest row with audio: the encoder sees exactly the batch those
+        # utterances form without the text-only rows (same padding, same frames).
+        sub = speech[rows, : int(lens.max())]
+        sub_lang_id = lang_id[rows] if lang_id is not None else None
+        return (*self._run_encoder(sub, lens, sub_lang_id, batch_invariant), rows)
+
+    @staticmethod
+    def _scatter_rows(
+        x: Optional[torch.Tensor],
+        x_lens: Optional[torch.Tensor],
+        rows: Optional[torch.Tensor],
+        B: int,
+        size: int,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(B_a, T, D) outputs of the rows with audio -> (B, T, D), zeros and length 0 in the
+        other rows; x None (no row has audio) -> (B, 0, size) of ``dtype``. rows None: as is."""
+        if rows is None:
+            return x, x_lens
+        if x is None:
+            return (torch.zeros(B, 0, size, dtype=dtype, device=device),
+                    torch.zeros(B, dtype=torch.long, device=device))
+        out = x.new_zeros(B, *x.shape[1:])
+        out[rows] = x
+        out_lens = x_lens.new_zeros(B)
+        out_lens[rows] = x_lens
+        return out, out_lens
+
+    def encoder_cache_problems(self) -> List[str]:
+        """Why cached encoder output (``encoder_feats``) cannot stand in for running this
+        speech side in training, one sentence per reason naming the config key to change;
+        [] when it can. The cache holds one fixed output per utterance, so the speech side must
+        compute a fixed function of the waveform: no SpecAugment, nothing trainable in the
+        frontend, normalisation or encoder, and nothing besides the frames that the model uses
+        (auxiliary outputs, a ``lang_id`` input)."""
+        problems = []
+        if self.specaug is not None:
+            problems.append(
+                "`specaug` is set: SpecAugment masks differently at every step, a cache holds "
+                "one output per utterance; remove `specaug` / `specaug_conf`, or train on the "
+                "waveform (sllm.sh --cache_encoder false)")
+        for name in ("frontend", "normalize", "encoder"):
+            module = getattr(self, name)
+            trained = [n for n, p in module.named_parameters() if p.requires_grad] \
+                if module is not None else []
+            if not trained:
+                continue
+            how = "`encoder_conf.freeze: true`" if name == "encoder" and hasattr(
+                module, "freeze") else f"`freeze_param: [{name}]` (ESPnet's --freeze_param)"
+            problems.append(
+                f"the {name} trains ({len(trained)} trainable tensors, e.g. {name}.{trained[0]}): "
+                f"a cache is only for a frozen {name}; set {how}, or train on the waveform")
+        aux_names = tuple(getattr(self.encoder, "aux_output_names", ()) or ())
+        if aux_names:
+            problems.append(
+                f"encoder {type(self.encoder).__name__} returns auxiliary outputs {aux_names} "
+                f"(its aux_output_names), which the cache does not hold; train on the waveform")
+        if self._encoder_takes_lang_id:
+            problems.append(
+                f"encoder {type(self.encoder).__name__} takes `lang_id` (its output depends on "
+                f"the utterance's language label), which the cache does not record; train on "
+                f"the waveform")
+        return problems
+
+    def cached_rows(
+        self, feats: torch.Tensor, feats_lengths: torch.Tensor
+    ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], Dict[str, torch.Tensor],
+               Optional[torch.Tensor]]:
+        """Cached encoder output in place of `_encode_rows` (frontend, specaug, normalize and
+        encoder do not run).
+
+        feats (B, T, D_enc) float: the collated ``encoder_feats`` (zero beyond each length);
+        feats_lengths (B,) long: its valid frames, 0 for a text-only row. Returns what
+        `_encode_rows` returns for the waveforms: (enc (B_a, T_a, D_enc), enc_lens (B_a,), {}
+        (no auxiliary outputs), rows), the rows with frames only (rows None: all B), trimmed to
+        their longest T_a; enc and enc_lens None when no row has frames. Raises ValueError
+        when `encoder_cache_problems` finds a reason the cache cannot stand in.
+        """
+        problems = self.encoder_cache_problems()
+        if problems:
+            raise ValueError("encoder_feats (a frozen-encoder cache) cannot be used with this "
+                             "model: " + "; ".join(problems))
+        if feats.dim() != 3 or feats.size(-1) != self.encoder.output_size():
+            raise ValueError(
+                f"encoder_feats must be (B, T, {self.encoder.output_size()}) (the encoder's "
+                f"output size), got {tuple(feats.shape)}: a cache of another encoder?")
+        lens = feats_lengths.reshape(-1).long()
+        rows = self.audio_rows(lens)
+        if rows is None:
+            return feats[:, : int(lens.max())], lens, {}, None
+        if rows.numel() == 0:
+            return None, None, {}, rows
+        sub = lens[rows]
+        return feats[rows, : int(sub.max())], sub, {}, rows
+
+    def _run_encoder(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        lang_id: Optional[torch.Tensor] = None,
+        batch_invariant: bool = False,
+    ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
+        """Frontend -> specaug -> normalize -> encoder on every row given (all have audio):
+        speech (B, L) -> enc (B, T, D_enc), enc_lens (B,), aux outputs.
+
+        ``batch_invariant`` (decoding; ignored in training mode): each row's frames are what
+        the row gives alone, to float rounding (`_run_encoder_batch_invariant`).
+        """
+        if batch_invariant and not self.training and speech.size(0) > 1:
+            return self._run_encoder_batch_invariant(speech, speech_lengths, lang_id)
+        feats, feats_lengths = speech, speech_lengths
+        if self.frontend is not None:
+            feats, feats_lengths = self.frontend(speech, speech_lengths)
+        if self.specaug is not None and self.training:
+            feats, feats_lengths = self.specaug(feats, feats_lengths)
+        if self.normalize is not None:
+            feats, feats_lengths = self.normalize(feats, feats_lengths)
+        return self._call_encoder(feats, feats_lengths, lang_id)
+
+    def _call_encoder(
+        self, feats: torch.Tensor, feats_lengths: torch.Tensor, lang_id: Optional[torch.Tensor]
+    ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
+        """The encoder on (B, T, F) features -> (B, T', D_enc), (B,), aux outputs."""
+        if self._encoder_takes_lang_id:
+            enc, enc_lens, states = self.encoder(feats, feats_lengths, lang_id=lang_id)
+        else:
+            enc, enc_lens, states = self.encoder(feats, feats_lengths)
+        return enc, enc_lens, (dict(states) if isinstance(states, dict) else {})
+
+    def _run_encoder_batch_invariant(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        lang_id: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
+        """`_run_encoder` (eval) where each of the B rows gets what it gets alone.
+
+        * An encoder with ``batch_invariant = True`` (``whisper_hf``: it computes its features
+          per segment and masks its padding) without frontend and normalisation: as is.
+        * ESPnet encoders `batch_invariance.unsupported` accepts: the frontend runs per row (its
+          STFT reflects the signal at the end, not the batch's zero padding), the normalisation
+          on the zero-padded batch (utterance_mvn and global_mvn work per row), the encoder
+          under `batch_invariance.ExactPadding` (exact subsampled lengths, padding zeroed before
+          every time convolution, the legacy relative-position shift per row), and its output
+          is zeroed beyond the lengths. Equal to the row alone to float rounding (~1e-6).
+        * Any other encoder: one row at a time (exact, slower); aux outputs are not returned
+          (decoding does not use them).
+        """
+        if getattr(self.encoder, "batch_invariant", False) and self.frontend is None and (
+                self.normalize is None):
+            return self._run_encoder(speech, speech_lengths, lang_id)
+        from espnet_sllm.encoders.batch_invariance import ExactPadding, unsupported
+
+        exact = getattr(self.encoder, "batch_invariant", False) or unsupported(self.encoder) is None
+        B = speech.size(0)
+        if not exact:
+            encs = [self._run_encoder(speech[b : b + 1, : int(speech_lengths[b])],
+                                      speech_lengths[b : b + 1],
+                                      lang_id[b : b + 1] if lang_id is not None else None)
+                    for b in range(B)]
+            enc_lens = torch.cat([e[1] for e in encs])
+            enc = encs[0][0].new_zeros(B, int(enc_lens.max()), encs[0][0].size(-1))
+            for b, (e, n, _) in enumerate(encs):
+                enc[b, : int(n[0])] = e[0, : int(n[0])]
+            return enc, enc_lens, {}
+        feats, feats_lengths = speech, speech_lengths
+        if self.frontend is not None:
+            rows = [self.frontend(speech[b : b + 1, : int(speech_lengths[b])],
+                                  speech_lengths[b : b + 1]) for b in range(B)]
+            feats_lengths = torch.cat([n for _, n in rows])
+            feats = rows[0][0].new_zeros(B, int(feats_lengths.max()), rows[0][0].size(-1))
+            for b, (f, n) in enumerate(rows):
+                feats[b, : int(n[0])] = f[0, : int(n[0])]
+        if self.normalize is not None:
+            feats, feats_lengths = self.normalize(feats, feats_lengths)
+        if getattr(self.encoder, "batch_invariant", False):
+            return self._call_encoder(feats, feats_lengths, lang_id)
+        with ExactPadding(self.encoder, feats_lengths, feats.size(1)) as padding:
+            enc, enc_lens, aux = self._call_encoder(feats, feats_lengths, lang_id)
+        if not torch.equal(enc_lens.to(padding.lengths.device), padding.lengths):
+            # The encoder changed the lengths in a way ExactPadding does not know.
+            raise RuntimeError(f"{type(self.encoder).__name__} gave lengths {enc_lens.tolist()}, "
+                               f"batch-invariant encoding expected {padding.lengths.tolist()}")
+        return padding.zero_padding(enc), enc_lens, aux
+
+
+class ESPnetSLLMModel(SpeechEncoding, AbsESPnetModel):
     """Speech LLM: ``prefix-text | speech embeddings | suffix-text | target + EOS``.
 
     The prompt is split by the preprocessor at its ``{speech}`` placeholder; this model embeds
@@ -228,32 +517,10 @@ class ESPnetSLLMModel(AbsESPnetModel):
         return lang_id
 
     # ---------------------------------------------------------------- dtypes
-    def to(self, *args, **kwargs):
-        """``torch.nn.Module.to``, except that a dtype cast (ESPnet casts the whole model to
-        ``--train_dtype`` after `build_model`) leaves the frozen weights and the buffers of
-        components that declare a ``frozen_dtype`` in that dtype: a frozen bf16 Whisper or LLM
-        stays bf16 instead of doubling its memory. Use `cast_all` to cast everything."""
-        device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
-        if dtype is None:
-            return super().to(*args, **kwargs)
-        super().to(device=device, non_blocking=non_blocking)
-        keep = set()
-        for module in self.modules():
-            if getattr(module, "frozen_dtype", None) is not None:
-                keep.update(id(p) for p in module.parameters() if not p.requires_grad)
-                keep.update(id(b) for b in module.buffers())
-        for p in self.parameters():
-            if p.is_floating_point() and id(p) not in keep:
-                p.data = p.data.to(dtype)
-        for module in self.modules():
-            for name, b in module.named_buffers(recurse=False):
-                if b.is_floating_point() and id(b) not in keep:
-                    setattr(module, name, b.to(dtype))
-        return self
-
     def cast_all(self, dtype: torch.dtype) -> "ESPnetSLLMModel":
         """Cast every floating weight and buffer to ``dtype`` (``sllm_inference --dtype``)."""
-        return super().to(dtype=dtype)
+        # torch's own `to`: SpeechEncoding.to would keep the frozen weights' dtype.
+        return torch.nn.Module.to(self, dtype=dtype)
 
     # ---------------------------------------------------------------- checkpoints
     #: Set by SLLMTask from ``--save_strategy required_grad_only`` (ESPnet applies that option
@@ -297,190 +564,6 @@ class ESPnetSLLMModel(AbsESPnetModel):
         return super().load_state_dict(state_dict, strict=False, assign=assign)
 
     # ---------------------------------------------------------------- speech side
-    def encode(
-        self,
-        speech: torch.Tensor,
-        speech_lengths: torch.Tensor,
-        lang_id: Optional[torch.Tensor] = None,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) waveform -> encoder output (B, T, D_enc), lengths (B,).
-
-        Kept separate from projection so frozen-encoder outputs can be cached and re-used
-        (feature caching, two-stage decoding). Rows without audio (text-only utterances,
-        ``speech_lengths`` 0) get 0 frames (see `encode_aux`).
-        """
-        enc, enc_lens, _ = self.encode_aux(speech, speech_lengths, lang_id)
-        return enc, enc_lens
-
-    def encode_aux(
-        self,
-        speech: torch.Tensor,
-        speech_lengths: torch.Tensor,
-        lang_id: Optional[torch.Tensor] = None,
-    ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
-        """`encode` plus the encoder's auxiliary outputs (the dict it may return in place of
-        ESPnet's ``states``; {} for ESPnet's encoders). lang_id (B,) reaches an encoder whose
-        ``forward`` takes ``lang_id``.
-
-        Rows with ``speech_lengths`` 0 (text-only utterances) never reach the frontend or the
-        encoder: they come back as zeros with length 0 (T = 0 when no row has audio), and the
-        auxiliary outputs cover only the rows with audio, in the order of `audio_rows`.
-        """
-        B = speech.size(0)
-        enc, enc_lens, aux, rows = self._encode_rows(speech, speech_lengths, lang_id)
-        enc, enc_lens = self._scatter_rows(enc, enc_lens, rows, B, self.encoder.output_size(),
-                                           _param_dtype(self.encoder, speech.dtype),
-                                           speech.device)
-        return enc, enc_lens, aux
-
-    @staticmethod
-    def audio_rows(speech_lengths: torch.Tensor) -> Optional[torch.Tensor]:
-        """Indices (B_a,) long of the rows with audio (``speech_lengths > 0``), ascending;
-        None when every row has audio (such a batch takes the path it always took)."""
-        has_audio = speech_lengths.reshape(-1) > 0
-        if bool(has_audio.all()):
-            return None
-        return has_audio.nonzero(as_tuple=True)[0]
-
-    def _encode_rows(
-        self,
-        speech: torch.Tensor,
-        speech_lengths: torch.Tensor,
-        lang_id: Optional[torch.Tensor] = None,
-        batch_invariant: bool = False,
-    ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], Dict[str, torch.Tensor],
-               Optional[torch.Tensor]]:
-        """Frontend -> specaug -> normalize -> encoder on the rows with audio only.
-
-        Returns (enc (B_a, T, D_enc), enc_lens (B_a,), aux outputs of those rows, rows): rows
-        as `audio_rows` (None: all B rows, unchanged); enc and enc_lens are None when no row
-        has audio (the encoder does not run at all). ``batch_invariant``: see `_run_encoder`.
-        """
-        rows = self.audio_rows(speech_lengths)
-        if rows is None:
-            return (*self._run_encoder(speech, speech_lengths, lang_id, batch_invariant), None)
-        if rows.numel() == 0:
-            return None, None, {}, rows
-        lens = speech_lengths[rows]
-        # Trimmed to the longest row with audio: the encoder sees exactly the batch those
-        # utterances form without the text-only rows (same padding, same frames).
-        sub = speech[rows, : int(lens.max())]
-        sub_lang_id = lang_id[rows] if lang_id is not None else None
-        return (*self._run_encoder(sub, lens, sub_lang_id, batch_invariant), rows)
-
-    @staticmethod
-    def _scatter_rows(
-        x: Optional[torch.Tensor],
-        x_lens: Optional[torch.Tensor],
-        rows: Optional[torch.Tensor],
-        B: int,
-        size: int,
-        dtype: torch.dtype,
-        device: torch.device,
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(B_a, T, D) outputs of the rows with audio -> (B, T, D), zeros and length 0 in the
-        other rows; x None (no row has audio) -> (B, 0, size) of ``dtype``. rows None: as is."""
-        if rows is None:
-            return x, x_lens
-        if x is None:
-            return (torch.zeros(B, 0, size, dtype=dtype, device=device),
-                    torch.zeros(B, dtype=torch.long, device=device))
-        out = x.new_zeros(B, *x.shape[1:])
-        out[rows] = x
-        out_lens = x_lens.new_zeros(B)
-        out_lens[rows] = x_lens
-        return out, out_lens
-
-    def _run_encoder(
-        self,
-        speech: torch.Tensor,
-        speech_lengths: torch.Tensor,
-        lang_id: Optional[torch.Tensor] = None,
-        batch_invariant: bool = False,
-    ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
-        """Frontend -> specaug -> normalize -> encoder on every row given (all have audio):
-        speech (B, L) -> enc (B, T, D_enc), enc_lens (B,), aux outputs.
-
-        ``batch_invariant`` (decoding; ignored in training mode): each row's frames are what
-        the row gives alone, to float rounding (`_run_encoder_batch_invariant`).
-        """
-        if batch_invariant and not self.training and speech.size(0) > 1:
-            return self._run_encoder_batch_invariant(speech, speech_lengths, lang_id)
-        feats, feats_lengths = speech, speech_lengths
-        if self.frontend is not None:
-            feats, feats_lengths = self.frontend(speech, speech_lengths)
-        if self.specaug is not None and self.training:
-            feats, feats_lengths = self.specaug(feats, feats_lengths)
-        if self.normalize is not None:
-            feats, feats_lengths = self.normalize(feats, feats_lengths)
-        return self._call_encoder(feats, feats_lengths, lang_id)
-
-    def _call_encoder(
-        self, feats: torch.Tensor, feats_lengths: torch.Tensor, lang_id: Optional[torch.Tensor]
-    ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
-        """The encoder on (B, T, F) features -> (B, T', D_enc), (B,), aux outputs."""
-        if self._encoder_takes_lang_id:
-            enc, enc_lens, states = self.encoder(feats, feats_lengths, lang_id=lang_id)
-        else:
-            enc, enc_lens, states = self.encoder(feats, feats_lengths)
-        return enc, enc_lens, (dict(states) if isinstance(states, dict) else {})
-
-    def _run_encoder_batch_invariant(
-        self,
-        speech: torch.Tensor,
-        speech_lengths: torch.Tensor,
-        lang_id: Optional[torch.Tensor] = None,
-    ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, torch.Tensor]]:
-        """`_run_encoder` (eval) where each of the B rows gets what it gets alone.
-
-        * An encoder with ``batch_invariant = True`` (``whisper_hf``: it computes its features
-          per segment and masks its padding) without frontend and normalisation: as is.
-        * ESPnet encoders `batch_invariance.unsupported` accepts: the frontend runs per row (its
-          STFT reflects the signal at the end, not the batch's zero padding), the normalisation
-          on the zero-padded batch (utterance_mvn and global_mvn work per row), the encoder
-          under `batch_invariance.ExactPadding` (exact subsampled lengths, padding zeroed before
-          every time convolution, the legacy relative-position shift per row), and its output
-          is zeroed beyond the lengths. Equal to the row alone to float rounding (~1e-6).
-        * Any other encoder: one row at a time (exact, slower); aux outputs are not returned
-          (decoding does not use them).
-        """
-        if getattr(self.encoder, "batch_invariant", False) and self.frontend is None and (
-                self.normalize is None):
-            return self._run_encoder(speech, speech_lengths, lang_id)
-        from espnet_sllm.encoders.batch_invariance import ExactPadding, unsupported
-
-        exact = getattr(self.encoder, "batch_invariant", False) or unsupported(self.encoder) is None
-        B = speech.size(0)
-        if not exact:
-            encs = [self._run_encoder(speech[b : b + 1, : int(speech_lengths[b])],
-                                      speech_lengths[b : b + 1],
-                                      lang_id[b : b + 1] if lang_id is not None else None)
-                    for b in range(B)]
-            enc_lens = torch.cat([e[1] for e in encs])
-            enc = encs[0][0].new_zeros(B, int(enc_lens.max()), encs[0][0].size(-1))
-            for b, (e, n, _) in enumerate(encs):
-                enc[b, : int(n[0])] = e[0, : int(n[0])]
-            return enc, enc_lens, {}
-        feats, feats_lengths = speech, speech_lengths
-        if self.frontend is not None:
-            rows = [self.frontend(speech[b : b + 1, : int(speech_lengths[b])],
-                                  speech_lengths[b : b + 1]) for b in range(B)]
-            feats_lengths = torch.cat([n for _, n in rows])
-            feats = rows[0][0].new_zeros(B, int(feats_lengths.max()), rows[0][0].size(-1))
-            for b, (f, n) in enumerate(rows):
-                feats[b, : int(n[0])] = f[0, : int(n[0])]
-        if self.normalize is not None:
-            feats, feats_lengths = self.normalize(feats, feats_lengths)
-        if getattr(self.encoder, "batch_invariant", False):
-            return self._call_encoder(feats, feats_lengths, lang_id)
-        with ExactPadding(self.encoder, feats_lengths, feats.size(1)) as padding:
-            enc, enc_lens, aux = self._call_encoder(feats, feats_lengths, lang_id)
-        if not torch.equal(enc_lens.to(padding.lengths.device), padding.lengths):
-            # The encoder changed the lengths in a way ExactPadding does not know.
-            raise RuntimeError(f"{type(self.encoder).__name__} gave lengths {enc_lens.tolist()}, "
-                               f"batch-invariant encoding expected {padding.lengths.tolist()}")
-        return padding.zero_padding(enc), enc_lens, aux
-
     def project(
         self, enc: torch.Tensor, enc_lens: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -574,24 +657,39 @@ class ESPnetSLLMModel(AbsESPnetModel):
     # ---------------------------------------------------------------- training
     def forward(
         self,
-        speech: torch.Tensor,
-        speech_lengths: torch.Tensor,
-        prefix: torch.Tensor,
-        prefix_lengths: torch.Tensor,
-        suffix: torch.Tensor,
-        suffix_lengths: torch.Tensor,
-        text: torch.Tensor,
-        text_lengths: torch.Tensor,
+        speech: Optional[torch.Tensor] = None,
+        speech_lengths: Optional[torch.Tensor] = None,
+        prefix: Optional[torch.Tensor] = None,
+        prefix_lengths: Optional[torch.Tensor] = None,
+        suffix: Optional[torch.Tensor] = None,
+        suffix_lengths: Optional[torch.Tensor] = None,
+        text: Optional[torch.Tensor] = None,
+        text_lengths: Optional[torch.Tensor] = None,
         lang_id: Optional[torch.Tensor] = None,
         ctc_text: Optional[torch.Tensor] = None,
         ctc_text_lengths: Optional[torch.Tensor] = None,
+        encoder_feats: Optional[torch.Tensor] = None,
+        encoder_feats_lengths: Optional[torch.Tensor] = None,
         **kwargs,
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
         """Shapes: speech (B, L), prefix (B, P), suffix (B, S), text (B, N) = target + EOS,
         lang_id (B,) or (B, 1) long (with ``languages``; ``lang_id_lengths``, if a collate
         adds it, is ignored). ``ctc_text`` (B, C) (no EOS; the preprocessor emits it with
         ``ctc_text_name``, e.g. the transcript of a translation target) is what CTC trains on
-        when given; otherwise CTC trains on the target without its EOS.
+        when given; otherwise CTC trains on the target without its EOS. Every argument is
+        keyword-friendly (ESPnet calls ``model(**batch)``); all but the optional ones are needed.
+
+        ``encoder_feats`` (B, T, D_enc) float + ``encoder_feats_lengths`` (B,) long, in place of
+        ``speech``/``speech_lengths``: the frozen encoder's output read from the feature cache
+        (`espnet_sllm.encoders.cache`; 0 frames for a text-only row). The frontend, specaug,
+        normalize and encoder do not run (`cached_rows`); the projector, LLM, CTC and auxiliary
+        heads see exactly what they see on the waveform. An encoder that trains, SpecAugment,
+        encoder auxiliary outputs or an encoder that takes ``lang_id`` make it an error naming
+        the config key (`encoder_cache_problems`). E.g. to time training with the cache::
+
+            enc, enc_lens = model.encode(batch["speech"], batch["speech_lengths"])
+            rest = {k: v for k, v in batch.items() if not k.startswith("speech")}
+            loss, stats, _ = model(encoder_feats=enc, encoder_feats_lengths=enc_lens, **rest)
 
         Returns (loss, stats, weight); ``loss = (1-α)·CE + α·CTC + Σ βᵢ·auxᵢ``; stats: loss,
         loss_ce, acc [, loss_ctc] [, loss_<aux>, acc_<aux>, <other aux output> (its mean)].
@@ -606,14 +704,32 @@ class ESPnetSLLMModel(AbsESPnetModel):
         (ESPnet's reporter leaves NaN out of its averages) and add nothing to the loss. With
         ``ctc_weight: 1.0`` a row without audio is an error (nothing would train on it).
         """
+        needed = dict(prefix=prefix, prefix_lengths=prefix_lengths, suffix=suffix,
+                      suffix_lengths=suffix_lengths, text=text, text_lengths=text_lengths)
+        if (speech is None) == (encoder_feats is None):
+            raise ValueError("forward needs either speech (+ speech_lengths) or encoder_feats "
+                             "(+ encoder_feats_lengths, a frozen-encoder cache), not "
+                             + ("both" if speech is not None else "neither"))
+        if encoder_feats is not None:
+            needed["encoder_feats_lengths"] = encoder_feats_lengths
+        else:
+            needed["speech_lengths"] = speech_lengths
+        missing = [k for k, v in needed.items() if v is None]
+        if missing:
+            raise TypeError(f"forward is missing {missing}")
         if int(text_lengths.min()) < 2:
             raise ValueError(
                 "an utterance has an empty target (only EOS): filter empty texts (stage 3)"
             )
+        # The input the batch's size, dtype and device come from.
+        speech = speech if speech is not None else encoder_feats
         B = speech.size(0)
         lang_id = self._as_lang_id(lang_id, B)
         # enc, emb, aux: the rows with audio only (rows None: all rows; enc None: no row).
-        enc, enc_lens, aux, rows = self._encode_rows(speech, speech_lengths, lang_id)
+        if encoder_feats is not None:
+            enc, enc_lens, aux, rows = self.cached_rows(encoder_feats, encoder_feats_lengths)
+        else:
+            enc, enc_lens, aux, rows = self._encode_rows(speech, speech_lengths, lang_id)
         if self.ctc_only and rows is not None:
             raise ValueError(
                 "ctc_weight 1.0 trains CTC alone, on speech, but this batch has rows without "

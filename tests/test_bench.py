@@ -29,6 +29,8 @@ def test_other_rows_measure(paths, tmp_path):
     assert bench.whisper_seconds(paths, True, n=2, repeats=1) > 0
     d = bench.data_loading_ratio(paths, batch_size=4, n_batches=1)
     assert d["load_utt_s"] > 0 and d["train_utt_s"] > 0
+    c = bench.cache_ratio(paths, batch_size=2, n_batches=1)
+    assert c["waveform"] > 0 and c["cached"] > 0
     s = bench.storage(str(tmp_path))
     assert 0 < s["flac"] < s["wav"]
     assert bench.peak_rss_child("train", paths) > bench.peak_rss_child("imports", paths) > 0

@@ -11,7 +11,9 @@ Before ESPnet starts (also with --collect_stats), the data files of the triples 
 every label of the language file and of the ``prompt_key`` fields must be one the config knows
 (``languages``, the keys of ``prompt_template`` / ``target_template`` / ``context_templates``):
 otherwise one ``sllm_train: error: <file>:<line>: ...`` line listing the valid labels
-(espnet_sllm/data/check.py).
+(espnet_sllm/data/check.py). Training on a frozen-encoder cache (``encoder_feats.scp,
+encoder_feats,kaldi_ark`` in place of wav.scp, espnet_sllm/encoders/cache.py) also needs the
+cache to be complete, written for this config's encoder part and to hold every utterance.
 
 Every ESPnet trainer option works (--ngpu, --use_amp, --accum_grad, --freeze_param,
 --init_param, --keep_nbest_models, --best_model_criterion valid acc max, --patience,
@@ -28,6 +30,7 @@ from typing import List, Optional
 from espnet_sllm import train_plan
 from espnet_sllm.data.check import (check_data_triples, check_prompt_labels, groups_by_part,
                                     triples_from_argv)
+from espnet_sllm.encoders.cache import check_training_cache
 from espnet_sllm.tasks.sllm import SLLMTask, task_languages
 
 
@@ -46,6 +49,10 @@ def main(cmd: Optional[List[str]] = None):
             groups = {**groups_by_part("train", args.train_data_path_and_name_and_type),
                       **groups_by_part("valid", args.valid_data_path_and_name_and_type)}
             check_prompt_labels(groups, task_languages(args), args.preprocessor_conf)
+        if not args.collect_stats:
+            # speech or a frozen-encoder cache (encoder_feats) written for this config.
+            check_training_cache(args, {"train": args.train_data_path_and_name_and_type,
+                                        "valid": args.valid_data_path_and_name_and_type})
     except (OSError, ValueError) as e:
         sys.exit(f"sllm_train: error: {e}")
     # Counted before the model is built (shape files and options only); logged after ESPnet

@@ -17,6 +17,9 @@ class SLLMPreprocessor(AbsPreprocessor):
     Output (numpy, collated and padded by ESPnet's ``CommonCollateFn``):
         speech: (L,) float32 waveform, unchanged; L = 0 for an utterance of a text-only task
             (``text_only_tasks``), which the model splices with 0 speech frames
+        encoder_feats: (T, D_enc) float, unchanged, in place of ``speech`` when the data give
+            the frozen encoder's cached output (`espnet_sllm.encoders.cache`); T = 0 for a
+            text-only utterance. An utterance with both, or with neither, is an error.
         prefix: (P,) int64, BOS (when the tokenizer uses one) + tokens of the text before {speech}
         suffix: (S,) int64, tokens of the text after {speech}
         text:   (N + 1,) int64, target tokens + EOS (only when the utterance has a text): the
@@ -58,6 +61,8 @@ class SLLMPreprocessor(AbsPreprocessor):
         ctc_text_name: the field CTC trains on (default None: the target); see ``ctc_text``.
         speech_name, text_name, lang_name, task_name: data names in
             ``--*_data_path_and_name_and_type`` (``task``: ``utt2task``).
+        encoder_feats_name: the data name of the cached encoder output (sllm.sh
+            ``--cache_encoder true`` gives ``<cache>/encoder_feats.scp,encoder_feats,kaldi_ark``).
         text_only_tasks: the tasks whose utterances have no audio (e.g. ``[qa]``: text QA
             trained beside speech tasks). Such an utterance has an empty ``wav.scp`` entry in
             its data directory, which stage 2 turns into a WAV of 0 samples: its ``speech`` is
@@ -110,8 +115,10 @@ class SLLMPreprocessor(AbsPreprocessor):
         ctc_text_name: Optional[str] = None,
         task_name: str = "task",
         text_only_tasks: Union[str, Sequence[str]] = (),
+        encoder_feats_name: str = "encoder_feats",
     ):
         super().__init__(train)
+        self.encoder_feats_name = encoder_feats_name
         if isinstance(text_only_tasks, str):  # `text_only_tasks: qa` in a YAML config
             text_only_tasks = [text_only_tasks]
         self.text_only_tasks = list(text_only_tasks or ())
@@ -236,23 +243,27 @@ class SLLMPreprocessor(AbsPreprocessor):
         fields = {f: self.field(uid, data, f, "target_template") for f in target.fields}
         return target.render(fields)
 
-    def check_speech(self, uid: str, speech: np.ndarray, data: Mapping) -> bool:
-        """Whether the utterance is text-only; speech (L,) must be empty exactly when its task
-        is in ``text_only_tasks``, else the error names the utterance, its task and the list."""
+    def check_speech(self, uid: str, speech: np.ndarray, data: Mapping,
+                     cached: bool = False) -> bool:
+        """Whether the utterance is text-only; speech (L,) (or with ``cached`` the encoder
+        output (T, D_enc)) must be empty exactly when its task is in ``text_only_tasks``, else
+        the error names the utterance, its task and the list."""
         task = data.get(self.task_name)
         task = task.strip() if isinstance(task, str) else None
         text_only = task in self.text_only_tasks
-        if speech.ndim != 1:
-            raise ValueError(
-                f"utterance {uid}: speech must be a mono waveform, got shape {speech.shape}"
-            )
-        if text_only and speech.size > 0:
+        if speech.ndim != (2 if cached else 1):
+            what = "encoder_feats must be (frames, dim)" if cached else \
+                "speech must be a mono waveform"
+            raise ValueError(f"utterance {uid}: {what}, got shape {speech.shape}")
+        n = speech.shape[0]
+        unit = "cached encoder frames" if cached else "samples"
+        if text_only and n > 0:
             raise ValueError(
                 f"utterance {uid}: task {task!r} is text-only (text_only_tasks "
-                f"{self.text_only_tasks}) but the utterance has audio ({speech.size} samples); "
+                f"{self.text_only_tasks}) but the utterance has audio ({n} {unit}); "
                 f"leave its wav.scp entry empty, or remove {task!r} from text_only_tasks"
             )
-        if not text_only and speech.size == 0:
+        if not text_only and n == 0:
             what = f"task {task!r}" if task is not None else \
                 f"no {self.task_name!r} field (a speech task: asr)"
             raise ValueError(
@@ -264,10 +275,19 @@ class SLLMPreprocessor(AbsPreprocessor):
 
     def __call__(self, uid: str, data: Dict[str, Union[str, np.ndarray]]) -> Dict[str, np.ndarray]:
         speech = data.get(self.speech_name)
-        if speech is None:
-            raise ValueError(f"utterance {uid}: no '{self.speech_name}' data")
-        speech = np.asarray(speech, dtype=np.float32)
-        text_only = self.check_speech(uid, speech, data)
+        feats = data.get(self.encoder_feats_name)
+        if (speech is None) == (feats is None):
+            raise ValueError(
+                f"utterance {uid}: " + ("both" if speech is not None else "neither")
+                + f" '{self.speech_name}' and '{self.encoder_feats_name}' data (give the waveform,"
+                f" or the frozen encoder's cached output, one of the two)")
+        if feats is not None:
+            # The cache stores float16; the dataset casts to --train_dtype after this.
+            feats = np.asarray(feats)
+            text_only = self.check_speech(uid, feats, data, cached=True)
+        else:
+            speech = np.asarray(speech, dtype=np.float32)
+            text_only = self.check_speech(uid, speech, data)
         fields = self.prompt_fields(uid, data)
         try:
             template = self.prompts.select(self.prompt_values(fields))
@@ -278,7 +298,7 @@ class SLLMPreprocessor(AbsPreprocessor):
         except KeyError as e:
             raise KeyError(f"utterance {uid}: {e.args[0]}") from None
         out = {
-            self.speech_name: speech,
+            **({self.speech_name: speech} if feats is None else {self.encoder_feats_name: feats}),
             "prefix": np.concatenate([np.asarray(self.bos, dtype=np.int64), self.encode(before)]),
             "suffix": self.encode(after),
         }

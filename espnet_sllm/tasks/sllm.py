@@ -31,6 +31,7 @@ from espnet2.train.trainer import Trainer
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import int_or_none, str2bool
 
+from espnet_sllm.encoders.data2vec2 import Data2Vec2Encoder
 from espnet_sllm.encoders.whisper import HFWhisperEncoder
 from espnet_sllm.llm.abs_llm import AbsLLM
 from espnet_sllm.llm.hf_causal_lm import HFCausalLM
@@ -61,6 +62,7 @@ encoder_choices = ClassChoices(
     "encoder",
     classes=dict(
         whisper_hf=HFWhisperEncoder,
+        data2vec2=Data2Vec2Encoder,
         conformer=ConformerEncoder,
         transformer=TransformerEncoder,
         e_branchformer=EBranchformerEncoder,
@@ -83,6 +85,9 @@ model_choices = ClassChoices(
 #: context files text_prev / text_next). Keep the two lists equal (tests/recipe checks it).
 OPTIONAL_DATA_NAMES = ("lang", "task", "tgt_lang", "subdialect", "text_prev", "text_next",
                        "text_src", "text_tgt")
+#: The data name of a frozen encoder's cached output (espnet_sllm/encoders/cache.py): (T, D_enc)
+#: frames per utterance in place of ``speech`` in training (sllm.sh --cache_encoder true).
+ENCODER_FEATS_NAME = "encoder_feats"
 
 
 def task_languages(args: argparse.Namespace) -> Optional[List[str]]:
@@ -201,49 +206,69 @@ class SLLMTask(AbsTask):
     def required_data_names(
         cls, train: bool = True, inference: bool = False
     ) -> Tuple[str, ...]:
-        return ("speech",) if inference else ("speech", "text")
+        # Training reads speech or, from a frozen-encoder cache, encoder_feats (one of the two:
+        # sllm_train checks the triples up front, the preprocessor each utterance).
+        return ("speech",) if inference else ("text",)
 
     @classmethod
     def optional_data_names(
         cls, train: bool = True, inference: bool = False
     ) -> Tuple[str, ...]:
-        return (("text",) if inference else ()) + OPTIONAL_DATA_NAMES
+        speech = () if inference else ("speech", ENCODER_FEATS_NAME)
+        return speech + (("text",) if inference else ()) + OPTIONAL_DATA_NAMES
 
     @classmethod
-    def build_model(cls, args: argparse.Namespace) -> AbsESPnetModel:
-        # 1. frontend (None: the encoder reads the waveform)
+    def build_frontend(cls, args: argparse.Namespace) -> Tuple[Optional[AbsFrontend], int]:
+        """The frontend (None: the encoder reads the waveform) and the encoder's input size."""
         frontend_class = frontend_choices.get_class(args.frontend)
         if frontend_class is not None:
             frontend = frontend_class(**args.frontend_conf)
-            input_size = frontend.output_size()
-        else:
-            frontend = None
-            input_size = args.input_size if args.input_size is not None else 1
-        if getattr(args, "collect_stats", False):
-            logging.info("collect_stats: building the frontend only (no encoder, no LLM)")
-            return StatsOnlyModel(frontend)
-        specaug_class = specaug_choices.get_class(args.specaug)
-        specaug = specaug_class(**args.specaug_conf) if specaug_class else None
-        normalize_class = normalize_choices.get_class(args.normalize)
-        normalize = normalize_class(**args.normalize_conf) if normalize_class else None
+            return frontend, frontend.output_size()
+        return None, args.input_size if args.input_size is not None else 1
 
-        # 2. encoder, LLM, then the projector between them
-        languages = task_languages(args)
-        if "languages" in (args.model_conf or {}):
-            raise ValueError(
-                "model_conf.languages: set the top-level option `languages` instead "
-                "(one list for the preprocessor and the model)"
-            )
+    @classmethod
+    def encoder_conf(cls, args: argparse.Namespace) -> Dict:
+        """``encoder_conf`` as the encoder's constructor gets it: with the task option
+        ``languages`` when the constructor takes ``languages``."""
         encoder_class = encoder_choices.get_class(args.encoder)
         encoder_conf = dict(args.encoder_conf)
         if "languages" in inspect.signature(encoder_class.__init__).parameters:
+            languages = task_languages(args)
             if encoder_conf.get("languages") not in (None, languages):
                 raise ValueError(
                     f"encoder_conf.languages {encoder_conf['languages']} != languages "
                     f"{languages}: remove encoder_conf.languages (the task option is passed)"
                 )
             encoder_conf["languages"] = languages
-        encoder = encoder_class(input_size=input_size, **encoder_conf)
+        return encoder_conf
+
+    @classmethod
+    def build_speech_side(cls, args: argparse.Namespace) -> Tuple[
+            Optional[AbsFrontend], Optional[AbsSpecAug], Optional[AbsNormalize], AbsEncoder]:
+        """frontend, specaug, normalize, encoder of the config (the model's speech side; the
+        frozen-encoder cache builds these alone, espnet_sllm/encoders/cache.py)."""
+        frontend, input_size = cls.build_frontend(args)
+        specaug_class = specaug_choices.get_class(args.specaug)
+        specaug = specaug_class(**args.specaug_conf) if specaug_class else None
+        normalize_class = normalize_choices.get_class(args.normalize)
+        normalize = normalize_class(**args.normalize_conf) if normalize_class else None
+        encoder_class = encoder_choices.get_class(args.encoder)
+        encoder = encoder_class(input_size=input_size, **cls.encoder_conf(args))
+        return frontend, specaug, normalize, encoder
+
+    @classmethod
+    def build_model(cls, args: argparse.Namespace) -> AbsESPnetModel:
+        if getattr(args, "collect_stats", False):
+            logging.info("collect_stats: building the frontend only (no encoder, no LLM)")
+            return StatsOnlyModel(cls.build_frontend(args)[0])
+        languages = task_languages(args)
+        if "languages" in (args.model_conf or {}):
+            raise ValueError(
+                "model_conf.languages: set the top-level option `languages` instead "
+                "(one list for the preprocessor and the model)"
+            )
+        # 1. frontend, specaug, normalize, encoder; 2. LLM, then the projector between them
+        frontend, specaug, normalize, encoder = cls.build_speech_side(args)
         llm = llm_choices.get_class(args.llm)(**args.llm_conf)
         projector_conf = dict(args.projector_conf)
         for key, value in (("input_size", encoder.output_size()),

@@ -15,7 +15,7 @@
 #   stage 1    data/.stamps/stage1
 #   stage 2-3  ${dumpdir}/.stamps/stage2.<set>, stage3.<set>
 #   stage 4    ${expdir}/llm_scratch/.stamps/stage4
-#   stage 5    ${stats_dir}/.stamps/stage5
+#   stage 5    ${stats_dir}/.stamps/stage5; the encoder caches ${cache_dir}/<set>/.stamps/cache
 #   stage 6    <exp>/.stamps/stage6 (finished), <exp>/.stamps/stage6.started (while it trains)
 #   stage 7-8  <exp>/<decode dir>/<set>/.stamps/stage7, stage8
 # A stamp of the old layout (${expdir}/.stamps/<stage>.<...>) still counts when it matches exactly.
@@ -35,6 +35,10 @@
 #   4  model preparation       from-scratch tokenizer + LLM config (--scratch_llm_opts), or a
 #                              load check of the pretrained checkpoints the config names
 #   5  collect stats           ESPnet --collect_stats            -> ${expdir}/stats
+#                              + with --cache_encoder true: the frozen encoder's output of every
+#                              training and validation utterance -> ${cache_dir}/<set>
+#                              (espnet_sllm/encoders/cache.py; rebuilt when the config's
+#                              encoder part, its checkpoint or the set's wav.scp changes)
 #   6  training                one or more chained configs (--train_config "a.yaml b.yaml"):
 #                              stage k -> <exp>/stage<k>_<config>; after each, its cumulative
 #                              checkpoint <exp>/stage<k>_*/chain/model.pth (everything trained
@@ -79,6 +83,15 @@
 #   --train_config              training YAML(s), space separated for chained stages; needed
 #                               from stage 4 on (stages 1-3 run without it)
 #   --train_args                extra options of sllm_train (all of ESPnet's trainer options) [""]
+#   --cache_encoder             true: stage 5 caches the frozen encoder's output of the training
+#                               and validation sets (float16 ark/scp), stage 6 trains on it
+#                               instead of the waveform (every config: a frozen encoder, no
+#                               specaug, one encoder part for all chained configs) [false]
+#   --cache_dir                 where the caches go, one folder per set; give each system its
+#                               own when several with other encoders share an expdir
+#                               [${expdir}/encoder_cache]
+#   --cache_opts                extra options of espnet_sllm.bin.cache_encoder (e.g. --dtype
+#                               float32, --batch_size 16, --batch_seconds 240) [""]
 #   --num_splits                >1: stage 6 splits each training set into N parts and trains
 #                               with ESPnet's --multiple_iterator true (one part's index in
 #                               memory at a time; for 10^4-10^5 hours) [1]
@@ -144,6 +157,9 @@ scratch_llm_opts=
 train_config=
 train_args=
 num_splits=1
+cache_encoder=false
+cache_dir=
+cache_opts=
 train_sets=
 chain_mode=cumulative
 decode_stages=last
@@ -180,6 +196,7 @@ for c in ${train_config}; do [ -f "${c}" ] || die "train config not found: ${c}"
 case "${chain_mode}" in cumulative|merge) ;; *) die "--chain_mode must be cumulative or merge, got '${chain_mode}'" ;; esac
 case "${decode_stages}" in last|all) ;; *) die "--decode_stages must be last or all, got '${decode_stages}'" ;; esac
 case "${audio_format}" in flac|wav) ;; *) die "--audio_format must be flac or wav, got '${audio_format}'" ;; esac
+case "${cache_encoder}" in true|false) ;; *) die "--cache_encoder must be true or false, got '${cache_encoder}'" ;; esac
 n_configs=$(echo "${train_config}" | wc -w)
 if [ -n "${train_sets}" ] && [ "$(echo "${train_sets}" | wc -w)" -ne "${n_configs}" ]; then
     die "--train_sets names $(echo "${train_sets}" | wc -w) sets for ${n_configs} training configs (one set per config)"
@@ -202,6 +219,7 @@ if [ -z "${tag}" ]; then
 fi
 sllm_exp=${expdir}/sllm_${tag}
 [ -n "${stats_dir}" ] || stats_dir=${expdir}/stats
+[ -n "${cache_dir}" ] || cache_dir=${expdir}/encoder_cache
 mkdir -p "${sllm_exp}"
 echo "${run_args}" >> "${sllm_exp}/run.sh.cmd"   # the exact command, one line per invocation
 
@@ -368,10 +386,18 @@ data_files="utt2lang:lang utt2task:task utt2tgtlang:tgt_lang utt2subdialect:subd
 data_files+=" text_src:text_src text_tgt:text_tgt"
 context_files="text_prev:text_prev text_next:text_next"
 
-data_opts() {  # $1 prefix (train_/valid_/""), $2 data dir, $3 with text, $4 with context
-    local prefix=$1 d=$2 with_text=$3 with_context=${4:-false} name
-    echo -n "--${prefix}data_path_and_name_and_type ${d}/wav.scp,speech,sound "
-    [ "${with_text}" = true ] && echo -n "--${prefix}data_path_and_name_and_type ${d}/text,text,text "
+# $5: the set's encoder cache (its encoder_feats.scp, or the split folder of it) to read in
+# place of wav.scp (--cache_encoder true, training only; text then comes first, as ESPnet looks
+# for utt2category beside the first data file).
+data_opts() {  # $1 prefix (train_/valid_/""), $2 data dir, $3 with text, $4 with context, $5 cache
+    local prefix=$1 d=$2 with_text=$3 with_context=${4:-false} feats=${5:-} name
+    if [ -n "${feats}" ]; then
+        echo -n "--${prefix}data_path_and_name_and_type ${d}/text,text,text "
+        echo -n "--${prefix}data_path_and_name_and_type ${feats},encoder_feats,kaldi_ark "
+    else
+        echo -n "--${prefix}data_path_and_name_and_type ${d}/wav.scp,speech,sound "
+        [ "${with_text}" = true ] && echo -n "--${prefix}data_path_and_name_and_type ${d}/text,text,text "
+    fi
     local names=${data_files}
     # (-e: with --num_splits each "file" of a split set is a folder of parts)
     # Context files hold empty values at session ends, which ESPnet's streaming reader (used by
@@ -425,6 +451,43 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
             mark_done "${stamp}" stage5 "${sig}" "${_stats}/train/speech_shape"
         fi
     done
+    if [ "${cache_encoder}" = true ]; then
+        # One cache per set serves every chained config, so they must share the encoder part
+        # (the hash of espnet_sllm/encoders/cache.py: frontend/normalize/encoder config and
+        # checkpoint files). The stamp holds that hash, not the whole config: a change of the
+        # LLM or projector keeps the cache.
+        _hash=
+        for c in ${train_config}; do
+            # shellcheck disable=SC2086
+            h=$(${python} -m espnet_sllm.bin.cache_encoder --train_config "${c}" --print_hash true ${train_args}) \
+                || die "--cache_encoder true: cannot read the encoder part of ${c} (see above)"
+            [ -z "${_hash}" ] || [ "${h}" = "${_hash}" ] || die "--cache_encoder true: ${c} has another encoder part (frontend/normalize/encoder config or checkpoint) than ${train_config%% *}: one cache per set serves every chained config; train these configs without the cache"
+            _hash=${h}
+        done
+        _gpu=0
+        [ "${ngpu}" -gt 0 ] && _gpu=1
+        for _set in ${train_sets_all} ${valid_set}; do
+            _data=${dumpdir}/raw/${_set}
+            _cache=${cache_dir}/${_set}
+            require "${_data}/wav.scp"
+            log "Stage 5: encoder cache of ${_set} -> ${_cache} (log: ${_cache}/cache.log)"
+            sig=$(signature "cache ${_hash} ${cache_opts}" "${_data}/wav.scp")
+            stamp=${_cache}/.stamps/cache
+            if is_done "${stamp}" "cache.${_set}" "${sig}" "${_cache}/encoder_feats.scp"; then
+                log "Stage 5: encoder cache of ${_set}: skipped (same encoder and data)"
+                continue
+            fi
+            mkdir -p "${_cache}"
+            # Resumable: a killed run redoes only the chunk it was writing.
+            # shellcheck disable=SC2086
+            ${cuda_cmd} --gpu "${_gpu}" "${_cache}/cache.log" \
+                ${python} -m espnet_sllm.bin.cache_encoder --train_config "${train_config%% *}" \
+                    --data_path_and_name_and_type "${_data}/wav.scp,speech,sound" \
+                    --output_dir "${_cache}" --ngpu "${_gpu}" ${cache_opts} ${train_args} \
+                || die "the encoder cache of ${_set} failed: see ${_cache}/cache.log"
+            mark_done "${stamp}" "cache.${_set}" "${sig}" "${_cache}/encoder_feats.scp"
+        done
+    fi
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -445,10 +508,19 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
         log "Stage 6: training ${k}/${n_configs}: ${c} on ${_set} -> ${_exp} (log: ${_exp}/train.log)"
         cmd="train ${c} ${train_args} ${init_opts[*]:-}"
         [ "${num_splits}" -gt 1 ] && cmd+=" num_splits=${num_splits}"
+        _feats=()   # the encoder caches read in place of wav.scp (--cache_encoder true)
+        if [ "${cache_encoder}" = true ]; then
+            _feats=("${cache_dir}/${_set}/encoder_feats.scp" "${cache_dir}/${valid_set}/encoder_feats.scp")
+            for f in "${_feats[@]}"; do
+                [ -e "${f}" ] || die "missing input: ${f} (run stage 5 with --cache_encoder true first)"
+            done
+            cmd+=" cache_encoder"
+        fi
         # The previous training stage's cumulative checkpoint (and merged LLM) is an input too:
-        # retrained, it retrains this one.
+        # retrained, it retrains this one. So is a rebuilt encoder cache.
         sig=$(signature "${cmd}" "${c}" "${_train}/text" "${_valid}/text" \
-            "${_stats}/train/speech_shape" ${init_model[@]+"${init_model[@]}"})
+            "${_stats}/train/speech_shape" ${init_model[@]+"${init_model[@]}"} \
+            ${_feats[@]+"${_feats[@]}"})
         _stamps=${_exp}/.stamps
         if is_done "${_stamps}/stage6" "stage6.${k}" "${sig}" "${_exp}/valid.acc.best.pth"; then
             log "Stage 6: ${c}: skipped (${_exp} finished with the same command and inputs)"
@@ -485,6 +557,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
             mkdir -p "${_stamps}"
             echo "${sig}" > "${_stamps}/stage6.started"
             _train_data=${_train}
+            _train_feats=${_feats[0]:-}
             _shapes=(--train_shape_file "${_stats}/train/speech_shape"
                      --train_shape_file "${_stats}/train/text_shape")
             if [ "${num_splits}" -gt 1 ]; then
@@ -495,9 +568,15 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
                 for name in ${data_files} ${context_files}; do
                     [ -f "${_train}/${name%%:*}" ] && _files+=("${_train}/${name%%:*}")
                 done
+                [ -n "${_train_feats}" ] && _files+=("${_train_feats}")
                 rm -rf "${_train_data}"
                 ${python} -m espnet_sllm.data.splits --num_splits "${num_splits}" \
                     --out_dir "${_train_data}" "${_files[@]}" "${_shapes[1]}" "${_shapes[3]}"
+                if [ -n "${_train_feats}" ]; then
+                    # sllm_train checks the cache's record, which it looks for in the folder.
+                    cp "$(dirname "${_train_feats}")/cache_info.json" "${_train_data}/encoder_feats.scp/"
+                    _train_feats=${_train_data}/encoder_feats.scp
+                fi
                 _shapes=(--train_shape_file "${_train_data}/speech_shape"
                          --train_shape_file "${_train_data}/text_shape" --multiple_iterator true)
             fi
@@ -510,8 +589,8 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
                     --valid_shape_file "${_stats}/valid/speech_shape" \
                     --valid_shape_file "${_stats}/valid/text_shape" \
                     --fold_length "${speech_fold_length}" --fold_length "${text_fold_length}" \
-                    $(data_opts train_ "${_train_data}" true true) \
-                    $(data_opts valid_ "${_valid}" true true) \
+                    $(data_opts train_ "${_train_data}" true true "${_train_feats}") \
+                    $(data_opts valid_ "${_valid}" true true "${_feats[1]:-}") \
                     "${init_opts[@]}" ${train_args}
             require "${_exp}/valid.acc.best.pth"
             mark_done "${_stamps}/stage6" "stage6.${k}" "${sig}" "${_exp}/valid.acc.best.pth"
