@@ -87,7 +87,7 @@ mlc-slm-debug: install
 # A model that stops learning (a broken label shift, prompt splice or loss mask) still runs every
 # stage of demo-debug; here it must reach a test MER under the bound. Bound and measured spread:
 # README "CI learning check".
-LEARN_MAX_MER := 15
+LEARN_MAX_MER := 30
 LEARN_SCORES := egs2/mini_mlc/asr1/exp_learn/sllm_train_learn/decode_valid.acc.ave/test/scores.json
 learn-check: install
 	cd egs2/mini_mlc/asr1 && ./run.sh --size learn

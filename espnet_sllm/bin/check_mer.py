@@ -7,7 +7,7 @@ Usage:
     # after egs2/mini_mlc/asr1/run.sh --size learn (Makefile target learn-check):
     python -m espnet_sllm.bin.check_mer \\
         --scores egs2/mini_mlc/asr1/exp_learn/sllm_train_learn/decode_valid.acc.ave/test/scores.json \\
-        --max_mer 15
+        --max_mer 30
 
 Reads the MER that stage 9 (``sllm_score``) wrote into ``scores.json`` (errors over reference
 units, each language in its own unit) and prints one line with the value and the bound.  Exit
