@@ -14,9 +14,7 @@ import pytest
 import torch
 import yaml
 
-from espnet_sllm.testing.configs import tiny_sllm_config
-
-from .test_train_inference import data_args, epoch_results, run, write_data
+from .test_train_inference import data_args, epoch_results, prepare
 
 
 def _free_port() -> int:
@@ -28,24 +26,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory, tiny_llm_dirs):
     tmp = tmp_path_factory.mktemp("ddp")
-    train = write_data(str(tmp / "train"), 16, 0)
-    valid = write_data(str(tmp / "valid"), 6, 1)
-    cfg = tiny_sllm_config(tiny_llm_dirs["qwen2"], "conformer", ctc_weight=0.3,
-                           prompt_template="{speech} Transcribe speech to text.")
     # batch_size is global in ESPnet's distributed mode: each rank gets half of every batch.
-    cfg.update(max_epoch=2, batch_type="unsorted", batch_size=4, optim="adam",
-               optim_conf={"lr": 1e-3}, best_model_criterion=[["valid", "acc", "max"]],
-               keep_nbest_models=2, num_workers=0, seed=0, num_att_plot=0)
-    conf = tmp / "train.yaml"
-    conf.write_text(yaml.safe_dump(cfg))
-    for d in (train, valid):
-        with open(f"{d}/keys", "w") as f:
-            f.write("".join(line.split()[0] + "\n" for line in open(f"{d}/wav.scp")))
-    stats = tmp / "stats"
-    run(["espnet_sllm.bin.sllm_train", "--collect_stats", "true", "--config", str(conf),
-         "--output_dir", str(stats), "--train_shape_file", f"{train}/keys",
-         "--valid_shape_file", f"{valid}/keys", *data_args("train_", train),
-         *data_args("valid_", valid)], cwd=tmp)
+    conf, train, valid, stats = prepare(tmp, tiny_llm_dirs, keep_nbest_models=2)
     exp = tmp / "exp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node",
            "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),

@@ -51,9 +51,9 @@ def data_args(prefix, d, with_text=True):
     return out
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_llm_dirs):
-    tmp = tmp_path_factory.mktemp("e2e")
+def prepare(tmp, tiny_llm_dirs, **changes):
+    """Tone data (16 train, 6 valid), a tiny conformer + Qwen2 config (``changes`` on top of
+    2 epochs of batch 4) and its collected stats -> (conf, train, valid, stats)."""
     train = write_data(str(tmp / "train"), 16, 0)
     valid = write_data(str(tmp / "valid"), 6, 1)
     cfg = tiny_sllm_config(tiny_llm_dirs["qwen2"], "conformer", ctc_weight=0.3,
@@ -61,9 +61,10 @@ def trained(tmp_path_factory, tiny_llm_dirs):
     cfg.update(max_epoch=2, batch_type="unsorted", batch_size=4, optim="adam",
                optim_conf={"lr": 1e-3}, best_model_criterion=[["valid", "acc", "max"]],
                keep_nbest_models=1, num_workers=0, seed=0, num_att_plot=0)
+    cfg.update(changes)
     conf = tmp / "train.yaml"
     conf.write_text(yaml.safe_dump(cfg))
-    for name, d in (("train", train), ("valid", valid)):
+    for d in (train, valid):
         with open(f"{d}/keys", "w") as f:
             f.write("".join(line.split()[0] + "\n" for line in open(f"{d}/wav.scp")))
     stats = tmp / "stats"
@@ -72,6 +73,13 @@ def trained(tmp_path_factory, tiny_llm_dirs):
          "--valid_shape_file", f"{valid}/keys", *data_args("train_", train),
          *data_args("valid_", valid)], cwd=tmp)
     assert (stats / "train" / "speech_shape").exists()
+    return conf, train, valid, stats
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_llm_dirs):
+    tmp = tmp_path_factory.mktemp("e2e")
+    conf, train, valid, stats = prepare(tmp, tiny_llm_dirs)
     exp = tmp / "exp"
     proc = run(["espnet_sllm.bin.sllm_train", "--config", str(conf), "--output_dir", str(exp),
                 "--train_shape_file", str(stats / "train" / "speech_shape"),
