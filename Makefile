@@ -9,10 +9,10 @@
 #   make demo      # install, then run the CPU demo recipe egs2/mini_mlc/asr1
 #   make demo-debug  # the demo's CI-sized runs (./run.sh --debug true, then --system s3)
 #   make mlc-slm-debug  # egs2/mlc_slm/asr1: all five systems with --debug true (CPU; ~9 min)
-#   make bench     # not in CI: speed / storage / memory ratios -> BENCHMARKS.md (~10 min, 2 cores;
+#   make bench     # not in CI: speed / storage / memory ratios -> BENCHMARKS.md (~7 min, 2 cores;
 #                  # run it on a quiet machine: other load distorts the ratios)
 #   make learn-check  # CI learning check: the demo model on 400 American English utterances
-#                  # (./run.sh --size learn, ~5 min); fails when its test MER > LEARN_MAX_MER
+#                  # (./run.sh --size learn, 5-9 min); fails when its test MER > LEARN_MAX_MER
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := tools/venv
