@@ -356,8 +356,6 @@ def _machine() -> str:
 
 def run_all(work: str, n_utts: int, log: Callable[[str], None]) -> List[List[str]]:
     """Every row: [figure, how, measured, target, verdict]."""
-    import torch
-
     paths = build_workspace(work, n_utts)
     rows: List[List[str]] = []
 
@@ -415,7 +413,6 @@ def run_all(work: str, n_utts: int, log: Callable[[str], None]) -> List[List[str
         peak = peak_rss_child(what, paths)
         rows.append([f"memory: {what}", f"peak RSS (VmHWM) of a fresh process doing {how}; "
                      f"imports alone: {base:.0f} MiB", f"{peak:.0f} MiB", "report", "report"])
-    del torch
     return rows
 
 
