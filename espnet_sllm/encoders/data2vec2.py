@@ -491,6 +491,7 @@ class Data2Vec2Encoder(AbsEncoder):
             raise ValueError(f"mfcc_conf.num_ceps {self.mfcc_opts['num_ceps']} != the "
                              f"checkpoint's {cfg.input_feature_ndim} input features")
         self.cfg = cfg
+        self.layer = layer
         self.sample_rate = int(cfg.sample_rate)
         #: rebuilding from the config reloads the weights (espnet_sllm.chain)
         self.loads_pretrained = True
@@ -504,6 +505,25 @@ class Data2Vec2Encoder(AbsEncoder):
 
     def output_size(self) -> int:
         return self.cfg.embed_dim
+
+    def save_pretrained(self, out_dir: str, source: Optional[Dict[str, Any]] = None) -> None:
+        """Write this encoder's weights as a converted directory (``config.json`` +
+        ``model.safetensors``) that ``model_name_or_path`` loads, e.g. after CTC fine-tuning
+        (``python -m espnet_sllm.bin.export_encoder``). Refused with ``layer`` set: the later
+        blocks were never loaded, so the directory would not be a whole model."""
+        from safetensors.torch import save_file
+
+        if self.layer != -1:
+            raise ValueError(f"data2vec2: cannot save an encoder built with layer={self.layer} "
+                             f"(blocks after it were not loaded); build it with layer: -1")
+        os.makedirs(out_dir, exist_ok=True)
+        tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
+                   for k, v in self.model.state_dict().items()}
+        weights = os.path.join(out_dir, WEIGHTS_NAME)
+        save_file(tensors, weights + ".tmp", metadata={"format": "pt"})
+        os.replace(weights + ".tmp", weights)  # a crash never leaves half a file
+        dataclasses.replace(self.cfg, source=source or {}).save(
+            os.path.join(out_dir, CONFIG_NAME))
 
     def train(self, mode: bool = True):
         super().train(mode)

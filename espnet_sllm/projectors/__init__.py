@@ -4,6 +4,7 @@ from espnet_sllm.projectors.conv1d import Conv1dProjector
 from espnet_sllm.projectors.linear import LinearProjector
 from espnet_sllm.projectors.mlp import MLPProjector
 from espnet_sllm.projectors.qformer import QFormerProjector
+from espnet_sllm.projectors.qformer_blip2 import QFormerBlip2Projector
 from espnet_sllm.projectors.transformer import TransformerProjector
 
 # Names used by the task's ClassChoices (``projector: <name>`` in the YAML configs).
@@ -13,6 +14,7 @@ projector_classes = {
     "conv1d": Conv1dProjector,
     "transformer": TransformerProjector,
     "qformer": QFormerProjector,
+    "qformer_blip2": QFormerBlip2Projector,
 }
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "Conv1dProjector",
     "LinearProjector",
     "MLPProjector",
+    "QFormerBlip2Projector",
     "QFormerProjector",
     "TransformerProjector",
     "projector_classes",

@@ -1,4 +1,4 @@
-"""Strided 1-D convolution followed by a linear layer."""
+"""Strided 1-D convolution followed by a linear (or two-layer) head."""
 from typing import Optional, Tuple
 
 import torch
@@ -8,10 +8,27 @@ from espnet_sllm.projectors.utils import check_input, check_positive, zero_paddi
 
 
 class Conv1dProjector(AbsProjector):
-    """Conv1d (stride k) -> ReLU [-> Conv1d (stride 1) -> ReLU]* -> Linear.
+    """Conv1d (stride k) -> ReLU [-> Conv1d (stride 1) -> ReLU]* -> head.
+
+    The head is one Linear (``head_hidden: null``, the default) or, with ``head_hidden: H2``,
+    Linear -> ReLU -> Linear: ``e = W2 · ReLU(W1 · c + b1) + b2`` where c is the ReLU'd conv
+    output, W1 is (H2, hidden) and W2 is (output_size, H2).
 
     Ideal-LLM (Xue et al.) uses a 2x convolutional downsampling followed by a linear layer into
     the LLM; the KeSpeech system (Xu et al.) compares this projector at k = 1/2/4/8.
+
+    SLAM-LLM parity (``EncoderProjectorCov1d``, the projector of the KeSpeech paper):
+    ``conv1d {downsample: k, kernel_size: k, hidden: 1024, head_hidden: 2048}`` on a 1024-dim
+    encoder is Conv1d(1024 -> 1024, kernel k, stride k, no padding) -> ReLU ->
+    Linear(1024 -> 2048) -> ReLU -> Linear(2048 -> D), with the same parameter count. Its state
+    dict maps as ``conv1d.* -> convs.0.*``, ``linear1.* -> linear1.*``, ``linear2.* -> linear2.*``.
+    One difference in length: SLAM-LLM gives ``floor(T / k)`` frames and drops the last
+    ``T mod k`` encoder frames, while this projector keeps them as one more output frame (the
+    group completed with zeros, see the length rule); the first ``floor(T / k)`` frames are the
+    same.
+
+    State-dict keys: the single-Linear head is ``linear.*`` (as before ``head_hidden`` existed,
+    so older checkpoints still load); the two-layer head is ``linear1.*`` and ``linear2.*``.
 
     Shapes:
         x: (B, T, input_size), x_lens: (B,)
@@ -40,6 +57,7 @@ class Conv1dProjector(AbsProjector):
         hidden: int = 1024,
         kernel_size: Optional[int] = None,
         num_layers: int = 1,
+        head_hidden: Optional[int] = None,
     ):
         super().__init__()
         name = type(self).__name__
@@ -51,6 +69,8 @@ class Conv1dProjector(AbsProjector):
             downsample=downsample,
             num_layers=num_layers,
         )
+        if head_hidden is not None:
+            check_positive(name, head_hidden=head_hidden)
         if kernel_size is None:
             kernel_size = downsample + 2
         if kernel_size < downsample:
@@ -74,7 +94,18 @@ class Conv1dProjector(AbsProjector):
                 )
             )
         self.activation = torch.nn.ReLU()
-        self.linear = torch.nn.Linear(hidden, output_size)
+        self.head_hidden = head_hidden
+        if head_hidden is None:
+            self.linear = torch.nn.Linear(hidden, output_size)
+        else:
+            self.linear1 = torch.nn.Linear(hidden, head_hidden)
+            self.linear2 = torch.nn.Linear(head_hidden, output_size)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T', hidden) -> (B, T', output_size): Linear, or Linear -> ReLU -> Linear."""
+        if self.head_hidden is None:
+            return self.linear(x)
+        return self.linear2(self.activation(self.linear1(x)))
 
     def output_size(self) -> int:
         return self._output_size
@@ -93,5 +124,5 @@ class Conv1dProjector(AbsProjector):
             x = zero_padding(x, lens)
             x = torch.nn.functional.pad(x.transpose(1, 2), padding)
             x = self.activation(conv(x)).transpose(1, 2)
-        y = zero_padding(self.linear(x), y_lens)
+        y = zero_padding(self.head(x), y_lens)
         return y, y_lens

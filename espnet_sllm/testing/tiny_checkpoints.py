@@ -7,12 +7,22 @@ mode runs it as a command.
 Usage:
     python -m espnet_sllm.testing.tiny_checkpoints --out exp_debug/tiny \\
         [--sentences_from data/train/text ...] [--prompt_config conf/tuning/s3_debug.yaml ...] \\
-        [--whisper_mel_bins 128] [--llm_family gemma2] [--vocab_size 500] [--seed 0]
+        [--encoder whisper|data2vec2] [--whisper_mel_bins 128] [--llm_family gemma2] \\
+        [--vocab_size 500] [--seed 0]
 
 Writes, with ``save_pretrained`` (the layout of the hub releases, loaded by the same code):
 
-    <out>/whisper   tiny random WhisperForConditionalGeneration: 128 mel bins and a 30-s window
-                    (1500 encoder positions) like openai/whisper-large-v3, d_model 64, 2 layers
+    <out>/whisper   (--encoder whisper, the default) tiny random WhisperForConditionalGeneration:
+                    128 mel bins and a 30-s window (1500 encoder positions) like
+                    openai/whisper-large-v3, d_model 64, 2 layers
+    <out>/fairseq/large.pt, <out>/fairseq/finetune_large_kespeech.pt
+                    (--encoder data2vec2) tiny random TeleSpeech data2vec 2.0 checkpoints in
+                    fairseq's own layouts (pretrained; CTC fine-tuned): the same blocks as the
+                    release's large.pt at width 32, MFCC input, ALiBi
+    <out>/data2vec2, <out>/data2vec2_ctc
+                    (--encoder data2vec2) the two converted by the converter of
+                    ``python -m espnet_sllm.bin.convert_data2vec2`` (config.json + safetensors),
+                    the folders ``encoder: data2vec2`` loads
     <out>/<family>  tiny random causal LM of ``--llm_family`` (default gemma2, the architecture of
                     google/gemma-2-2b): hidden 64, 2 layers, with a sentencepiece tokenizer trained
                     on the sentences below
@@ -43,6 +53,8 @@ from espnet_sllm.testing.llm import FAMILIES
 logger = logging.getLogger("tiny_checkpoints")
 
 STAMP = "tiny_checkpoints.json"
+#: --encoder -> the folders it writes under --out (besides fairseq/ for data2vec2)
+ENCODERS = {"whisper": ("whisper",), "data2vec2": ("data2vec2", "data2vec2_ctc")}
 _PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
@@ -90,41 +102,66 @@ def make_tiny_checkpoints(
     llm_family: str = "gemma2",
     vocab_size: int = 500,
     seed: int = 0,
+    encoder: str = "whisper",
 ) -> dict:
-    """Write ``<out>/whisper`` and ``<out>/<llm_family>``; returns the stamp written."""
+    """Write the encoder checkpoint(s) of ``encoder`` and ``<out>/<llm_family>``; returns the
+    stamp written."""
     from espnet_sllm.testing.llm import make_tiny_llm
-    from espnet_sllm.testing.whisper import make_tiny_whisper
 
     if llm_family not in FAMILIES:
         raise ValueError(f"unknown --llm_family {llm_family!r}; valid: {sorted(FAMILIES)}")
+    if encoder not in ENCODERS:
+        raise ValueError(f"unknown --encoder {encoder!r}; valid: {list(ENCODERS)}")
     # sentencepiece with character_coverage 1.0 needs a piece per distinct character.
     chars = {c for s in sentences for c in s if not c.isspace()}
     vocab = max(vocab_size, len(chars) + 64)
-    stamp = dict(whisper_mel_bins=whisper_mel_bins, llm_family=llm_family, vocab_size=vocab,
+    stamp = dict(encoder=encoder, llm_family=llm_family, vocab_size=vocab,
                  seed=seed, sentences_sha1=hashlib.sha1(
                      "\n".join(sentences).encode("utf-8")).hexdigest(),
                  n_sentences=len(sentences))
+    if encoder == "whisper":
+        stamp["whisper_mel_bins"] = whisper_mel_bins
     stamp_path = os.path.join(out, STAMP)
-    llm_dir, whisper_dir = os.path.join(out, llm_family), os.path.join(out, "whisper")
+    llm_dir = os.path.join(out, llm_family)
+    dirs = [llm_dir] + [os.path.join(out, d) for d in ENCODERS[encoder]]
     if os.path.isfile(stamp_path):
         with open(stamp_path, encoding="utf-8") as f:
-            if json.load(f) == stamp and os.path.isdir(llm_dir) and os.path.isdir(whisper_dir):
+            if json.load(f) == stamp and all(os.path.isdir(d) for d in dirs):
                 logger.info("%s: tiny checkpoints of these inputs exist: nothing to do", out)
                 return stamp
         os.remove(stamp_path)
-    for d in (llm_dir, whisper_dir):
+    for d in dirs:
         if os.path.isdir(d):
             shutil.rmtree(d)
-    make_tiny_whisper(whisper_dir, num_mel_bins=whisper_mel_bins, d_model=64, encoder_layers=2,
-                      encoder_attention_heads=4, max_source_positions=1500, seed=seed)
+    if encoder == "whisper":
+        from espnet_sllm.testing.whisper import make_tiny_whisper
+
+        make_tiny_whisper(dirs[1], num_mel_bins=whisper_mel_bins, d_model=64, encoder_layers=2,
+                          encoder_attention_heads=4, max_source_positions=1500, seed=seed)
+    else:
+        _tiny_data2vec2(out, seed)
     make_tiny_llm(llm_dir, llm_family, hidden_size=64, num_layers=2, num_heads=4,
                   num_kv_heads=2, intermediate_size=128, sentences=sentences or None,
                   vocab_size=vocab, seed=seed)
     with open(stamp_path, "w", encoding="utf-8") as f:
         json.dump(stamp, f, indent=1)
-    logger.info("wrote %s (Whisper, %d mel bins) and %s (%s, tokenizer on %d sentences)",
-                whisper_dir, whisper_mel_bins, llm_dir, llm_family, len(sentences))
+    logger.info("wrote %s and %s (%s, tokenizer on %d sentences)",
+                ", ".join(dirs[1:]), llm_dir, llm_family, len(sentences))
     return stamp
+
+
+def _tiny_data2vec2(out: str, seed: int) -> None:
+    """fairseq-layout ``large.pt`` + ``finetune_large_kespeech.pt`` under ``<out>/fairseq``,
+    converted to ``<out>/data2vec2`` and ``<out>/data2vec2_ctc`` as a user converts the
+    release's files (the fine-tuned one from another seed, so that the two encoders differ)."""
+    from espnet_sllm.encoders.data2vec2_convert import convert_data2vec2
+    from espnet_sllm.testing.data2vec2 import make_tiny_fairseq_data2vec2
+
+    for layout, name, target, s in (("pretrain", "large.pt", "data2vec2", seed),
+                                     ("finetune", "finetune_large_kespeech.pt", "data2vec2_ctc",
+                                      seed + 1)):
+        ckpt = make_tiny_fairseq_data2vec2(os.path.join(out, "fairseq", name), layout, s)
+        convert_data2vec2(ckpt, os.path.join(out, target), log=logger.info)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -133,7 +170,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Usage:" + __doc__.split("Usage:")[1],
     )
-    parser.add_argument("--out", required=True, help="output folder (gets whisper/, <family>/)")
+    parser.add_argument("--out", required=True,
+                        help="output folder (gets the encoder folders and <family>/)")
+    parser.add_argument("--encoder", default="whisper", choices=list(ENCODERS),
+                        help="whisper (whisper-large-v3's layout) or data2vec2 (TeleSpeech's)")
     parser.add_argument("--sentences_from", nargs="+", default=[], metavar="TEXT",
                         help="Kaldi text files whose transcripts train the tokenizer")
     parser.add_argument("--prompt_config", nargs="+", default=[], metavar="YAML",
@@ -154,7 +194,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for path in args.prompt_config:
             sentences += prompt_strings(path)
         make_tiny_checkpoints(args.out, sentences, args.whisper_mel_bins, args.llm_family,
-                              args.vocab_size, args.seed)
+                              args.vocab_size, args.seed, args.encoder)
     except (OSError, ValueError, yaml.YAMLError) as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ from espnet_sllm.projectors import (
     Conv1dProjector,
     LinearProjector,
     MLPProjector,
+    QFormerBlip2Projector,
     QFormerProjector,
     TransformerProjector,
     projector_classes,
@@ -17,11 +18,21 @@ from espnet_sllm.projectors.utils import stack_frames
 
 IDIM, ODIM = 6, 5
 KS = [1, 2, 4, 5, 8]
-NAMES = ["linear", "mlp", "conv1d", "conv1d_2layers", "transformer", "qformer"]
+NAMES = [
+    "linear",
+    "mlp",
+    "conv1d",
+    "conv1d_2layers",
+    "conv1d_head_hidden",
+    "transformer",
+    "qformer",
+    "qformer_blip2",
+]
+QUERY_NAMES = {"qformer", "qformer_blip2"}  # fixed number of output frames (queries)
 
 
 def make(name: str, k: int) -> AbsProjector:
-    """Tiny projector; for the Q-Former, k is the number of queries."""
+    """Tiny projector; for the Q-Formers, k is the number of queries."""
     torch.manual_seed(0)
     if name == "linear":
         return LinearProjector(IDIM, ODIM, downsample=k)
@@ -31,6 +42,8 @@ def make(name: str, k: int) -> AbsProjector:
         return Conv1dProjector(IDIM, ODIM, downsample=k, hidden=8)
     if name == "conv1d_2layers":
         return Conv1dProjector(IDIM, ODIM, downsample=k, hidden=8, num_layers=2)
+    if name == "conv1d_head_hidden":
+        return Conv1dProjector(IDIM, ODIM, downsample=k, kernel_size=k, hidden=8, head_hidden=12)
     if name == "transformer":
         return TransformerProjector(
             IDIM, ODIM, downsample=k, hidden=8, num_layers=2, num_heads=2, ffn=16
@@ -39,11 +52,17 @@ def make(name: str, k: int) -> AbsProjector:
         return QFormerProjector(
             IDIM, ODIM, num_queries=k, hidden=8, num_layers=2, num_heads=2, ffn=16
         )
+    if name == "qformer_blip2":
+        # 3 layers: cross-attention in layers 0 and 2 only (frequency 2). No dropout, as the
+        # others here (its default is BLIP-2's 0.1): train-mode outputs are compared.
+        return QFormerBlip2Projector(
+            IDIM, ODIM, num_queries=k, hidden=8, num_layers=3, num_heads=2, ffn=16, dropout=0.0
+        )
     raise KeyError(name)
 
 
 def expected_lens(name: str, k: int, x_lens: torch.Tensor) -> torch.Tensor:
-    if name == "qformer":
+    if name in QUERY_NAMES:
         return torch.full_like(x_lens, k)
     return torch.tensor([math.ceil(n / k) for n in x_lens.tolist()], dtype=torch.long)
 
@@ -66,7 +85,7 @@ def test_shape_and_lengths(name, k):
     y, y_lens = proj(x, x_lens)
     assert y_lens.dtype == torch.long
     assert torch.equal(y_lens, expected_lens(name, k, x_lens))
-    if name == "qformer":
+    if name in QUERY_NAMES:
         assert y.shape == (len(lengths), k, ODIM)
     else:
         assert y.shape == (len(lengths), math.ceil(x.size(1) / k), ODIM)
@@ -75,6 +94,21 @@ def test_shape_and_lengths(name, k):
         for b, n in enumerate(y_lens.tolist()):
             assert torch.all(y[b, n:] == 0)
     assert torch.isfinite(y).all()
+
+
+def gradient_free(name: str, k: int, pname: str) -> bool:
+    """Parameters whose gradient is zero by construction (or rounding noise around zero).
+
+    The key bias of a softmax attention adds the same logit to every key of a row, which
+    softmax ignores; with a single query, the query/key weights of the self-attention over the
+    queries see one key, whose softmax weight is 1 whatever they are. (The home-made
+    ``qformer`` packs q, k, v into one ``in_proj`` tensor, so its v part hides this.)
+    """
+    if name != "qformer_blip2":
+        return False
+    if pname.endswith("attention.key.bias"):
+        return True
+    return k == 1 and ".attention.attention." in pname and ".value." not in pname
 
 
 @pytest.mark.parametrize("k", KS)
@@ -89,7 +123,8 @@ def test_forward_backward(name, k):
     for pname, p in proj.named_parameters():
         assert p.grad is not None, pname
         assert torch.isfinite(p.grad).all(), pname
-        assert p.grad.abs().sum() > 0, pname
+        if not gradient_free(name, k, pname):
+            assert p.grad.abs().sum() > 0, pname
     assert torch.isfinite(x.grad).all()
     # Padding input frames must not influence anything.
     for b, n in enumerate(x_lens.tolist()):
@@ -171,6 +206,16 @@ def test_bad_constructor_args():
         QFormerProjector(IDIM, ODIM, num_queries=0, hidden=8, num_heads=2)
     with pytest.raises(ValueError, match="divisible"):
         QFormerProjector(IDIM, ODIM, hidden=10, num_heads=4)
+    with pytest.raises(ValueError, match="head_hidden"):
+        Conv1dProjector(IDIM, ODIM, head_hidden=0)
+    with pytest.raises(ValueError, match="num_queries"):
+        QFormerBlip2Projector(IDIM, ODIM, num_queries=0, hidden=8, num_heads=2)
+    with pytest.raises(ValueError, match="cross_attention_frequency"):
+        QFormerBlip2Projector(IDIM, ODIM, hidden=8, num_heads=2, cross_attention_frequency=0)
+    with pytest.raises(ValueError, match="divisible"):
+        QFormerBlip2Projector(IDIM, ODIM, hidden=10, num_heads=4)
+    with pytest.raises(ValueError, match="dropout"):
+        QFormerBlip2Projector(IDIM, ODIM, hidden=8, num_heads=2, dropout=1.0)
 
 
 @pytest.mark.parametrize("k,kernel_size", [(1, 1), (1, 3), (2, 2), (2, 3), (2, 5), (3, 3), (4, 7)])
@@ -201,6 +246,155 @@ def test_stack_frames_values():
 
 
 def test_registry():
-    assert set(projector_classes) == {"linear", "mlp", "conv1d", "transformer", "qformer"}
+    assert set(projector_classes) == {
+        "linear",
+        "mlp",
+        "conv1d",
+        "transformer",
+        "qformer",
+        "qformer_blip2",
+    }
     for cls in projector_classes.values():
         assert issubclass(cls, AbsProjector)
+
+
+def test_conv1d_state_dict_keys():
+    """head_hidden=None keeps the keys of checkpoints written before head_hidden existed."""
+    keys = set(Conv1dProjector(IDIM, ODIM, downsample=2, hidden=8).state_dict())
+    assert keys == {"convs.0.weight", "convs.0.bias", "linear.weight", "linear.bias"}
+    keys = set(Conv1dProjector(IDIM, ODIM, downsample=2, hidden=8, head_hidden=12).state_dict())
+    assert keys == {
+        "convs.0.weight",
+        "convs.0.bias",
+        "linear1.weight",
+        "linear1.bias",
+        "linear2.weight",
+        "linear2.bias",
+    }
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_conv1d_head_hidden_matches_slam(k):
+    """SLAM-LLM's EncoderProjectorCov1d, written out; it drops the last T mod k frames."""
+    torch.manual_seed(0)
+    proj = Conv1dProjector(IDIM, ODIM, downsample=k, kernel_size=k, hidden=8, head_hidden=12)
+    conv = torch.nn.Conv1d(IDIM, 8, kernel_size=k, stride=k, padding=0)
+    linear1, linear2 = torch.nn.Linear(8, 12), torch.nn.Linear(12, ODIM)
+    conv.load_state_dict(proj.convs[0].state_dict())
+    linear1.load_state_dict(proj.linear1.state_dict())
+    linear2.load_state_dict(proj.linear2.state_dict())
+    x, x_lens = batch([4 * k + k - 1])
+    y, y_lens = proj(x, x_lens)
+    ref = torch.relu(conv(x.transpose(1, 2))).transpose(1, 2)
+    ref = linear2(torch.relu(linear1(ref)))
+    assert ref.size(1) == x.size(1) // k
+    assert int(y_lens[0]) == math.ceil(x.size(1) / k)
+    torch.testing.assert_close(y[:, : ref.size(1)], ref)
+
+
+def test_qformer_blip2_matches_slam():
+    """SLAM-LLM's EncoderProjectorQFormer forward (no padding): norm(linear(qformer(...)))."""
+    proj = make("qformer_blip2", 4).eval()
+    x, x_lens = batch([9, 9])
+    y, _ = proj(x, x_lens)
+    hidden = proj.qformer(
+        query_embeds=proj.query.expand(2, -1, -1),
+        encoder_hidden_states=x,
+        encoder_attention_mask=torch.ones(2, 9, dtype=torch.long),
+        return_dict=True,
+    ).last_hidden_state
+    torch.testing.assert_close(y, proj.norm(proj.linear(hidden)))
+
+
+def test_qformer_blip2_config_and_init():
+    torch.manual_seed(0)
+    proj = QFormerBlip2Projector(IDIM, ODIM, hidden=64, num_layers=3, num_heads=4, ffn=32)
+    config = proj.qformer.config
+    assert config.encoder_hidden_size == IDIM
+    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (64, 3, 4)
+    assert (config.intermediate_size, config.cross_attention_frequency) == (32, 2)
+    assert config.hidden_dropout_prob == config.attention_probs_dropout_prob == 0.1
+    layers = proj.qformer.encoder.layer
+    assert [layer.has_cross_attention for layer in layers] == [True, False, True]
+    # Queries ~ N(0, 1) as SLAM-LLM (not BLIP-2's 0.02); (1, Q, hidden) as SLAM-LLM.
+    assert proj.query.shape == (1, 64, 64)
+    assert 0.9 < float(proj.query.detach().std()) < 1.1
+    # Dropout is live in train mode and off in eval mode.
+    x, x_lens = batch([5, 3])
+    proj.train()
+    assert not torch.equal(proj(x, x_lens)[0], proj(x, x_lens)[0])
+    proj.eval()
+    assert torch.equal(proj(x, x_lens)[0], proj(x, x_lens)[0])
+
+
+@pytest.mark.parametrize(
+    "module_dtype,input_dtype", [(torch.bfloat16, torch.float32), (torch.float32, torch.bfloat16)]
+)
+def test_qformer_blip2_dtypes(module_dtype, input_dtype):
+    proj = make("qformer_blip2", 3).to(module_dtype)
+    x, x_lens = batch([5, 3])
+    y, y_lens = proj(x.to(input_dtype), x_lens)
+    assert y.dtype == module_dtype
+    assert y.shape == (2, 3, ODIM)
+    assert torch.isfinite(y).all()
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def linear_params(i: int, o: int) -> int:
+    return i * o + o
+
+
+# The KeSpeech system (Xu et al.) in SLAM-LLM: data2vec2 large (1024) into Qwen2-0.5B (896), k=4.
+ENC, LLM, K = 1024, 896, 4
+
+
+def test_paper_size_parameter_counts():
+    # mlp = SLAM-LLM's EncoderProjectorConcat ("Linear" in the paper): 4*1024 -> 2048 -> 896.
+    mlp = MLPProjector(ENC, LLM, downsample=K, hidden=2048, activation="relu")
+    assert n_params(mlp) == linear_params(K * ENC, 2048) + linear_params(2048, LLM)
+    assert n_params(mlp) == 10_226_560
+    # conv1d = SLAM-LLM's EncoderProjectorCov1d.
+    conv = Conv1dProjector(ENC, LLM, downsample=K, kernel_size=K, hidden=1024, head_hidden=2048)
+    expected = (ENC * 1024 * K + 1024) + linear_params(1024, 2048) + linear_params(2048, LLM)
+    assert n_params(conv) == expected == 8_130_432
+    # transformer: input Linear, 2 pre-LN layers, final LayerNorm, Linear(4*1024 -> 896).
+    trans = TransformerProjector(
+        ENC, LLM, downsample=K, hidden=1024, num_layers=2, num_heads=16, ffn=4096
+    )
+    layer = (
+        linear_params(1024, 3 * 1024)  # q, k, v
+        + linear_params(1024, 1024)  # attention output
+        + linear_params(1024, 4096)
+        + linear_params(4096, 1024)
+        + 2 * 2 * 1024  # two LayerNorms
+    )
+    expected = linear_params(ENC, 1024) + 2 * layer + 2 * 1024 + linear_params(K * 1024, LLM)
+    assert n_params(trans) == expected == 29_915_008
+
+
+def test_paper_size_parameter_count_qformer_blip2():
+    from transformers import Blip2QFormerConfig, Blip2QFormerModel
+
+    proj = QFormerBlip2Projector(ENC, LLM)
+    reference = Blip2QFormerModel(
+        Blip2QFormerConfig(
+            encoder_hidden_size=ENC,
+            num_hidden_layers=8,
+            hidden_size=768,
+            num_attention_heads=12,
+            intermediate_size=3072,
+            cross_attention_frequency=2,
+        )
+    )
+    head = 64 * 768 + linear_params(768, LLM) + 2 * LLM
+    assert n_params(proj) == n_params(reference) + head
+    # By hand: input LayerNorm; 8 layers of self-attention + FFN; cross-attention in 4 of them.
+    self_attn = 4 * linear_params(768, 768) + 2 * 768
+    cross_attn = 2 * linear_params(768, 768) + 2 * linear_params(ENC, 768) + 2 * 768
+    ffn = linear_params(768, 3072) + linear_params(3072, 768) + 2 * 768
+    qformer = 2 * 768 + 8 * (self_attn + ffn) + 4 * cross_attn
+    assert n_params(reference) == qformer
+    assert n_params(proj) == qformer + head == 68_472_960

@@ -2,6 +2,7 @@
 import json
 import os
 
+import pytest
 import yaml
 
 from espnet_sllm.testing.tiny_checkpoints import STAMP, main, prompt_strings
@@ -38,3 +39,30 @@ def test_checkpoints_tokenizer_and_idempotence(tmp_path, capsys):
     assert json.loads((out / STAMP).read_text())["n_sentences"] == 2
     assert main(["--out", str(out), "--sentences_from", str(tmp_path / "missing")]) == 1
     assert "missing" in capsys.readouterr().err
+
+
+def test_data2vec2_encoder_and_qwen2(tmp_path):
+    """--encoder data2vec2: fairseq-layout files of both layouts, converted, loadable by the
+    encoder (the two differ); the LLM family as asked."""
+    import torch
+    from transformers import AutoConfig
+
+    from espnet_sllm.encoders.data2vec2 import Data2Vec2Encoder
+
+    out = tmp_path / "tiny"
+    assert main(["--out", str(out), "--encoder", "data2vec2", "--llm_family", "qwen2"]) == 0
+    assert sorted(os.listdir(out / "fairseq")) == ["finetune_large_kespeech.pt", "large.pt"]
+    assert not (out / "whisper").exists()
+    assert AutoConfig.from_pretrained(out / "qwen2").model_type == "qwen2"
+    wav = torch.randn(1, 8000)
+    feats = []
+    for name in ("data2vec2", "data2vec2_ctc"):
+        enc = Data2Vec2Encoder(model_name_or_path=str(out / name))
+        y, y_lens, _ = enc(wav, torch.tensor([8000]))
+        assert y.shape[-1] == 32 and int(y_lens[0]) == y.shape[1]
+        feats.append(y)
+    assert not torch.allclose(feats[0], feats[1])
+    stamp = json.loads((out / STAMP).read_text())
+    assert stamp["encoder"] == "data2vec2" and "whisper_mel_bins" not in stamp
+    with pytest.raises(SystemExit):  # argparse names the valid choices
+        main(["--out", str(out), "--encoder", "wav2vec"])
