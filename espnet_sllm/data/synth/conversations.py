@@ -452,30 +452,37 @@ def synth_session(job: Job) -> Dict:
 
 
 # ----------------------------------------------------------------------------- checks
-def check_espeak(labels: Sequence[str]) -> None:
-    """Each voice exists and reads the whole vocabulary in its own language (espeak-ng marks
-    a switch to another language, e.g. spelling out kanji in English, as ``(en)``)."""
+def check_voice(voice: str, words: Sequence[str], what: str) -> None:
+    """espeak-ng is installed, has ``voice`` and reads each of ``words`` in the voice's own
+    language: espeak-ng marks a switch to another language, e.g. spelling out kanji or reading
+    pinyin in English, as ``(en)``.  ``what`` names the words' owner in the messages."""
     if shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng not found: install it (apt-get install espeak-ng, or "
                            "tools/install_debian.sh)")
+    base = voice.split("+")[0]
+    listing = subprocess.run(["espeak-ng", f"--voices={base}"], capture_output=True,
+                             text=True, check=True).stdout
+    if not any(base in line.split() or f"({base} " in line
+               for line in listing.splitlines()[1:]):
+        raise RuntimeError(f"espeak-ng has no voice {base!r} for {what}")
+    phon = subprocess.run(["espeak-ng", "-q", "-x", "-v", voice, " , ".join(words)],
+                          capture_output=True, text=True, check=True).stdout
+    switch = re.findall(r"\([a-z]{2,3}(?:-[a-z]+)?\)", phon)
+    if switch:
+        raise RuntimeError(f"espeak-ng voice {voice} switches language {switch} in "
+                           f"the vocabulary of {what} (spelled-out characters?): {phon[:300]}")
+
+
+def check_espeak(labels: Sequence[str]) -> None:
+    """Each voice exists and reads the whole vocabulary in its own language (`check_voice`)."""
     for label in labels:
         acc = ACCENTS[label]
-        listing = subprocess.run(["espeak-ng", f"--voices={acc.voice}"], capture_output=True,
-                                 text=True, check=True).stdout
-        if not any(acc.voice in line.split() or f"({acc.voice} " in line
-                   for line in listing.splitlines()[1:]):
-            raise RuntimeError(f"espeak-ng has no voice {acc.voice!r} for {label}")
         lang = LANGUAGES[acc.language]
         words = sorted({lang.spoken.get(t, t) for tpl in lang.templates.values()
                         for t in tpl.split() if not _SLOT_RE.match(t)}
                        | {f for vals in lang.vocab.values() for forms in vals
                           for f in forms.values()})
-        phon = subprocess.run(["espeak-ng", "-q", "-x", "-v", acc.voice, " , ".join(words)],
-                              capture_output=True, text=True, check=True).stdout
-        switch = re.findall(r"\([a-z]{2,3}(?:-[a-z]+)?\)", phon)
-        if switch:
-            raise RuntimeError(f"espeak-ng voice {acc.voice} switches language {switch} in "
-                               f"its vocabulary (spelled-out characters?): {phon[:300]}")
+        check_voice(acc.voice, words, label)
 
 
 def check_disjoint(results: List[Dict]) -> None:

@@ -1,0 +1,65 @@
+"""espnet_sllm.scoring.grid / bin.results_grid: a paper's table filled from many scores.json."""
+import pytest
+
+from espnet_sllm.bin.results_grid import main
+from espnet_sllm.bin.sllm_score import main as score_main
+from espnet_sllm.scoring.grid import parse_specs
+
+# (utt, subdialect, ref, hyp): Mandarin 1 error / 4 chars, Southwestern 2 / 4
+UTTS = [("u1", "Mandarin", "你好世界", "你好世届"), ("u2", "Southwestern", "我们走吧", "我走")]
+
+
+def _score(tmp_path, exp, hyps):
+    d = tmp_path / "data"
+    d.mkdir(exist_ok=True)
+    (d / "text").write_text("".join(f"{u} {r}\n" for u, _, r, _ in UTTS), encoding="utf-8")
+    (d / "utt2lang").write_text("".join(f"{u} zh\n" for u, *_ in UTTS))
+    (d / "utt2subdialect").write_text("".join(f"{u} {g}\n" for u, g, *_ in UTTS))
+    (d / "paper.yaml").write_text("systems:\n  sweep_a: {test: {CER: 12.5, subdialect/CER: "
+                                  "{Southwestern: 40.0}}}\n", encoding="utf-8")
+    out = tmp_path / exp / "decode_x" / "test"
+    out.mkdir(parents=True)
+    (out / "text").write_text("".join(f"{u} {h}\n" for u, h in zip([x[0] for x in UTTS], hyps)),
+                              encoding="utf-8")
+    score_main(["--ref", str(d / "text"), "--hyp", str(out / "text"), "--utt2lang",
+                str(d / "utt2lang"), "--output_dir", str(out), "--set_name", "test",
+                "--score_group", str(d / "utt2subdialect"), "--paper_results",
+                str(d / "paper.yaml"), "--use_sclite", "false", "--plot", "false",
+                "--log_level", "WARNING"])
+    return out / "scores.json"
+
+
+def test_cells_hand_counted_with_paper_numbers(tmp_path, capsys):
+    a = _score(tmp_path, "sllm_sweep_a", [x[3] for x in UTTS])
+    b = _score(tmp_path, "sllm_sweep_b", [x[2] for x in UTTS])  # perfect, no paper numbers
+    spec = tmp_path / "cells.tsv"
+    spec.write_text(
+        f"T1\tlinear\tKeSpeech\t{a}\n"
+        f"T1\tlinear\tSouthwestern\t{a}\tsubdialect=Southwestern\n"
+        f"T1\tconv1d\tKeSpeech\t{b}\n"
+        f"T1\tconv1d\tSouthwestern\t{b}\tsubdialect=Southwestern\n"
+        f"T1\tqformer\tKeSpeech\t{tmp_path}/not_run/scores.json\n"
+        f"# a comment\n\nT2\tx\ty\t{b}\tsubdialect=Hakka\n", encoding="utf-8")
+    out = tmp_path / "RESULTS.md"
+    assert main(["--spec", str(spec), "--out", str(out), "--title", "Sweep"]) == 0
+    assert "6 cells, 2 not scored" in capsys.readouterr().out
+    md = out.read_text(encoding="utf-8").splitlines()
+    assert md[0] == "# Sweep"
+    i = md.index("## T1")
+    assert md[i + 2] == "CER (%), ours (paper) where the paper gives the cell."
+    assert md[i + 4] == "| | KeSpeech | Southwestern |"
+    # 3 errors / 8 characters = 37.50 (paper 12.5); Southwestern 2 / 4 = 50.00 (paper 40)
+    assert md[i + 6] == "| linear | 37.50 (12.50) | 50.00 (40.00) |"
+    assert md[i + 7] == "| conv1d | 0.00 | 0.00 |"
+    assert md[i + 8] == "| qformer | – | – |"
+    assert "not_run/scores.json" in "\n".join(md)
+    assert "subdialect=Hakka" in "\n".join(md)
+
+
+def test_malformed_spec_names_file_and_line(tmp_path, capsys):
+    spec = tmp_path / "cells.tsv"
+    spec.write_text("T\tr\tc\tx.json\nT\tr only\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"cells.tsv:2: expected"):
+        parse_specs(spec.read_text().splitlines(True), str(spec))
+    assert main(["--spec", str(spec), "--out", str(tmp_path / "o.md")]) == 1
+    assert "cells.tsv:2" in capsys.readouterr().err
