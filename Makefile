@@ -8,7 +8,10 @@
 #   make test      # install, then run the test suite
 #   make demo      # install, then run the CPU demo recipe egs2/mini_mlc/asr1
 #   make demo-debug  # the demo's CI-sized runs (./run.sh --debug true, then --system s3)
-#   make mlc-slm-debug  # egs2/mlc_slm/asr1: all five systems with --debug true (CPU; ~9 min)
+#   make mlc-slm-debug  # egs2/mlc_slm/asr1: its representative debug system, s3 (CPU; ~2 min)
+#   make mlc-slm-debug-all  # all five mlc_slm systems with --debug true (CPU; ~9 min)
+#   make kespeech-debug  # egs2/kespeech/asr1: q05_conv1d_k4, 4 chained stages, each decoded (~4 min)
+#   make kespeech-debug-all  # + q05_conv1d_k4_full with --ctc_finetune true, + the 26-point sweep
 #   make bench     # not in CI: speed / storage / memory ratios -> BENCHMARKS.md (~7 min, 2 cores;
 #                  # run it on a quiet machine: other load distorts the ratios)
 #   make learn-check  # CI learning check: the demo model on 400 American English utterances
@@ -20,7 +23,8 @@ PY := $(VENV)/bin/python
 PIP_VERSION := 23.2.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo demo-debug mlc-slm-debug learn-check bench clean-venv debian lock check-deps audit
+.PHONY: install test demo demo-debug mlc-slm-debug mlc-slm-debug-all kespeech-debug \
+	kespeech-debug-all learn-check bench clean-venv debian lock check-deps audit
 
 install: $(STAMP)
 
@@ -76,13 +80,33 @@ demo-debug: install
 # egs2/mlc_slm/asr1 with the debug configs: synthetic corpus in the real release layout, tiny
 # random Whisper-large-v3 / Gemma-2 checkpoints, every stage of each system (S2/S3: stage 8 with
 # hypothesis and with reference context); each system must end with a RESULTS.md.
+# CI runs the representative system (S3: context training set, both stage-8 passes).
 MLC_SLM_SYSTEMS := baseline s1 s2 s3 s4
 mlc-slm-debug: install
+	cd egs2/mlc_slm/asr1 && ./run.sh --system s3 --debug true
+	test -s egs2/mlc_slm/asr1/exp_debug/sllm_s3_debug/RESULTS.md
+mlc-slm-debug-all: install
 	set -e; cd egs2/mlc_slm/asr1; for s in $(MLC_SLM_SYSTEMS); do \
 		./run.sh --system $$s --debug true; \
 		test -s exp_debug/sllm_$${s}_debug/RESULTS.md; \
 	done
-	@echo "mlc-slm-debug: $(MLC_SLM_SYSTEMS) trained, decoded and scored"
+	@echo "mlc-slm-debug-all: $(MLC_SLM_SYSTEMS) trained, decoded and scored"
+
+# egs2/kespeech/asr1 with the debug configs: espeak-ng corpora in the KeSpeech / WenetSpeech
+# release layouts, tiny data2vec2 (fairseq layouts through the real converter) + Qwen2; every
+# stage of the 4-stage chain decoded and scored (per subdialect), the stage table complete.
+# -all adds the full-LLM system with --ctc_finetune true (CTC fine-tuning + encoder export)
+# and the sweep of Tables 1-2 (26 stage-1 systems, ~25 min).
+KS_EXP := egs2/kespeech/asr1/exp_debug
+kespeech-debug: install
+	cd egs2/kespeech/asr1 && ./run.sh --system q05_conv1d_k4 --debug true
+	grep -q "| stage 4 |" $(KS_EXP)/sllm_q05_conv1d_k4/RESULTS_stages.md
+	! grep -q "Not (yet) scored" $(KS_EXP)/sllm_q05_conv1d_k4/RESULTS_stages.md
+kespeech-debug-all: kespeech-debug
+	cd egs2/kespeech/asr1 && ./run.sh --system q05_conv1d_k4_full --debug true --ctc_finetune true
+	! grep -q "Not (yet) scored" $(KS_EXP)/sllm_q05_conv1d_k4_full/RESULTS_stages.md
+	cd egs2/kespeech/asr1 && ./run.sh --sweep true --debug true
+	! grep -q "Not (yet) scored" $(KS_EXP)/sweep/RESULTS.md
 
 # A model that stops learning (a broken label shift, prompt splice or loss mask) still runs every
 # stage of demo-debug; here it must reach a test MER under the bound. Bound and measured spread:

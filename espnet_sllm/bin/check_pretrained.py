@@ -19,7 +19,10 @@ config file, the config key and the path (exit status 1 when there is any):
   than the ``vocab_size`` of the model's config, so ids would index rows the checkpoint does
   not have (the tokenizer of another model);
 * for the ``whisper_hf`` encoder: a checkpoint whose config is not a Whisper one, or an
-  ``encoder_conf.layer`` beyond its ``encoder_layers``.
+  ``encoder_conf.layer`` beyond its ``encoder_layers``;
+* for the ``data2vec2`` encoder: a folder that is not a converted TeleSpeech data2vec 2.0
+  (``config.json`` + ``model.safetensors`` of ``espnet_sllm.bin.convert_data2vec2``), or an
+  ``encoder_conf.layer`` beyond its blocks.
 """
 import argparse
 import glob
@@ -105,6 +108,14 @@ def check_config(path: str) -> List[str]:
     key = "encoder_conf.model_name_or_path"
     if enc_name and missing_local(enc_name):
         problems.append(f"{path}: {key}: {enc_name}: no such directory")
+    elif enc_name and conf.get("encoder") == "data2vec2":  # our own format, not transformers'
+        from espnet_sllm.encoders.data2vec2 import check_converted
+
+        problem = check_converted(enc_name, enc_conf.get("layer", -1))
+        if problem:
+            problems.append(f"{path}: {key}={enc_name!r} does not load: {problem}")
+        else:
+            logging.info(f"{path}: encoder {enc_name}: data2vec2 config loads")
     elif enc_name:
         try:
             config = AutoConfig.from_pretrained(enc_name)

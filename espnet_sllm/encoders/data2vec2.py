@@ -376,6 +376,19 @@ def load_data2vec2(path: str, dtype: torch.dtype = torch.float32,
     return model.to(dtype), cfg
 
 
+def check_converted(path: str, layer: int = -1) -> str:
+    """'' when ``path`` is a converted directory whose config loads and fits ``layer``, else the
+    problem in one sentence (stage 4's load check; the weights are not read)."""
+    try:
+        cfg = Data2Vec2Config.load(_checked_files(path)[0])
+    except (OSError, ValueError) as e:
+        return str(e)
+    if layer != -1 and not 1 <= layer <= cfg.num_blocks:
+        return (f"encoder_conf.layer={layer} does not fit its {cfg.num_blocks} blocks "
+                f"(give -1 or 1..{cfg.num_blocks})")
+    return ""
+
+
 def _checked_files(path: str) -> Tuple[str, str]:
     """(config.json, model.safetensors) of a converted directory; FileNotFoundError if missing."""
     files = os.path.join(path, CONFIG_NAME), os.path.join(path, WEIGHTS_NAME)

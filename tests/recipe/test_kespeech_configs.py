@@ -169,3 +169,82 @@ def test_dry_run_every_config(name, tiny_recipe, tmp_path):
     cfg.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
     main(["--config", str(cfg), "--dry_run", "true", "--output_dir", str(tmp_path / "exp")])
     assert (tmp_path / "exp" / "config.yaml").is_file()
+
+
+def test_stage4_load_check(tiny_recipe, tmp_path):
+    """check_pretrained (stage 4) accepts the converted tiny encoder + Qwen2, and names the
+    problem for a folder that is not a converted data2vec2 or a layer beyond its blocks."""
+    from espnet_sllm.bin.check_pretrained import main
+
+    tiny = tiny_recipe / "exp_debug/tiny"
+    conf = _yaml("q05_conv1d_k4_s1_debug.yaml")
+    conf["llm_conf"]["model_name_or_path"] = str(tiny / "qwen2")
+    for enc, layer, expected in ((tiny / "data2vec2_ctc", -1, None),
+                                 (tiny / "qwen2", -1, "not a data2vec2 config"),
+                                 (tiny / "fairseq", -1, "config.json not found"),
+                                 (tiny / "data2vec2", 5, "layer=5 does not fit its 4 blocks")):
+        conf["encoder_conf"].update(model_name_or_path=str(enc), layer=layer)
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+        if expected is None:
+            main(["--config", str(path)])
+            continue
+        with pytest.raises(SystemExit) as e:
+            main(["--config", str(path)])
+        assert f"encoder_conf.model_name_or_path='{enc}' does not load" in str(e.value)
+        assert expected in str(e.value)
+
+
+def test_chain_keeps_stage1_projector_and_stage2_encoder(tiny_recipe, tmp_path):
+    """The four debug stages chained as stage 6 chains them, each saving only what it trained
+    (--save_strategy required_grad_only, as for the 7B): stage 4 starts with the stage-1
+    projector, the stage-2 encoder and the stage-3 LoRA, never a re-initialised part."""
+    import torch
+    from espnet2.torch_utils.load_pretrained_model import load_pretrained_model
+
+    from espnet_sllm.chain import apply_freeze_param, write_stage
+    from espnet_sllm.tasks.sllm import SLLMTask
+    from espnet_sllm.testing.configs import config_to_args
+
+    tiny = tiny_recipe / "exp_debug/tiny"
+    for k in (1, 2, 3, 4):  # the configs as the user wrote them, checkpoints pointed at tiny
+        conf = _yaml(f"q05_conv1d_k4_s{k}_debug.yaml")
+        conf["encoder_conf"]["model_name_or_path"] = str(tiny / "data2vec2_ctc")
+        conf["llm_conf"]["model_name_or_path"] = str(tiny / "qwen2")
+        (tmp_path / f"s{k}.yaml").write_text(yaml.safe_dump(conf, allow_unicode=True),
+                                             encoding="utf-8")
+    trained, init_files, opts = {}, [], []
+    for k in (1, 2, 3, 4):
+        user = tmp_path / f"s{k}.yaml"
+        conf = yaml.safe_load(user.read_text(encoding="utf-8"))
+        run = tmp_path / f"s{k}.run.yaml"  # config.yaml as ESPnet writes it
+        run.write_text(yaml.safe_dump(vars(config_to_args(conf)), allow_unicode=True),
+                       encoding="utf-8")
+        torch.manual_seed(100 + k)  # a part re-initialised by mistake would differ
+        model, _ = SLLMTask.build_model_from_file(str(run), None, "cpu")
+        apply_freeze_param(model, conf["freeze_param"])
+        if opts:
+            assert opts[0] == "--init_param"
+            load_pretrained_model(opts[1], model, ignore_init_mismatch=False)
+            state = model.state_dict()
+            for name, value in trained.items():  # everything trained so far, as trained
+                assert torch.equal(state[name], value), f"stage {k}: {name} not carried over"
+        if k == 4:
+            break
+        with torch.no_grad():  # "training": change what this stage trains
+            for name, p in model.named_parameters():
+                if p.requires_grad:
+                    p.add_(0.05)
+                    trained[name] = p.detach().clone()
+        model.save_trainable_only = True  # what build_model sets for required_grad_only
+        saved = model.state_dict()
+        assert not any(n.startswith("encoder.") for n in saved) == (k == 1)  # s1: pretrained
+        torch.save(saved, tmp_path / f"s{k}.pth")
+        out = tmp_path / f"chain{k}"
+        write_stage(str(run), str(tmp_path / f"s{k}.pth"), str(out), input_config=str(user),
+                    next_config=str(tmp_path / f"s{k + 1}.yaml") if k < 4 else None,
+                    init_files=init_files)
+        init_files = [str(out / "model.pth")]
+        opts = (out / "next_opts").read_text().split()
+    groups = {n.split(".")[0] + (".lora" if "lora_" in n else "") for n in trained}
+    assert groups == {"projector", "encoder", "llm.lora"}

@@ -163,3 +163,39 @@ def test_run_sh_options(tmp_path):
     assert r.returncode == 0 and "--wenetspeech true|false" in r.stdout
     r, _ = _run(tmp_path, {}, "--wenetspeech", "maybe")
     assert r.returncode == 1 and "--wenetspeech must be true or false" in r.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--system", "q9_conv1d_k4"), "unknown --system 'q9_conv1d_k4'; valid: q05_conv1d_k2"),
+    (("--sweep", "true", "--system", "q05_conv1d_k4"), "exclude each other"),
+    ((), "stages 4-10 need --system (one of: q05_conv1d_k2"),
+    (("--sweep", "yes"), "--sweep must be true or false"),
+    (("--ctc_finetune", "1", "--system", "q05_conv1d_k4"), "--ctc_finetune must be true or"),
+])
+def test_run_sh_system_errors(tmp_path, args, message):
+    r, _ = _run(tmp_path, {}, *args)
+    assert r.returncode == 1 and message in r.stderr, r.stderr
+
+
+def test_extra_train_and_extra_test_sets(corpora, tmp_path):
+    """--extra_train wenetspeech_m: the M segments join data/train (KeSpeech utterances get
+    whole-recording segments); --extra_test_sets DIR: copied to data/<basename> and listed as a
+    test set; an unknown --extra_train set is an error listing the valid ones."""
+    mine = tmp_path / "sets/my_dialect"
+    mine.mkdir(parents=True)
+    _tone(mine / "a.wav", 0.5)
+    (mine / "wav.scp").write_text(f"u1 {mine / 'a.wav'}\n")
+    (mine / "text").write_text("u1 我的方言\n", encoding="utf-8")
+    (mine / "utt2spk").write_text("u1 u1\n")
+    (mine / "spk2utt").write_text("u1 u1\n")
+    r, recipe = _run(tmp_path, corpora, "--stage", "1", "--stop_stage", "1", "--extra_train",
+                     "wenetspeech_m", "--extra_test_sets", str(mine))
+    assert r.returncode == 0, r.stderr[-2000:]
+    train = read_kv(recipe / "data/train/text")
+    assert train[f"{AID}_S00002"] == "训练" and "1000002_bbbb0001" in train
+    assert (recipe / "data/train/segments").is_file()
+    assert read_kv(recipe / "data/my_dialect/text") == {"u1": "我的方言"}
+    r, _ = _run(tmp_path, corpora, "--stage", "1", "--stop_stage", "1", "--extra_train",
+                "wenetspeech_m aishel")
+    assert r.returncode != 0
+    assert "unknown --extra_train set 'aishel'; valid: wenetspeech_s" in r.stderr + r.stdout

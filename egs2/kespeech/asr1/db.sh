@@ -16,3 +16,8 @@ KESPEECH=${KESPEECH:-downloads/KeSpeech}
 #     WenetSpeech.json                               (metadata of all audios and segments)
 #     audio/<split>/<source>/<group>/<aid>.opus      (paths as listed in WenetSpeech.json)
 WENETSPEECH=${WENETSPEECH:-downloads/WenetSpeech}
+#
+# AISHELL: AISHELL-1 (only with `./run.sh --extra_train aishell`): the folder holding
+#   data_aishell/ (or data_aishell/ itself):
+#     data_aishell/transcript/aishell_transcript_v0.8.txt, data_aishell/wav/<spk>.tar.gz
+AISHELL=${AISHELL:-downloads/aishell}

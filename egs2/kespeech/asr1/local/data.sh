@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Usage:
-#   local/data.sh [--wenetspeech true|false] [--data_dir data] [--strict true|false]
+#   local/data.sh [--wenetspeech true|false] [--extra_train "wenetspeech_m aishell"]
+#                 [--extra_test_sets "DIR ..."] [--data_dir data] [--strict true|false]
 #
 # Stage 1 of egs2/kespeech/asr1: makes the Kaldi data directories (corpus roots in db.sh:
 # ${KESPEECH}, ${WENETSPEECH}; both overridable from the environment).
@@ -8,8 +9,9 @@
 #      dev_phase2 test (python -m espnet_sllm.data.corpora.kespeech: noise tags such as <SPOKEN_NOISE>
 #      and spaces removed from the text, utterances with only noise / no text / a missing wav
 #      dropped and counted, utt2lang = zh, utt2subdialect kept for per-subdialect scoring);
-#   2. <data_dir>/train = train_phase1 + train_phase2, <data_dir>/dev = dev_phase1 + dev_phase2
-#      (python -m espnet_sllm.data.kaldi_dir combine; utt2subdialect is carried over);
+#   2. <data_dir>/train = train_phase1 + train_phase2 (+ the --extra_train sets),
+#      <data_dir>/dev = dev_phase1 + dev_phase2 (python -m espnet_sllm.data.kaldi_dir combine;
+#      utt2subdialect is carried over when every part has it, i.e. without --extra_train);
 #   3. with --wenetspeech true: the TEST_NET and TEST_MEETING segments of WenetSpeech.json ->
 #      <data_dir>/test_net, <data_dir>/test_meeting (python -m espnet_sllm.data.corpora.wenetspeech:
 #      wav.scp = the long-form .opus recordings, segments = the cuts; audio files listed but
@@ -20,6 +22,14 @@
 # Options:
 #   --wenetspeech true|false   also make test_net and test_meeting from ${WENETSPEECH}; with
 #                              true a missing WenetSpeech root is an error   (default: true)
+#   --extra_train "SETS"       more training data combined into <data_dir>/train, among
+#                              wenetspeech_s wenetspeech_m wenetspeech_l (the WenetSpeech
+#                              training subset S / M / L, from ${WENETSPEECH}) and aishell
+#                              (AISHELL-1 train, from ${AISHELL})              (default: "")
+#   (a list: blank- or comma-separated)
+#   --extra_test_sets "DIRS"   Kaldi data directories of your own, copied (validated) to
+#                              <data_dir>/<basename> to be decoded and scored as the other
+#                              test sets (run.sh adds them to --test_sets)   (default: "")
 #   --data_dir DIR             where the data directories go                 (default: data)
 #   --strict true|false        true: a row the readers would drop and count is an error
 #                              naming file:line and the reason               (default: false)
@@ -29,6 +39,8 @@
 set -euo pipefail
 
 wenetspeech=true
+extra_train=
+extra_test_sets=
 data_dir=data
 # shellcheck disable=SC1091
 . scripts/utils/data_prep_common.sh
@@ -43,7 +55,28 @@ if [ ! -d "${KESPEECH}/KeSpeech/Tasks/ASR" ] && [ ! -d "${KESPEECH}/Tasks/ASR" ]
         "set KESPEECH to the extracted KeSpeech/ folder or the folder holding it," \
         "e.g. 'KESPEECH=/path/to/KeSpeech ./run.sh' (see db.sh)"
 fi
-if [ "${wenetspeech}" = true ] && [ ! -f "${WENETSPEECH}/WenetSpeech.json" ]; then
+extra_train=${extra_train//,/ }  # run.sh passes lists comma-separated
+extra_test_sets=${extra_test_sets//,/ }
+need_wenet=${wenetspeech}
+for x in ${extra_train}; do
+    case "${x}" in
+        wenetspeech_s|wenetspeech_m|wenetspeech_l) need_wenet=true ;;
+        aishell) [ -d "${AISHELL}" ] || die "--extra_train aishell: AISHELL=${AISHELL} is not a" \
+            "folder: set AISHELL to the folder holding data_aishell/ (see db.sh)" ;;
+        *) die "unknown --extra_train set '${x}'; valid: wenetspeech_s wenetspeech_m" \
+            "wenetspeech_l aishell" ;;
+    esac
+done
+for d in ${extra_test_sets}; do
+    [ -f "${d}/wav.scp" ] && [ -f "${d}/text" ] || die "--extra_test_sets: ${d} is not a Kaldi" \
+        "data directory (wav.scp and text needed)"
+    case "$(basename "${d}")" in
+        train*|dev*|test|test_net|test_meeting|wenetspeech_*|aishell_*)
+            die "--extra_test_sets: ${d}: its name $(basename "${d}") is one of this recipe's" \
+                "sets; rename the directory" ;;
+    esac
+done
+if [ "${need_wenet}" = true ] && [ ! -f "${WENETSPEECH}/WenetSpeech.json" ]; then
     die "WenetSpeech root WENETSPEECH=${WENETSPEECH} has no WenetSpeech.json (needed for" \
         "test_net and test_meeting): set WENETSPEECH to the release folder holding" \
         "WenetSpeech.json and audio/, e.g. 'WENETSPEECH=/path/to/WenetSpeech ./run.sh'" \
@@ -57,13 +90,29 @@ log "Reading KeSpeech ${KESPEECH} (${parts}) into ${data_dir}/<part>"
 python -m espnet_sllm.data.corpora.kespeech --root "${KESPEECH}" --out_dir "${data_dir}" --parts ${parts} \
     --strict "${strict}"
 
-log "Combining ${data_dir}/train_phase{1,2} into ${data_dir}/train" \
+train_parts=("${data_dir}/train_phase1" "${data_dir}/train_phase2")
+extra_made=()
+for x in ${extra_train}; do
+    case "${x}" in
+        wenetspeech_*)
+            sub=${x#wenetspeech_}
+            log "--extra_train ${x}: WenetSpeech subset ${sub^^} -> ${data_dir}/${x}"
+            python -m espnet_sllm.data.corpora.wenetspeech --json "${WENETSPEECH}/WenetSpeech.json" \
+                --subsets "${sub^^}" --out_dir "${data_dir}" --prefix wenetspeech_ --strict "${strict}"
+            train_parts+=("${data_dir}/${x}"); extra_made+=("${x}") ;;
+        aishell)
+            log "--extra_train aishell: AISHELL-1 ${AISHELL} -> ${data_dir}/aishell_{train,dev,test}"
+            python -m espnet_sllm.data.corpora.aishell --root "${AISHELL}" --data_dir "${data_dir}" \
+                --strict "${strict}"
+            train_parts+=("${data_dir}/aishell_train"); extra_made+=(aishell_train) ;;
+    esac
+done
+log "Combining ${train_parts[*]} into ${data_dir}/train" \
     "and ${data_dir}/dev_phase{1,2} into ${data_dir}/dev"
-python -m espnet_sllm.data.kaldi_dir combine --out "${data_dir}/train" \
-    "${data_dir}/train_phase1" "${data_dir}/train_phase2"
+python -m espnet_sllm.data.kaldi_dir combine --out "${data_dir}/train" "${train_parts[@]}"
 python -m espnet_sllm.data.kaldi_dir combine --out "${data_dir}/dev" \
     "${data_dir}/dev_phase1" "${data_dir}/dev_phase2"
-made=(train_phase1 train_phase2 train dev_phase1 dev_phase2 dev test)
+made=(train_phase1 train_phase2 "${extra_made[@]+"${extra_made[@]}"}" train dev_phase1 dev_phase2 dev test)
 
 if [ "${wenetspeech}" = true ]; then
     log "Reading WenetSpeech ${WENETSPEECH}/WenetSpeech.json (TEST_NET, TEST_MEETING) into" \
@@ -74,6 +123,13 @@ if [ "${wenetspeech}" = true ]; then
 else
     log "--wenetspeech false: no test_net / test_meeting"
 fi
+
+for d in ${extra_test_sets}; do
+    name=$(basename "${d}")
+    log "--extra_test_sets: ${d} -> ${data_dir}/${name} (validated copy)"
+    python -m espnet_sllm.data.kaldi_dir combine --out "${data_dir}/${name}" "${d}"
+    made+=("${name}")
+done
 
 log "Data directories:"
 for name in "${made[@]}"; do
