@@ -85,6 +85,27 @@ def load_model(train_config: str, model_file: Optional[str], device: str):
     return model, args
 
 
+def _generate(model, batch, beam_size, max_new_tokens, max_tokens_per_second, min_new_tokens,
+              no_repeat_ngram_size, length_penalty, repetition_penalty):
+    """``model.generate`` on one collated batch: [(token ids, score)] per row."""
+    return model.generate(
+        batch["speech"],
+        batch["speech_lengths"],
+        batch["prefix"],
+        batch["prefix_lengths"],
+        batch["suffix"],
+        batch["suffix_lengths"],
+        num_beams=beam_size,
+        max_new_tokens=max_new_tokens,
+        max_tokens_per_second=max_tokens_per_second,
+        min_new_tokens=min_new_tokens,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        length_penalty=length_penalty,
+        repetition_penalty=repetition_penalty,
+        lang_id=batch.get("lang_id"),
+    )
+
+
 def read_keys(path: str) -> List[str]:
     """First column of a key file (ESPnet's --key_file: one ``key [anything]`` per line)."""
     with open(path, encoding="utf-8") as f:
@@ -407,22 +428,13 @@ def inference(
                 failed[key] = reason
             if batch is not None:
                 batch = {k: v.to(device) for k, v in batch.items() if not k.startswith("text")}
-                results = model.generate(
-                    batch["speech"],
-                    batch["speech_lengths"],
-                    batch["prefix"],
-                    batch["prefix_lengths"],
-                    batch["suffix"],
-                    batch["suffix_lengths"],
-                    num_beams=beam_size,
-                    max_new_tokens=max_new_tokens,
-                    max_tokens_per_second=max_tokens_per_second,
-                    min_new_tokens=min_new_tokens,
-                    no_repeat_ngram_size=no_repeat_ngram_size,
-                    length_penalty=length_penalty,
-                    repetition_penalty=repetition_penalty,
-                    lang_id=batch.get("lang_id"),
-                )
+                try:
+                    results = _generate(model, batch, beam_size, max_new_tokens,
+                                        max_tokens_per_second, min_new_tokens,
+                                        no_repeat_ngram_size, length_penalty, repetition_penalty)
+                except ValueError as e:  # bad input the model refuses: name the utterances
+                    rows = ", ".join(f"row {i} = {k}" for i, k in enumerate(keys))
+                    raise ValueError(f"decoding the batch of {rows}: {e}") from None
                 new = {}
                 for key, (ids, score) in zip(keys, results):
                     new[key] = {

@@ -297,3 +297,33 @@ def test_bad_checkpoint(tmp_path, tiny_llm, variant):
         "missing_init_param": f"init_param: {tmp_path}/no_such_model.pth: no such file",
     }[variant]
     assert expected in message
+
+
+def test_too_short_for_data2vec2_at_decoding(tmp_path, capsys, tiny_llm):
+    """An utterance under data2vec2's 1040 samples (7 MFCC frames) in a test set: one error line
+    naming the utterance and the limit, not a traceback."""
+    import numpy as np
+
+    from espnet_sllm.bin.sllm_inference import main
+    from espnet_sllm.testing.configs import config_to_args, tiny_sllm_config
+    from espnet_sllm.testing.data2vec2 import make_tiny_data2vec2
+
+    enc = make_tiny_data2vec2(str(tmp_path / "d2v"))
+    data = tmp_path / "data"
+    data.mkdir()
+    for u, n in (("a1", 16000), ("a2", 900)):
+        sf.write(str(data / f"{u}.wav"), np.zeros(n, np.float32) + 0.01, 16000)
+    (data / "wav.scp").write_text(f"a1 {data}/a1.wav\na2 {data}/a2.wav\n")
+    cfg = tiny_sllm_config(tiny_llm, encoder="data2vec2")
+    cfg.update(frontend=None, encoder_conf={"model_name_or_path": enc})
+    conf = tmp_path / "config.yaml"
+    conf.write_text(yaml.safe_dump(vars(config_to_args(cfg))))
+    with pytest.raises(SystemExit) as e:
+        main(["--train_config", str(conf), "--output_dir", str(tmp_path / "decode"),
+              "--num_workers", "0", "--data_path_and_name_and_type",
+              f"{data}/wav.scp,speech,sound", "--max_new_tokens", "3", "--batch_size", "2"])
+    assert e.value.code == 1
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "sllm_inference: error: decoding the batch of row 0 = a1, row 1 = a2: " in message
+    assert "an utterance of 900 samples (56.2 ms; row 1 of the batch)" in message and "an utterance of 900 samples" in message
+    assert "at least 1040 samples" in message
