@@ -125,6 +125,24 @@ class StatsOnlyModel(AbsESPnetModel):
         return {"feats": feats, "feats_lengths": feats_lengths}
 
 
+def check_conf_keys(kind: str, name: str, cls: type, conf: Dict) -> None:
+    """ValueError naming every key of ``<kind>_conf`` that ``cls`` does not take, with the valid
+    ones (a raw TypeError from deep inside the build otherwise)."""
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(conf) - set(params))
+    if not unknown:
+        return
+    hint = ""
+    if "downsample" in unknown and "num_queries" in params:
+        hint = (" (a Q-Former gives num_queries frames whatever the input length: it has no "
+                "rate; set num_queries instead)")
+    valid = sorted(k for k in params if k not in ("self", "input_size", "output_size"))
+    raise ValueError(f"{kind}_conf: unknown key(s) {unknown} for {kind} {name!r}{hint}; "
+                     f"valid keys: {valid}")
+
+
 class SLLMTask(AbsTask):
     """Speech encoder -> projector -> decoder-only LLM, trained with ESPnet's trainer."""
 
@@ -253,7 +271,9 @@ class SLLMTask(AbsTask):
         normalize_class = normalize_choices.get_class(args.normalize)
         normalize = normalize_class(**args.normalize_conf) if normalize_class else None
         encoder_class = encoder_choices.get_class(args.encoder)
-        encoder = encoder_class(input_size=input_size, **cls.encoder_conf(args))
+        conf = cls.encoder_conf(args)
+        check_conf_keys("encoder", args.encoder, encoder_class, conf)
+        encoder = encoder_class(input_size=input_size, **conf)
         return frontend, specaug, normalize, encoder
 
     @classmethod
@@ -269,6 +289,7 @@ class SLLMTask(AbsTask):
             )
         # 1. frontend, specaug, normalize, encoder; 2. LLM, then the projector between them
         frontend, specaug, normalize, encoder = cls.build_speech_side(args)
+        check_conf_keys("llm", args.llm, llm_choices.get_class(args.llm), args.llm_conf)
         llm = llm_choices.get_class(args.llm)(**args.llm_conf)
         projector_conf = dict(args.projector_conf)
         for key, value in (("input_size", encoder.output_size()),
@@ -279,6 +300,8 @@ class SLLMTask(AbsTask):
                     f"(encoder output {encoder.output_size()}, LLM hidden {llm.hidden_size()}); "
                     f"remove the key to have it set automatically"
                 )
+        check_conf_keys("projector", args.projector, projector_choices.get_class(args.projector),
+                        projector_conf)
         projector = projector_choices.get_class(args.projector)(**projector_conf)
 
         model = model_choices.get_class(args.model)(

@@ -248,3 +248,26 @@ def test_chain_keeps_stage1_projector_and_stage2_encoder(tiny_recipe, tmp_path):
         opts = (out / "next_opts").read_text().split()
     groups = {n.split(".")[0] + (".lora" if "lora_" in n else "") for n in trained}
     assert groups == {"projector", "encoder", "llm.lora"}
+
+
+def test_unknown_conf_key_lists_the_valid_ones(tiny_recipe, tmp_path):
+    """A rate for the Q-Former (and any key a component does not take) is an error listing the
+    valid keys, before anything loads."""
+    from espnet_sllm.tasks.sllm import SLLMTask
+
+    conf = _yaml("sweep/pt_qformer_debug.yaml")
+    conf["encoder_conf"]["model_name_or_path"] = str(tiny_recipe / "exp_debug/tiny/data2vec2")
+    conf["llm_conf"]["model_name_or_path"] = str(tiny_recipe / "exp_debug/tiny/qwen2")
+    conf["projector_conf"]["downsample"] = 4
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(conf, allow_unicode=True), encoding="utf-8")
+    args = SLLMTask.get_parser().parse_args(["--config", str(path)])
+    with pytest.raises(ValueError, match=r"projector_conf: unknown key\(s\) \['downsample'\] for "
+                                         r"projector 'qformer_blip2' \(a Q-Former .* no rate.*; "
+                                         r"valid keys: \['cross_attention_frequency', 'dropout'"):
+        SLLMTask.build_model(args)
+    args.projector_conf.pop("downsample")
+    args.encoder_conf["mfcc"] = {}
+    with pytest.raises(ValueError, match=r"encoder_conf: unknown key\(s\) \['mfcc'\] for encoder "
+                                         r"'data2vec2'; valid keys: \['dtype', 'freeze', 'fs'"):
+        SLLMTask.build_model(args)
