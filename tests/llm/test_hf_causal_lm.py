@@ -171,3 +171,29 @@ def test_merge_and_save_keep_logits_of_every_token(tiny_llm_dirs, family, tmp_pa
     torch.testing.assert_close(reloaded(reloaded.embed(ids), mask), before)
     llm.merge_lora()
     torch.testing.assert_close(llm(llm.embed(ids), mask), before)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("lora", [False, True])
+def test_beam_search_prefill_once_equals_transformers(tiny_llm_dirs, family, lora):
+    """Beam search with the prompt prefilled once per utterance (its cache repeated per beam)
+    gives transformers' own hypotheses and scores, left padding and added-token rows included."""
+    targets = ["qkv_proj"] if family == "phi3" else ["q_proj", "v_proj"]
+    llm = HFCausalLM(tiny_llm_dirs[family], freeze=True, special_tokens=SPECIAL,
+                     lora_r=4 if lora else 0, lora_target_modules=targets).eval()
+    with torch.no_grad():
+        if llm.new_token_embeddings is not None:  # trained rows, not the initial mean
+            llm.new_token_embeddings.normal_(0, 0.5)
+        for n, p in llm.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.1)
+    ids = _ids(tiny_llm_dirs[family])
+    emb = llm.embed(torch.cat([ids, ids.flip(1), ids], 0)).detach()
+    mask = torch.ones(emb.shape[:2], dtype=torch.long)
+    mask[1, :2], mask[2, :4] = 0, 0  # left padding
+    emb = emb * mask.unsqueeze(-1)
+    out = [llm.generate(emb, mask, prefill_once=once, num_beams=3, max_new_tokens=6,
+                        do_sample=False, output_scores=True, return_dict_in_generate=True)
+           for once in (False, True)]
+    assert torch.equal(out[0].sequences, out[1].sequences)
+    assert torch.allclose(out[0].sequences_scores, out[1].sequences_scores, atol=1e-5)
