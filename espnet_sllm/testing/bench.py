@@ -123,7 +123,9 @@ def time_inference(paths: Dict[str, str], out: str, **options) -> float:
 
 def bare_decoding_seconds(paths: Dict[str, str], batch_size: int, beams: int) -> float:
     """The bare model calls of a decoding run: for each batch (sorted by length, as
-    sllm_inference forms them) one encoder + projector pass, one prefill forward of the LLM and
+    sllm_inference forms them) one encoder + projector pass, one prefill forward of the LLM (with
+    beams: the prompt but its last position over the batch's rows, its cache repeated per beam,
+    then the last position over batch x beams rows, as `HFCausalLM.generate` does) and
     NEW_TOKENS - 1 cached one-token forwards over batch x beams rows."""
     import torch
 
@@ -150,9 +152,17 @@ def bare_decoding_seconds(paths: Dict[str, str], batch_size: int, beams: int) ->
             embeds, mask, _ = model.splice(emb, emb_lens, batch["prefix"],
                                            batch["prefix_lengths"], batch["suffix"],
                                            batch["suffix_lengths"], left_pad=True)
-            embeds = embeds.repeat_interleave(beams, 0)
-            mask = mask.repeat_interleave(beams, 0)
-            out = lm(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
+            if beams > 1:  # the prompt once per utterance, its cache repeated per beam
+                out = lm(inputs_embeds=embeds[:, :-1], attention_mask=mask[:, :-1],
+                         use_cache=True, logits_to_keep=1)
+                past = out.past_key_values
+                past.batch_repeat_interleave(beams)
+                embeds = embeds[:, -1:].repeat_interleave(beams, 0)
+                mask = mask.repeat_interleave(beams, 0)
+                out = lm(inputs_embeds=embeds, attention_mask=mask, past_key_values=past,
+                         use_cache=True)
+            else:
+                out = lm(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
             past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
             for _ in range(NEW_TOKENS - 1):
                 mask = torch.cat([mask, mask.new_ones(mask.size(0), 1)], 1)
