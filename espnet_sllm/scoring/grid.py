@@ -4,12 +4,14 @@ Stage 9 writes one ``scores.json`` per decoded set; a paper's table puts many of
 side (Xu et al.'s Table 1: projector x encoder; Table 2: projector x frame rate; Table 4: stage x
 projector, per test set and dialect).  A *cell spec* names where one number comes from::
 
-    <table title> TAB <row> TAB <column> TAB <scores.json> [TAB <group>=<value>]
+    <table title> TAB <row> TAB <column> TAB <scores.json> [TAB <group>=<value> | <task>/<metric>]
 
-* without a group: the set's own error rate (its single metric: CER for Chinese, WER for words;
-  the MER when a set mixes units);
+* without a fifth field: the set's own error rate of its ASR utterances (its single metric: CER
+  for Chinese, WER for words; the MER when a set mixes units);
 * ``subdialect=Southwestern``: that value's error rate in the set's ``--score_group`` table of
-  ``utt2subdialect`` (scores.json ``groups``).
+  ``utt2subdialect`` (scores.json ``groups``);
+* ``st/ROUGE-L``, ``st/BLEU``, ``sqa/ROUGE-L``, ...: the summary of that task's metric (scores.json
+  ``task_scores``: the average over translation directions for ``st``, all utterances else).
 
 A cell reads ``ours (paper)`` when the ``scores.json`` carries the paper's number for it (stage
 9's ``--paper_results``, :mod:`.paper`), else ``ours``; a missing file or value reads ``–`` and is
@@ -21,7 +23,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from espnet_sllm.scoring.paper import ALL, MISSING, lookup
+from espnet_sllm.scoring.paper import ALL, AVG, MISSING, lookup
 
 
 def parse_specs(lines: Sequence[str], where: str) -> List[tuple]:
@@ -36,9 +38,12 @@ def parse_specs(lines: Sequence[str], where: str) -> List[tuple]:
         group = None
         if len(parts) == 5 and "=" in parts[4]:
             group = tuple(parts[4].split("=", 1))
+        elif len(parts) == 5 and parts[4].count("/") == 1 and all(parts[4].split("/")):
+            group = ("task",) + tuple(parts[4].split("/"))
         elif len(parts) != 4:
             raise ValueError(f"{where}:{n}: expected 'table<TAB>row<TAB>column<TAB>scores.json"
-                             f"[<TAB>group=value]', got {len(parts)} fields: {line!r}")
+                             f"[<TAB>group=value | task/metric]', got {len(parts)} fields: "
+                             f"{line!r}")
         out.append((parts[0], parts[1], parts[2], parts[3], group))
     return out
 
@@ -54,6 +59,19 @@ def cell_value(scores: dict, group: Optional[Tuple[str, str]]) -> Tuple[Optional
         else:
             ours, metric = (scores.get("mer") or {}).get("mer"), "MER"
         return ours, lookup(scores.get("paper"), metric, ALL), metric
+    if group[0] == "task":
+        _, task, metric = group
+        found = ((((scores.get("task_scores") or {}).get(task) or {}).get("metrics") or {})
+                 .get(metric) or {})
+        summary = found.get("summary")
+        if summary is None:
+            rows = found.get("rows") or {}
+            if len(rows) != 1:
+                return None, None, ""
+            label, summary = next(iter(rows.items()))
+        else:
+            label = summary.get("label", AVG if task == "st" else ALL)
+        return summary["value"], lookup(scores.get("paper"), metric, label, prefix=task), metric
     name, value = group
     entry = (((scores.get("groups") or {}).get(name) or {}).get("by_value") or {}).get(value)
     if entry is None:
@@ -80,8 +98,9 @@ def render(specs: Sequence[tuple], title: str = "") -> Tuple[str, int]:
             scores = None
         ours, paper, metric = cell_value(scores, group) if scores else (None, None, "")
         if ours is None:
-            t["missing"].append(f"{row} / {col}: {path}" + (f" ({group[0]}={group[1]})"
-                                                             if group else ""))
+            what = "" if not group else (f" ({'/'.join(group[1:])})" if group[0] == "task"
+                                         else f" ({group[0]}={group[1]})")
+            t["missing"].append(f"{row} / {col}: {path}{what}")
         else:
             t["metrics"].add(metric)
         text = _fmt(ours) + (f" ({_fmt(paper)})" if paper is not None else "")

@@ -63,3 +63,45 @@ def test_malformed_spec_names_file_and_line(tmp_path, capsys):
         parse_specs(spec.read_text().splitlines(True), str(spec))
     assert main(["--spec", str(spec), "--out", str(tmp_path / "o.md")]) == 1
     assert "cells.tsv:2" in capsys.readouterr().err
+
+
+def test_task_metric_cells(tmp_path):
+    """`st/ROUGE-L` / `sqa/ROUGE-L` cells read the task summary stage 9 wrote, with the paper's."""
+    d = tmp_path / "d"
+    d.mkdir()
+    rows = [("a1", "asr", "你好世界", "你好世界", "你好世界"),
+            ("s1", "st", "猫", "the cat sat", "the cat sat"),
+            ("s2", "st", "狗", "a dog ran", "a dog"),
+            ("q1", "sqa", "问题", "答案是这个", "答案")]
+    (d / "text").write_text("".join(f"{u} {src}\n" for u, _, src, _, _ in rows),
+                            encoding="utf-8")
+    (d / "text_tgt").write_text("".join(f"{u} {tgt}\n" for u, _, _, tgt, _ in rows),
+                                encoding="utf-8")
+    (d / "utt2task").write_text("".join(f"{u} {t}\n" for u, t, *_ in rows))
+    (d / "utt2lang").write_text("".join(f"{u} zh\n" for u, *_ in rows))
+    (d / "utt2tgtlang").write_text("".join(
+        f"{u} {'en' if t == 'st' else 'zh'}\n" for u, t, *_ in rows))
+    (d / "paper.yaml").write_text("test:\n  st/ROUGE-L: {zh-en: 50.0, avg: 50.0}\n",
+                                  encoding="utf-8")
+    out = tmp_path / "exp/decode/test"
+    out.mkdir(parents=True)
+    (out / "text").write_text("".join(f"{u} {h}\n" for u, *_, h in rows), encoding="utf-8")
+    score_main(["--ref", str(d / "text"), "--hyp", str(out / "text"), "--utt2lang",
+                str(d / "utt2lang"), "--utt2task", str(d / "utt2task"), "--utt2tgtlang",
+                str(d / "utt2tgtlang"), "--ref_tgt", str(d / "text_tgt"), "--output_dir",
+                str(out), "--set_name", "test", "--paper_results", str(d / "paper.yaml"),
+                "--use_sclite", "false", "--plot", "false", "--log_level", "WARNING"])
+    spec = tmp_path / "cells.tsv"
+    f = out / "scores.json"
+    spec.write_text(f"T\tYi\tCER\t{f}\nT\tYi\tST ROUGE-L\t{f}\tst/ROUGE-L\n"
+                    f"T\tYi\tSQA ROUGE-L\t{f}\tsqa/ROUGE-L\nT\tYi\tQA\t{f}\tqa/ROUGE-L\n",
+                    encoding="utf-8")
+    assert main(["--spec", str(spec), "--out", str(tmp_path / "R.md")]) == 0
+    md = (tmp_path / "R.md").read_text(encoding="utf-8").splitlines()
+    row = next(line for line in md if line.startswith("| Yi |")).split(" | ")
+    assert row[1] == "0.00"  # the asr utterance is right
+    # ROUGE-L F1 of "the cat sat"/"the cat sat" (1.0) and "a dog ran"/"a dog" (0.8) = 90.00
+    assert row[2] == "90.00 (50.00)"
+    # character ROUGE-L of 答案是这个 vs 答案: P 1, R 0.4, F 0.5714
+    assert row[3] == "57.14"
+    assert row[4].rstrip(" |") == "–"  # no qa utterances
