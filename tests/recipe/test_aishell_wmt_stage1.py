@@ -15,6 +15,7 @@ from tests.data.corpora.test_wmt19 import make_root as make_wmt19
 
 RECIPE = "egs2/aishell_wmt/asr1"
 STAGE1 = ["run.sh", "--stage", "1", "--stop_stage", "1"]
+OPTS = "--wmt19_max_pairs 2 --datasets none"  # the readers only (part B: test_aishell_wmt_data)
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def test_stage1(corpora, tmp_path):
     recipe = copy_recipe(RECIPE, tmp_path / "r")
     exp = tmp_path / "exp"
     proc = run_recipe(recipe, [*STAGE1, "--expdir", str(exp),
-                               "--local_data_opts", "--wmt19_max_pairs 2"], **corpora)
+                               "--local_data_opts", OPTS], **corpora)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = recipe / "data"
     expected = {"aishell_train": 3, "aishell_dev": 1, "aishell_test": 1, "aishell2_test": 4,
@@ -80,11 +81,11 @@ def test_stage1(corpora, tmp_path):
     # The same command again: skipped by sllm.sh; forced again (stamp removed): the archives
     # are not extracted a second time.
     again = run_recipe(recipe, [*STAGE1, "--expdir", str(exp),
-                                "--local_data_opts", "--wmt19_max_pairs 2"], **corpora)
+                                "--local_data_opts", OPTS], **corpora)
     assert again.returncode == 0 and "Stage 1: skipped" in again.stdout + again.stderr
     (data / ".stamps" / "stage1").unlink()
     again = run_recipe(recipe, [*STAGE1, "--expdir", str(exp),
-                                "--local_data_opts", "--wmt19_max_pairs 2"], **corpora)
+                                "--local_data_opts", OPTS], **corpora)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "aishell archives: rows=4 kept=0 dropped=0; per group: already_extracted=4" in \
         again.stdout
@@ -93,8 +94,8 @@ def test_stage1(corpora, tmp_path):
 def test_stage1_without_aishell2(corpora, tmp_path):
     recipe = copy_recipe(RECIPE, tmp_path / "r")
     env = dict(corpora, AISHELL2_TEST=str(tmp_path / "nowhere"))
-    proc = run_recipe(recipe, [*STAGE1, "--expdir", str(tmp_path / "exp"), "--aishell2", "false"],
-                      **env)
+    proc = run_recipe(recipe, [*STAGE1, "--expdir", str(tmp_path / "exp"), "--aishell2", "false",
+                               "--local_data_opts", "--datasets none"], **env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (recipe / "data" / "aishell_test" / "wav.scp").exists()
     assert not (recipe / "data" / "aishell2_test").exists()
@@ -117,15 +118,15 @@ def test_stage1_missing_root(corpora, tmp_path, var, message):
 
 def test_data_sh_options(corpora, tmp_path):
     recipe = copy_recipe(RECIPE, tmp_path / "r")
-    proc = run_recipe(recipe, ["local/data.sh", "--corpora", "wmt19,alpaca_zh",
-                               "--data_dir", str(tmp_path / "d")],
+    proc = run_recipe(recipe, ["local/data.sh", "--corpora", "wmt19,alpaca_zh", "--datasets",
+                               "none", "--data_dir", str(tmp_path / "d")],
                       **dict(corpora, AISHELL=str(tmp_path / "nowhere")))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sorted(os.listdir(tmp_path / "d")) == ["alpaca_zh", "wmt19_test", "wmt19_train"]
     proc = run_recipe(recipe, ["local/data.sh", "--corpora", "aishell timit"], **corpora)
     assert proc.returncode != 0
-    assert "unknown corpus 'timit' (--corpora); valid: aishell aishell2 wmt19 alpaca_zh" in \
-        proc.stderr
+    assert "unknown corpus 'timit' (--corpora); valid: aishell aishell2 wmt19 alpaca_zh " \
+        "wenetspeech" in proc.stderr
     proc = run_recipe(recipe, ["run.sh", "--aishell2", "maybe"], **corpora)
     assert proc.returncode != 0 and "--aishell2 must be true or false" in proc.stderr
     proc = run_recipe(recipe, ["run.sh", "--help"])

@@ -30,3 +30,9 @@ WMT19=${WMT19:-downloads/wmt19}
 # ALPACA_ZH: Chinese Alpaca instructions (the alpaca_data_zh_51k.json of Chinese-LLaMA-Alpaca)
 #     alpaca_data_zh_51k.json                      [{"instruction", "input", "output"}, ...]
 ALPACA_ZH=${ALPACA_ZH:-downloads/alpaca_zh}
+#
+# WENETSPEECH: WenetSpeech (wenet.org.cn/WenetSpeech, on application), the folder holding
+#   WenetSpeech.json and audio/ (only dataset 3 uses it: 200 h of subset M)
+#     WenetSpeech.json                             {"audios": [{"aid", "path", "segments": [...]}]}
+#     audio/train/<source>/<group>/<aid>.opus      (the path of each audio in the JSON)
+WENETSPEECH=${WENETSPEECH:-downloads/wenetspeech}

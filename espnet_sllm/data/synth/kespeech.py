@@ -573,10 +573,16 @@ def synthesise_kespeech(out: str, seed: int = 0, nj: int = 1) -> Dict:
     return summary
 
 
-def synthesise_wenetspeech(out: str, seed: int = 0, nj: int = 1) -> Dict:
+def synthesise_wenetspeech(out: str, seed: int = 0, nj: int = 1,
+                           recordings: Sequence[WsRecording] = WS_RECORDINGS,
+                           kind: str = "wenetspeech", description: Optional[str] = None) -> Dict:
     """Write the WenetSpeech debug corpus into ``out`` (the release folder; see the module
-    docstring); returns the summary stored in its marker file."""
-    config = dict(version=FORMAT_VERSION, kind="wenetspeech", seed=seed)
+    docstring); returns the summary stored in its marker file.  ``recordings`` (default
+    `WS_RECORDINGS`, the test sets of egs2/kespeech/asr1) lets another recipe write recordings
+    of its own (:mod:`espnet_sllm.data.synth.aishell_wmt`: training recordings of subset M);
+    ``kind`` names that choice in the marker's configuration, ``description`` replaces the
+    JSON's ``description``."""
+    config = dict(version=FORMAT_VERSION, kind=kind, seed=seed)
     done = _begin(out, WS_MARKER, WS_OWNED, config, "WenetSpeech")
     if done is not None:
         return done
@@ -586,12 +592,13 @@ def synthesise_wenetspeech(out: str, seed: int = 0, nj: int = 1) -> Dict:
     # test sets, as real test sets of one language share common sentences.
     pools = {s: SentencePool(s, [seed, 20, i]) for i, s in enumerate(sc.SPLITS)}
     jobs = []
-    for i, rec in enumerate(WS_RECORDINGS):
+    for i, rec in enumerate(recordings):
         pool = pools["test" if any(s.startswith("TEST") for s in rec.subsets) else "train"]
         jobs.append(WsJob(out, i, rec, [pool.draw() for _ in range(rec.n_segments)], seed))
     audios = _map(synth_ws_recording, jobs, nj)
     with open(os.path.join(out, "WenetSpeech.json"), "w", encoding="utf-8") as f:
-        json.dump(dict(WS_TOP, audios=audios), f, ensure_ascii=False, indent=1)
+        top = dict(WS_TOP, description=description) if description else WS_TOP
+        json.dump(dict(top, audios=audios), f, ensure_ascii=False, indent=1)
     counts: Dict[str, Dict] = {}
     for a in audios:
         for seg in a["segments"]:
