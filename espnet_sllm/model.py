@@ -977,9 +977,11 @@ class ESPnetSLLMModel(SpeechEncoding, AbsESPnetModel):
                 ok &= torch.isfinite(trans[b])
                 scores.append(float(trans[b][ok].sum()))
         results = []
+        stops = {self.llm.eos_token_id, *getattr(self.llm, "extra_eos_ids", ())}
         for b in range(seqs.size(0)):
             ids = seqs[b].tolist()
-            if self.llm.eos_token_id in ids:
-                ids = ids[: ids.index(self.llm.eos_token_id)]
+            ends = [i for i, t in enumerate(ids) if t in stops]
+            if ends:
+                ids = ids[: ends[0]]
             results.append((ids, float(scores[b])))
         return results

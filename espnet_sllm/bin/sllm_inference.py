@@ -51,6 +51,10 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--model_file", type=str_or_none)
     group.add_argument("--preprocessor_conf", action=NestedDictAction, default=dict(),
                        help="overrides of the training preprocessor_conf (e.g. prompt_template)")
+    group.add_argument("--llm_conf", action=NestedDictAction, default=dict(),
+                       help="overrides of the training llm_conf, e.g. model_name_or_path=DIR: "
+                            "another frozen LLM of the same hidden and vocabulary size (the "
+                            "training tokenizer stays; its EOS ids also end hypotheses)")
     group = parser.add_argument_group("Decoding related")
     group.add_argument("--batch_size", type=int, default=8,
                        help="at most this many utterances per batch (batches are formed from "

@@ -60,18 +60,36 @@ from espnet_sllm.tasks.sllm import SLLMTask
 from espnet_sllm.torch_utils import parse_dtype
 
 
-def load_model(train_config: str, model_file: Optional[str], device: str):
+def load_model(train_config: str, model_file: Optional[str], device: str,
+               llm_conf: Optional[Dict[str, Any]] = None):
     """Build the model from its training config and load the trained weights.
 
     A checkpoint saved with ``--save_strategy required_grad_only`` lacks the frozen pretrained
     weights, which the config reloads from their source; any other missing or unexpected key
     is an error (ESPnet itself loads with strict=False and would hide it).
+
+    ``llm_conf`` (``sllm_inference --llm_conf key=value``): overrides of the training
+    ``llm_conf``, e.g. another frozen LLM of the same architecture (Wu et al.'s swap of Yi-6B for
+    Yi-6B-Chat). The training tokenizer stays (``tokenizer_name_or_path``), the frozen LLM
+    weights come from the new checkpoint even when the trained checkpoint holds the old ones,
+    everything trained (projector, added-token rows, ...) comes from ``model_file``, and decoding
+    also stops at the new model's own EOS ids. Another hidden size or base vocabulary size is an
+    error naming both.
     """
-    model, args = SLLMTask.build_model_from_file(train_config, None, device)
+    if not llm_conf:
+        model, args = SLLMTask.build_model_from_file(train_config, None, device)
+        swapped = None
+    else:
+        model, args, swapped = _build_swapped(train_config, llm_conf, device)
     if model_file is not None:
         # weights_only: a checkpoint is tensors; nothing in it may run code on loading.
         state = torch.load(model_file, map_location=device, weights_only=True)
         state = state.get("module", state)  # DeepSpeed checkpoints
+        if swapped is not None:  # the frozen LLM weights are the swapped-in model's
+            from espnet_sllm.chain import reloadable_keys
+
+            frozen = {k for k in reloadable_keys(model) if k.startswith("llm.")}
+            state = {k: v for k, v in state.items() if k not in frozen}
         result = model.load_state_dict(state, strict=False)
         trainable = {n for n, p in model.named_parameters() if p.requires_grad}
         missing = [k for k in result.missing_keys if k in trainable]
@@ -83,6 +101,46 @@ def load_model(train_config: str, model_file: Optional[str], device: str):
             )
     model.eval()
     return model, args
+
+
+def _build_swapped(train_config: str, llm_conf: Dict[str, Any], device: str):
+    """(model, args, the swapped LLM path) of the training config with ``llm_conf`` overrides."""
+    import argparse
+
+    import yaml
+    from transformers import AutoConfig, GenerationConfig
+
+    with open(train_config, encoding="utf-8") as f:
+        conf = yaml.safe_load(f)
+    old = dict(conf.get("llm_conf") or {})
+    new = {**old, **llm_conf}
+    new.setdefault("tokenizer_name_or_path", old.get("tokenizer_name_or_path")
+                   or old.get("model_name_or_path"))
+    trust = new.get("trust_remote_code", False)
+    before = AutoConfig.from_pretrained(old["model_name_or_path"], trust_remote_code=trust)
+    after = AutoConfig.from_pretrained(new["model_name_or_path"], trust_remote_code=trust)
+    for what in ("hidden_size", "vocab_size"):
+        a = getattr(before.get_text_config(), what, None)
+        b = getattr(after.get_text_config(), what, None)
+        if a != b:
+            raise ValueError(
+                f"--llm_conf model_name_or_path={new['model_name_or_path']}: its {what} is {b}, "
+                f"but the model was trained with {old['model_name_or_path']} ({what} {a}); the "
+                f"swapped LLM must have the same {what}")
+    conf["llm_conf"] = new
+    args = argparse.Namespace(**conf)
+    model = SLLMTask.build_model(args).to(device)
+    try:
+        eos = GenerationConfig.from_pretrained(new["model_name_or_path"]).eos_token_id
+    except OSError:  # no generation_config.json: the config's
+        eos = after.eos_token_id
+    eos = eos if isinstance(eos, list) else [eos]
+    model.llm.extra_eos_ids = [int(i) for i in eos if i is not None and
+                               int(i) != model.llm.eos_token_id]
+    logging.info(f"LLM swapped: {old['model_name_or_path']} -> {new['model_name_or_path']} "
+                 f"(tokenizer {new['tokenizer_name_or_path']}; extra EOS ids "
+                 f"{model.llm.extra_eos_ids})")
+    return model, args, new["model_name_or_path"]
 
 
 def _generate(model, batch, beam_size, max_new_tokens, max_tokens_per_second, min_new_tokens,
@@ -327,6 +385,7 @@ def inference(
     min_new_tokens: int = 1,
     preprocessor_conf: Optional[dict] = None,
     allow_variable_data_keys: bool = False,
+    llm_conf: Optional[dict] = None,
 ) -> Dict[str, str]:
     """Decode every utterance and write the 1best files; returns {utt_id: text}.
 
@@ -347,7 +406,7 @@ def inference(
                         f"decoded as empty hypotheses (e.g. {missing_audio[0][1]})")
     set_all_random_seed(seed)
     device = "cuda" if ngpu > 0 else "cpu"
-    model, train_args = load_model(train_config, model_file, device)
+    model, train_args = load_model(train_config, model_file, device, llm_conf)
     if dtype is not None:
         # Everything in one dtype; without --dtype the model runs as it was trained (frozen
         # parts in their config dtypes, trained parts in fp32).

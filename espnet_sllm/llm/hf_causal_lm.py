@@ -268,6 +268,10 @@ class HFCausalLM(AbsLLM):
             w = self._base_embedding().weight
             w[self.new_rows()] = self.new_token_embeddings.to(w.dtype)
 
+    #: more ids that end a hypothesis (a swapped-in chat model's end of turn, set by
+    #: `espnet_sllm.decoding.inference.load_model`); the tokenizer's EOS always does
+    extra_eos_ids: Sequence[int] = ()
+
     def generate(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
                  prefill_once: bool = True, **kwargs):
         """transformers' ``generate`` on left-padded ``inputs_embeds`` (B, P, D) and
@@ -285,10 +289,11 @@ class HFCausalLM(AbsLLM):
         num_beams = kwargs.get("num_beams") or 1
         if prefill_once and num_beams > 1 and inputs_embeds.size(1) > 1:
             kwargs["cache"] = self._prefill_cache(inputs_embeds, attention_mask, num_beams)
+        eos = [self.eos_token_id, *self.extra_eos_ids] if self.extra_eos_ids else self.eos_token_id
         return self.model.generate(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
-            eos_token_id=self.eos_token_id,
+            eos_token_id=eos,
             pad_token_id=self.pad_token_id,
             **kwargs,
         )

@@ -8,7 +8,7 @@ Usage:
     python -m espnet_sllm.testing.tiny_checkpoints --out exp_debug/tiny \\
         [--sentences_from data/train/text ...] [--prompt_config conf/tuning/s3_debug.yaml ...] \\
         [--encoder whisper|data2vec2] [--whisper_mel_bins 128] [--llm_family gemma2] \\
-        [--vocab_size 500] [--seed 0]
+        [--chat_twin] [--vocab_size 500] [--seed 0]
 
 Writes, with ``save_pretrained`` (the layout of the hub releases, loaded by the same code):
 
@@ -26,6 +26,11 @@ Writes, with ``save_pretrained`` (the layout of the hub releases, loaded by the 
     <out>/<family>  tiny random causal LM of ``--llm_family`` (default gemma2, the architecture of
                     google/gemma-2-2b): hidden 64, 2 layers, with a sentencepiece tokenizer trained
                     on the sentences below
+    <out>/<family>_chat
+                    (--chat_twin) a second LLM of the same family, config and tokenizer files,
+                    other weights (seed + 1), whose generation_config adds a chat end-of-turn
+                    token to its EOS ids, as Yi-6B-Chat's ``<|im_end|>`` (here the tokenizer's
+                    last regular piece): the "LLM swap" of a recipe's debug run
 
 Tokenizer text: the transcripts of ``--sentences_from`` (Kaldi ``text`` files: ``<uttid> <text>``)
 and the prompt strings of ``--prompt_config`` (the ``prompt_template`` / ``context_templates`` of
@@ -103,6 +108,7 @@ def make_tiny_checkpoints(
     vocab_size: int = 500,
     seed: int = 0,
     encoder: str = "whisper",
+    chat_twin: bool = False,
 ) -> dict:
     """Write the encoder checkpoint(s) of ``encoder`` and ``<out>/<llm_family>``; returns the
     stamp written."""
@@ -115,7 +121,7 @@ def make_tiny_checkpoints(
     # sentencepiece with character_coverage 1.0 needs a piece per distinct character.
     chars = {c for s in sentences for c in s if not c.isspace()}
     vocab = max(vocab_size, len(chars) + 64)
-    stamp = dict(encoder=encoder, llm_family=llm_family, vocab_size=vocab,
+    stamp = dict(encoder=encoder, llm_family=llm_family, chat_twin=chat_twin, vocab_size=vocab,
                  seed=seed, sentences_sha1=hashlib.sha1(
                      "\n".join(sentences).encode("utf-8")).hexdigest(),
                  n_sentences=len(sentences))
@@ -124,6 +130,8 @@ def make_tiny_checkpoints(
     stamp_path = os.path.join(out, STAMP)
     llm_dir = os.path.join(out, llm_family)
     dirs = [llm_dir] + [os.path.join(out, d) for d in ENCODERS[encoder]]
+    if chat_twin:
+        dirs.append(llm_dir + "_chat")
     if os.path.isfile(stamp_path):
         with open(stamp_path, encoding="utf-8") as f:
             if json.load(f) == stamp and all(os.path.isdir(d) for d in dirs):
@@ -145,9 +153,32 @@ def make_tiny_checkpoints(
                   vocab_size=vocab, seed=seed)
     with open(stamp_path, "w", encoding="utf-8") as f:
         json.dump(stamp, f, indent=1)
+    if chat_twin:
+        _chat_twin(llm_dir, llm_family, seed)
     logger.info("wrote %s and %s (%s, tokenizer on %d sentences)",
                 ", ".join(dirs[1:]), llm_dir, llm_family, len(sentences))
     return stamp
+
+
+def _chat_twin(llm_dir: str, family: str, seed: int) -> str:
+    """``<llm_dir>_chat``: the same architecture and tokenizer, other weights, one more EOS id."""
+    from transformers import AutoConfig, GenerationConfig
+
+    from espnet_sllm.testing.llm import make_tiny_llm
+
+    chat = llm_dir + "_chat"
+    cfg = AutoConfig.from_pretrained(llm_dir)
+    make_tiny_llm(chat, family, hidden_size=cfg.hidden_size, num_layers=cfg.num_hidden_layers,
+                  num_heads=cfg.num_attention_heads, num_kv_heads=cfg.num_key_value_heads,
+                  intermediate_size=cfg.intermediate_size, tokenizer_dir=llm_dir, seed=seed + 1)
+    gen = GenerationConfig.from_pretrained(chat)
+    base = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
+    from transformers import AutoTokenizer
+
+    end_of_turn = len(AutoTokenizer.from_pretrained(llm_dir)) - 1
+    gen.eos_token_id = [i for i in base if i is not None] + [end_of_turn]
+    gen.save_pretrained(chat)
+    return chat
 
 
 def _tiny_data2vec2(out: str, seed: int) -> None:
@@ -181,6 +212,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--whisper_mel_bins", type=int, default=128,
                         help="128 = whisper-large-v3, 80 = earlier Whisper releases")
     parser.add_argument("--llm_family", default="gemma2", choices=sorted(FAMILIES))
+    parser.add_argument("--chat_twin", action="store_true",
+                        help="also <out>/<family>_chat: other weights, an extra chat EOS id")
     parser.add_argument("--vocab_size", type=int, default=500,
                         help="tokenizer size (raised to cover every character of the text)")
     parser.add_argument("--seed", type=int, default=0)
@@ -194,7 +227,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for path in args.prompt_config:
             sentences += prompt_strings(path)
         make_tiny_checkpoints(args.out, sentences, args.whisper_mel_bins, args.llm_family,
-                              args.vocab_size, args.seed, args.encoder)
+                              args.vocab_size, args.seed, args.encoder, args.chat_twin)
     except (OSError, ValueError, yaml.YAMLError) as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1

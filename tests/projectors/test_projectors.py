@@ -20,6 +20,7 @@ IDIM, ODIM = 6, 5
 KS = [1, 2, 4, 5, 8]
 NAMES = [
     "linear",
+    "linear_dims",
     "mlp",
     "conv1d",
     "conv1d_2layers",
@@ -36,6 +37,8 @@ def make(name: str, k: int) -> AbsProjector:
     torch.manual_seed(0)
     if name == "linear":
         return LinearProjector(IDIM, ODIM, downsample=k)
+    if name == "linear_dims":
+        return LinearProjector(IDIM, ODIM, downsample=k, trainable_dims=3)
     if name == "mlp":
         return MLPProjector(IDIM, ODIM, downsample=k, hidden=8)
     if name == "conv1d":
@@ -398,3 +401,26 @@ def test_paper_size_parameter_count_qformer_blip2():
     qformer = 2 * 768 + 8 * (self_attn + ffn) + 4 * cross_attn
     assert n_params(reference) == qformer
     assert n_params(proj) == qformer + head == 68_472_960
+
+
+def test_linear_trainable_dims_stay_exactly_zero():
+    """trainable_dims d: Linear(k·D_in, d), the last output_size - d outputs exactly 0, also after
+    an optimizer step (Wu et al., Table 3); d outside 1..output_size is an error naming it."""
+    torch.manual_seed(0)
+    proj = LinearProjector(IDIM, ODIM, downsample=2, trainable_dims=3)
+    assert tuple(proj.linear.weight.shape) == (3, 2 * IDIM)
+    assert sum(p.numel() for p in proj.parameters()) == 3 * 2 * IDIM + 3
+    x, lens = torch.randn(2, 7, IDIM), torch.tensor([7, 4])
+    opt = torch.optim.SGD(proj.parameters(), lr=0.5)
+    for _ in range(2):
+        y, y_lens = proj(x, lens)
+        assert y.shape == (2, 4, ODIM) and y_lens.tolist() == [4, 2]
+        assert torch.count_nonzero(y[..., 3:]) == 0 and torch.count_nonzero(y[0, :, :3]) > 0
+        opt.zero_grad()
+        y.pow(2).sum().backward()
+        opt.step()
+    full = LinearProjector(IDIM, ODIM, trainable_dims=ODIM)
+    assert torch.count_nonzero(full(x, lens)[0][0]) > 0
+    for bad in (0, ODIM + 1):
+        with pytest.raises(ValueError, match=rf"trainable_dims must be in 1..{ODIM}.*got {bad}"):
+            LinearProjector(IDIM, ODIM, trainable_dims=bad)

@@ -66,3 +66,26 @@ def test_data2vec2_encoder_and_qwen2(tmp_path):
     assert stamp["encoder"] == "data2vec2" and "whisper_mel_bins" not in stamp
     with pytest.raises(SystemExit):  # argparse names the valid choices
         main(["--out", str(out), "--encoder", "wav2vec"])
+
+
+def test_chat_twin(tmp_path):
+    """--chat_twin: the same config and tokenizer files, other weights, one more EOS id."""
+    import filecmp
+
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+
+    out = tmp_path / "tiny"
+    assert main(["--out", str(out), "--llm_family", "llama", "--chat_twin"]) == 0
+    base, chat = out / "llama", out / "llama_chat"
+    def cfg(d):
+        return {k: v for k, v in AutoConfig.from_pretrained(d).to_dict().items()
+                if k != "_name_or_path"}
+
+    assert cfg(chat) == cfg(base)
+    assert filecmp.cmp(base / "tokenizer.json", chat / "tokenizer.json", shallow=False)
+    wb = AutoModelForCausalLM.from_pretrained(base).model.embed_tokens.weight
+    wc = AutoModelForCausalLM.from_pretrained(chat).model.embed_tokens.weight
+    assert wb.shape == wc.shape and not (wb == wc).all()
+    eos_b = GenerationConfig.from_pretrained(base).eos_token_id
+    eos_c = GenerationConfig.from_pretrained(chat).eos_token_id
+    assert isinstance(eos_c, list) and len(eos_c) == 2 and eos_c[0] == eos_b
