@@ -913,6 +913,7 @@ class ESPnetSLLMModel(SpeechEncoding, AbsESPnetModel):
         length_penalty: float = 1.0,
         repetition_penalty: float = 1.0,
         lang_id: Optional[torch.Tensor] = None,
+        row_max_new_tokens: Optional[Sequence[Optional[int]]] = None,
         **generate_kwargs,
     ) -> List[Tuple[List[int], float]]:
         """Decode a batch with transformers' ``generate`` on left-padded ``inputs_embeds``.
@@ -928,7 +929,9 @@ class ESPnetSLLMModel(SpeechEncoding, AbsESPnetModel):
         Returns one (token ids without EOS, score) per utterance; the score is the beam score
         (length-normalised log-probability) or, for greedy search, the sum of log-probabilities.
         ``lang_id`` (B,) or (B, 1) (with ``languages`` and language data) reaches an encoder
-        that takes it; auxiliary heads do not run here.
+        that takes it; auxiliary heads do not run here. ``row_max_new_tokens`` (B,): a budget
+        per row that replaces the rule above where it is not None (e.g. long answers of a
+        question-answering task: ``sllm_inference --task_max_new_tokens sqa=512``).
         """
         from transformers import LogitsProcessorList
 
@@ -944,9 +947,12 @@ class ESPnetSLLMModel(SpeechEncoding, AbsESPnetModel):
             emb, emb_lens, prefix, prefix_lengths, suffix, suffix_lengths, left_pad=True
         )
         limits = []
-        for n in speech_lengths.reshape(-1).tolist():
+        rows = row_max_new_tokens or [None] * speech_lengths.numel()
+        for n, own in zip(speech_lengths.reshape(-1).tolist(), rows):
             limit = max_new_tokens
-            if max_tokens_per_second and n > 0:
+            if own is not None:
+                limit = own
+            elif max_tokens_per_second and n > 0:
                 seconds = n / self.sample_rate
                 limit = min(limit, 10 + math.ceil(seconds * max_tokens_per_second))
             limits.append(max(limit, min_new_tokens + 1))

@@ -21,7 +21,8 @@ from typing import List, Optional
 
 from espnet2.utils import config_argparse
 from espnet2.utils.nested_dict_action import NestedDictAction
-from espnet2.utils.types import float_or_none, str2bool, str2triple_str, str_or_none
+from espnet2.utils.types import (float_or_none, int_or_none, str2bool, str2triple_str,
+                                 str_or_none)
 
 from espnet_sllm.decoding.inference import inference
 
@@ -74,6 +75,14 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--max_tokens_per_second", type=float, default=25.0,
                        help="per-utterance budget: 10 + ceil(seconds * this); 0 disables")
     group.add_argument("--min_new_tokens", type=int, default=1)
+    group.add_argument("--task_max_new_tokens", type=str_or_none, default=None,
+                       help="per-task budgets replacing the per-second one for their utterances "
+                            "(from the set's utt2task), e.g. sqa=512,qa=512")
+    group = parser.add_argument_group("Analysis (Wu et al. §2.3.3)")
+    group.add_argument("--svd_topk", type=int_or_none, default=None,
+                       help="keep the top-k singular values of the projector's output per "
+                            "utterance (or of its weight, --svd_target weight); none: off")
+    group.add_argument("--svd_target", default="activation", choices=["activation", "weight"])
     return parser
 
 

@@ -143,8 +143,31 @@ def _build_swapped(train_config: str, llm_conf: Dict[str, Any], device: str):
     return model, args, new["model_name_or_path"]
 
 
+def parse_task_budgets(value: Optional[str]) -> Dict[str, int]:
+    """``"sqa=512,qa=512"`` -> {"sqa": 512, "qa": 512}; a malformed item is an error."""
+    out: Dict[str, int] = {}
+    for item in (value or "").replace(" ", ",").split(","):
+        if not item:
+            continue
+        task, sep, n = item.partition("=")
+        if not sep or not task or not n.isdigit() or int(n) < 1:
+            raise ValueError(f"--task_max_new_tokens: expected task=N (N >= 1) items separated "
+                             f"by commas, e.g. sqa=512,qa=512; got {item!r} in {value!r}")
+        out[task] = int(n)
+    return out
+
+
+def task_of_keys(data_path_and_name_and_type) -> Dict[str, str]:
+    """{utterance id: task} from the ``task`` data (utt2task) of the decoded set, if given."""
+    for path, name, _ in data_path_and_name_and_type:
+        if name == "task":
+            with open(path, encoding="utf-8") as f:
+                return dict(line.rstrip("\n").split(maxsplit=1) for line in f if line.strip())
+    return {}
+
+
 def _generate(model, batch, beam_size, max_new_tokens, max_tokens_per_second, min_new_tokens,
-              no_repeat_ngram_size, length_penalty, repetition_penalty):
+              no_repeat_ngram_size, length_penalty, repetition_penalty, row_budgets=None):
     """``model.generate`` on one collated batch: [(token ids, score)] per row."""
     return model.generate(
         batch["speech"],
@@ -161,6 +184,7 @@ def _generate(model, batch, beam_size, max_new_tokens, max_tokens_per_second, mi
         length_penalty=length_penalty,
         repetition_penalty=repetition_penalty,
         lang_id=batch.get("lang_id"),
+        row_max_new_tokens=row_budgets,
     )
 
 
@@ -386,6 +410,9 @@ def inference(
     preprocessor_conf: Optional[dict] = None,
     allow_variable_data_keys: bool = False,
     llm_conf: Optional[dict] = None,
+    svd_topk: Optional[int] = None,
+    svd_target: str = "activation",
+    task_max_new_tokens: Optional[str] = None,
 ) -> Dict[str, str]:
     """Decode every utterance and write the 1best files; returns {utt_id: text}.
 
@@ -404,9 +431,19 @@ def inference(
     if missing_audio:
         logging.warning(f"{len(missing_audio)} audio file(s) not found; those utterances are "
                         f"decoded as empty hypotheses (e.g. {missing_audio[0][1]})")
+    budgets = parse_task_budgets(task_max_new_tokens)
+    task_of = task_of_keys(data_path_and_name_and_type) if budgets else {}
+    if budgets and not task_of:
+        logging.warning("--task_max_new_tokens given but no task data (utt2task) to decode: "
+                        "every utterance keeps the per-second budget")
     set_all_random_seed(seed)
     device = "cuda" if ngpu > 0 else "cpu"
     model, train_args = load_model(train_config, model_file, device, llm_conf)
+    svd_counts = None
+    if svd_topk is not None:
+        from espnet_sllm.analysis.svd import apply_svd
+
+        svd_counts = apply_svd(model, svd_topk, svd_target)
     if dtype is not None:
         # Everything in one dtype; without --dtype the model runs as it was trained (frozen
         # parts in their config dtypes, trained parts in fp32).
@@ -452,7 +489,9 @@ def inference(
         no_repeat_ngram_size=no_repeat_ngram_size, length_penalty=length_penalty,
         repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
         max_tokens_per_second=max_tokens_per_second, min_new_tokens=min_new_tokens,
-        preprocessor_conf=preprocessor_conf or {},
+        preprocessor_conf=preprocessor_conf or {}, llm_conf=llm_conf or {},
+        svd_topk=svd_topk, svd_target=svd_target if svd_topk is not None else None,
+        task_max_new_tokens=budgets,
     )
     header = partial_header(train_config, model_file, data_path_and_name_and_type, options)
     partial_path = os.path.join(out, PARTIAL_NAME)
@@ -490,7 +529,9 @@ def inference(
                 try:
                     results = _generate(model, batch, beam_size, max_new_tokens,
                                         max_tokens_per_second, min_new_tokens,
-                                        no_repeat_ngram_size, length_penalty, repetition_penalty)
+                                        no_repeat_ngram_size, length_penalty, repetition_penalty,
+                                        [budgets.get(task_of.get(k)) for k in keys]
+                                        if budgets else None)
                 except ValueError as e:  # bad input the model refuses: name the utterances
                     rows = ", ".join(f"row {i} = {k}" for i, k in enumerate(keys))
                     raise ValueError(f"decoding the batch of {rows}: {e}") from None
@@ -523,4 +564,12 @@ def inference(
         write_sorted(os.path.join(out, name), {k: r[name] for k, r in rows.items()})
     logging.info(f"decoded {len(rows) - len(failed)} utterances into {out} ({todo - len(failed)} "
                  f"in this run, {len(done)} from an earlier one, {len(failed)} unreadable)")
+    if svd_counts is not None:
+        with open(os.path.join(out, "svd_topk.json"), "w", encoding="utf-8") as f:
+            json.dump({**svd_counts, "target": svd_target}, f)
+        logging.info(f"--svd_topk {svd_topk} ({svd_target}): {svd_counts['unchanged']} of "
+                     f"{svd_counts['utterances']} utterances (decoded in this run) unchanged "
+                     f"(k >= their rank)" if svd_target == "activation" else
+                     f"--svd_topk {svd_topk} (weight): "
+                     f"{'unchanged' if svd_counts['unchanged'] else 'rank reduced'}")
     return {k: r["text"] for k, r in rows.items()}
