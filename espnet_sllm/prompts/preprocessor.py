@@ -197,6 +197,10 @@ class SLLMPreprocessor(AbsPreprocessor):
     def prompt_fields(self, uid: str, data: Dict) -> Dict[str, str]:
         """The string fields a template may use, plus ``context`` when context templates are set."""
         fields = {k: v for k, v in data.items() if isinstance(v, str) and k != self.text_name}
+        # No utt2task: the utterance is speech recognition, as everywhere else (kaldi_dir's
+        # combine fills utt2task with asr, scoring treats a missing task as asr).
+        if not (fields.get(self.task_name) or "").strip():
+            fields[self.task_name] = "asr"
         rng = None
         for name in ("text_prev", "text_next"):
             fields[name] = (fields.get(name) or "").strip()
