@@ -12,6 +12,8 @@
 #   make mlc-slm-debug-all  # all five mlc_slm systems with --debug true (CPU; ~9 min)
 #   make kespeech-debug  # egs2/kespeech/asr1: q05_conv1d_k4, 4 chained stages, each decoded (~4 min)
 #   make kespeech-debug-all  # + q05_conv1d_k4_full with --ctc_finetune true, + the 26-point sweep
+#   make aishell-wmt-debug  # egs2/aishell_wmt/asr1: align on dataset 1, LLM swap, one SVD k (~3 min)
+#   make aishell-wmt-debug-all  # the nine trainings of Tables 1-3 (--paper true --debug true)
 #   make bench     # not in CI: speed / storage / memory ratios -> BENCHMARKS.md (~7 min, 2 cores;
 #                  # run it on a quiet machine: other load distorts the ratios)
 #   make learn-check  # CI learning check: the demo model on 400 American English utterances
@@ -24,7 +26,7 @@ PIP_VERSION := 23.2.1
 STAMP := $(VENV)/.installed
 
 .PHONY: install test demo demo-debug mlc-slm-debug mlc-slm-debug-all kespeech-debug \
-	kespeech-debug-all learn-check bench clean-venv debian lock check-deps audit
+	kespeech-debug-all aishell-wmt-debug aishell-wmt-debug-all learn-check bench clean-venv debian lock check-deps audit
 
 install: $(STAMP)
 
@@ -107,6 +109,18 @@ kespeech-debug-all: kespeech-debug
 	! grep -q "Not (yet) scored" $(KS_EXP)/sllm_q05_conv1d_k4_full/RESULTS_stages.md
 	cd egs2/kespeech/asr1 && ./run.sh --sweep true --debug true
 	! grep -q "Not (yet) scored" $(KS_EXP)/sweep/RESULTS.md
+
+# egs2/aishell_wmt/asr1 with the debug configs: espeak-ng corpora in the five release layouts,
+# TTS of WMT19 / Alpaca, the multi-task sets at 1/1800 of the paper's hours, tiny Whisper + Llama
+# (+ chat twin); CI: align on dataset 1, decoded as trained, with the swapped LLM and at one SVD k.
+AW_EXP := egs2/aishell_wmt/asr1/exp_debug
+aishell-wmt-debug: install
+	cd egs2/aishell_wmt/asr1 && ./run.sh --system align --dataset 1 --debug true --svd_topk 8
+	grep -q "| Yi-6B-Chat | [0-9]" $(AW_EXP)/RESULTS.md
+	test -s $(AW_EXP)/sllm_align_d1/decode_svd8/aishell2_test/scores.json
+aishell-wmt-debug-all: install
+	cd egs2/aishell_wmt/asr1 && ./run.sh --paper true --debug true
+	! grep -q "Not (yet) scored" $(AW_EXP)/RESULTS.md
 
 # A model that stops learning (a broken label shift, prompt splice or loss mask) still runs every
 # stage of demo-debug; here it must reach a test MER under the bound. Bound and measured spread:
