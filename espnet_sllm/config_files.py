@@ -5,10 +5,11 @@ ESPnet YAML has no includes, so a recipe whose systems share most settings keeps
 render the dicts the same way for every recipe and either write the files or, with
 ``--check``, compare them with what is committed (a test runs the check).
 """
+import argparse
 import difflib
 import os
 import sys
-from typing import Dict, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import yaml
 
@@ -55,3 +56,16 @@ def write_or_check(root: str, files: Dict[str, str], check: bool, source: str) -
                 f.write(text)
             print(f"wrote {path}")
     return status
+
+
+def make_configs_main(doc: str, root: str, configs: Callable[[], Dict[str, str]],
+                      argv: Optional[List[str]] = None) -> int:
+    """The command line of a recipe's ``local/make_configs.py`` (its docstring ``doc`` holds a
+    ``Usage:`` block): write ``configs()`` under ``root``, or compare with ``--check``."""
+    parser = argparse.ArgumentParser(
+        description=doc.split("Usage:")[0], epilog="Usage:" + doc.split("Usage:")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true",
+                        help="compare instead of writing; exit 1 when a file differs")
+    args = parser.parse_args(argv)
+    return write_or_check(root, configs(), args.check, "local/make_configs.py")

@@ -23,12 +23,11 @@ ESPnet YAML has no includes, so the files repeat what they share; this script is
 source and tests/recipe/test_aishell_wmt_configs.py checks that the committed files equal its
 output.  Edit the tables here, run the script, commit both.
 """
-import argparse
 import os
 import sys
 from typing import Dict, List
 
-from espnet_sllm.config_files import render_config, write_or_check
+from espnet_sllm.config_files import make_configs_main, render_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RECIPE = os.path.dirname(HERE)
@@ -138,13 +137,7 @@ def all_configs() -> Dict[str, str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("Usage:")[0], epilog="Usage:" + __doc__.split("Usage:")[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true",
-                        help="compare instead of writing; exit 1 when a file differs")
-    args = parser.parse_args(argv)
-    return write_or_check(TUNING, all_configs(), args.check, "local/make_configs.py")
+    return make_configs_main(__doc__, TUNING, all_configs, argv)
 
 
 if __name__ == "__main__":

@@ -27,12 +27,11 @@ Systems = the rows of the paper's Table 3 (``SYSTEMS``); Table 4's two Qwen2.5-3
 Qwen2-0.5B, stage 1 only, {linear, conv1d, transformer} x k {1, 2, 4, 8} + qformer, x encoder
 {pretrained, ctc}.
 """
-import argparse
 import os
 import sys
 from typing import Dict, Tuple
 
-from espnet_sllm.config_files import render_config, write_or_check
+from espnet_sllm.config_files import make_configs_main, render_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RECIPE = os.path.dirname(HERE)
@@ -225,13 +224,7 @@ def all_configs() -> Dict[str, str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("Usage:")[0], epilog="Usage:" + __doc__.split("Usage:")[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true",
-                        help="compare instead of writing; exit 1 when a file differs")
-    args = parser.parse_args(argv)
-    return write_or_check(TUNING, all_configs(), args.check, "local/make_configs.py")
+    return make_configs_main(__doc__, TUNING, all_configs, argv)
 
 
 if __name__ == "__main__":

@@ -26,12 +26,11 @@ Prompt layout: SLAM-LLM's ASR layout (the speech embeddings, then ``USER: <promp
 then the transcript), with ``{context}`` rendered by the preprocessor from context_templates
 (empty sides are left out, so an utterance without neighbours gets the plain instruction).
 """
-import argparse
 import os
 import sys
 from typing import Dict, List
 
-from espnet_sllm.config_files import render_config, write_or_check
+from espnet_sllm.config_files import make_configs_main, render_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RECIPE = os.path.dirname(HERE)
@@ -203,13 +202,7 @@ def all_configs() -> Dict[str, str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("Usage:")[0], epilog="Usage:" + __doc__.split("Usage:")[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true",
-                        help="compare instead of writing; exit 1 when a file differs")
-    args = parser.parse_args(argv)
-    return write_or_check(TUNING, all_configs(), args.check, "local/make_configs.py")
+    return make_configs_main(__doc__, TUNING, all_configs, argv)
 
 
 if __name__ == "__main__":
