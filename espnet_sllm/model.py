@@ -938,6 +938,12 @@ class ESPnetSLLMModel(SpeechEncoding, AbsESPnetModel):
         from espnet_sllm.decoding.limits import PerUtteranceLengthLimit
 
         lang_id = self._as_lang_id(lang_id, speech.size(0))
+        rows = list(row_max_new_tokens) if row_max_new_tokens is not None else \
+            [None] * speech.size(0)
+        if len(rows) != speech.size(0) or any(
+                r is not None and (isinstance(r, bool) or int(r) != r or r < 1) for r in rows):
+            raise ValueError(f"row_max_new_tokens must hold one budget (an int >= 1, or None) "
+                             f"per row of the batch ({speech.size(0)}), got {rows}")
         # Batch-invariant encoding: an utterance's hypothesis does not depend on its batch mates
         # (ESPnet encoders otherwise let the padding reach valid frames, see
         # encoders/batch_invariance.py).
@@ -947,11 +953,10 @@ class ESPnetSLLMModel(SpeechEncoding, AbsESPnetModel):
             emb, emb_lens, prefix, prefix_lengths, suffix, suffix_lengths, left_pad=True
         )
         limits = []
-        rows = row_max_new_tokens or [None] * speech_lengths.numel()
         for n, own in zip(speech_lengths.reshape(-1).tolist(), rows):
             limit = max_new_tokens
             if own is not None:
-                limit = own
+                limit = int(own)
             elif max_tokens_per_second and n > 0:
                 seconds = n / self.sample_rate
                 limit = min(limit, 10 + math.ceil(seconds * max_tokens_per_second))

@@ -10,12 +10,21 @@
 
 ``apply_svd(model, k, target)`` installs either on an ``ESPnetSLLMModel`` for decoding
 (``sllm_inference --svd_topk k --svd_target activation|weight``) and returns a counter.
+``sllm_inference`` writes ``1best_recog/svd_topk`` (activation: ``<uttid> unchanged|truncated|
+no_frames``, no_frames = a text-only utterance) and ``1best_recog/svd_topk.json`` (`summary`:
+``{"k", "target", "utterances", "unchanged"}``, or ``{"k", "target": "weight",
+"weight_unchanged"}``); both cover the utterances a resumed run took from its partial file, and
+``merge_outputs`` merges them over the jobs (`merge_job_files`).
 """
-from typing import Dict, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 TARGETS = ("activation", "weight")
+#: per-utterance status of ``--svd_target activation`` (``1best_recog/svd_topk``)
+UNCHANGED, TRUNCATED, NO_FRAMES = "unchanged", "truncated", "no_frames"
+SUMMARY_NAME = "svd_topk.json"
+STATUS_NAME = "svd_topk"
 
 
 def _check_k(k: int) -> None:
@@ -55,8 +64,8 @@ def topk_weight(w: torch.Tensor, k: int) -> Tuple[torch.Tensor, bool]:
 
 def apply_svd(model: torch.nn.Module, k: int, target: str = "activation") -> Dict[str, int]:
     """Install the top-k truncation on ``model.projector``; returns the live counter
-    {"utterances": rows with frames seen, "unchanged": ...} (activation) or {"unchanged": 0|1}
-    (weight)."""
+    {"utterances": rows with frames seen, "unchanged": ..., "rows": the status of each row of
+    the last projector call (`row_status`)} (activation) or {"unchanged": 0|1} (weight)."""
     _check_k(k)
     if target not in TARGETS:
         raise ValueError(f"unknown --svd_target {target!r}; valid: {list(TARGETS)}")
@@ -77,7 +86,84 @@ def apply_svd(model: torch.nn.Module, k: int, target: str = "activation") -> Dic
         y_k, unchanged = topk_activation(y, y_lens, k)
         counts["utterances"] += int((y_lens > 0).sum())
         counts["unchanged"] += unchanged
+        # per row of this call (the rows with audio, in batch order): what `row_status` reads
+        counts["rows"] = [NO_FRAMES if m == 0 else UNCHANGED if k >= min(m, y.size(-1))
+                          else TRUNCATED for m in y_lens.tolist()]
         return y_k, y_lens
 
     model.projector.register_forward_hook(hook)
     return counts
+
+
+def row_status(counts: Dict, speech_lengths: Sequence[int]) -> List[str]:
+    """The status of each row of the batch `generate` just decoded (``apply_svd``'s activation
+    counter): UNCHANGED (k >= min(m, n)), TRUNCATED, or NO_FRAMES for a text-only row (0
+    samples: the projector never saw it)."""
+    seen = iter(counts.pop("rows", []))
+    return [next(seen, NO_FRAMES) if n > 0 else NO_FRAMES for n in speech_lengths]
+
+
+def summary(k: int, target: str, statuses: Sequence[str], weight_unchanged: bool = False
+            ) -> Dict:
+    """What ``svd_topk.json`` holds: k, target and, for ``activation``, ``utterances`` (with
+    speech frames) and ``unchanged`` (of those, k >= min(m, n)); for ``weight``, whether k left
+    the weight unchanged (k >= min of its shape)."""
+    if target == "weight":
+        return {"k": k, "target": target, "weight_unchanged": bool(weight_unchanged)}
+    return {"k": k, "target": target,
+            "utterances": sum(s != NO_FRAMES for s in statuses),
+            "unchanged": sum(s == UNCHANGED for s in statuses)}
+
+
+def merge_summaries(parts: Sequence[Dict], where: str = "") -> Dict:
+    """The ``svd_topk.json`` of a set decoded in N jobs: counts summed; every job must have the
+    same k and target (else a ValueError naming ``where``)."""
+    first = parts[0]
+    for p in parts[1:]:
+        if (p.get("k"), p.get("target")) != (first.get("k"), first.get("target")):
+            raise ValueError(f"{where}: jobs decoded with different --svd_topk/--svd_target: "
+                             f"{first} vs {p}")
+    out = dict(first)
+    for key in ("utterances", "unchanged"):
+        if key in first:
+            out[key] = sum(int(p.get(key, 0)) for p in parts)
+    if "weight_unchanged" in first:
+        out["weight_unchanged"] = all(p.get("weight_unchanged") for p in parts)
+    return out
+
+
+def merge_job_files(job_dirs: Sequence[str], out_dir: str) -> Optional[Dict]:
+    """``sllm_inference --svd_topk`` outputs of N jobs (``<job>/1best_recog/svd_topk.json`` and,
+    for ``activation``, ``svd_topk``) -> ``<out_dir>/svd_topk.json`` (`merge_summaries`) and
+    ``<out_dir>/svd_topk``; returns the merged summary, or None (and removes the merged files of
+    an earlier decoding) when the first job has none. Every job must then have one."""
+    import json
+    import os
+
+    from espnet_sllm.data.kaldi_dir import read_kv, write_kv
+
+    files = [os.path.join(d, "1best_recog", SUMMARY_NAME) for d in job_dirs]
+    if not os.path.isfile(files[0]):
+        for name in (SUMMARY_NAME, STATUS_NAME):
+            if os.path.isfile(os.path.join(out_dir, name)):
+                os.remove(os.path.join(out_dir, name))
+        return None
+    parts = []
+    for path in files:
+        if not os.path.isfile(path):
+            raise ValueError(f"{path}: missing ({files[0]} exists: every job decodes with the "
+                             f"same --svd_topk)")
+        with open(path, encoding="utf-8") as f:
+            parts.append(json.load(f))
+    merged = merge_summaries(parts, os.path.dirname(os.path.dirname(files[0])))
+    status: Dict[str, str] = {}
+    for d in job_dirs:
+        path = os.path.join(d, "1best_recog", STATUS_NAME)
+        if os.path.isfile(path):
+            status.update(read_kv(path))
+    os.makedirs(out_dir, exist_ok=True)
+    if status:
+        write_kv(os.path.join(out_dir, STATUS_NAME), status)
+    with open(os.path.join(out_dir, SUMMARY_NAME), "w", encoding="utf-8") as f:
+        json.dump(merged, f, indent=1)
+    return merged

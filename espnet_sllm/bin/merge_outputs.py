@@ -13,7 +13,8 @@ token_int,score}`` (``out_dir`` defaults to ``<dir>``), each sorted by key.  ``t
 each other file is merged when output.1 has it and must then exist in every job.  ``failed`` (the
 utterances a job could not read, ``<uttid> <reason>``; they are in ``text`` with an empty
 hypothesis) is merged from the jobs that have one into ``<out_dir>/failed``, which is removed when
-no job has one.
+no job has one.  With ``sllm_inference --svd_topk``, ``svd_topk.json`` (counts summed) and
+``svd_topk`` (per utterance) are merged too (`espnet_sllm.analysis.svd.merge_job_files`).
 
 Errors, each naming the file or directory: a missing ``output.K`` (K in 1..N, where N is --nj
 or else the largest K found), a key decoded by two jobs, files of one job with different keys,
@@ -113,6 +114,13 @@ def merge_outputs(in_dir: str, out_dir: Optional[str] = None, nj: Optional[int] 
         counts[FAILED] = len(failed)
     elif os.path.isfile(failed_path):
         os.remove(failed_path)  # of an earlier decoding
+    if os.path.isfile(os.path.join(outputs[0], "1best_recog", "svd_topk.json")) or \
+            os.path.isfile(os.path.join(out_dir, "svd_topk.json")):
+        from espnet_sllm.analysis.svd import merge_job_files  # (imports torch)
+
+        svd = merge_job_files(outputs, out_dir)
+        if svd is not None and "utterances" in svd:
+            counts["svd_topk"] = svd["utterances"]
     return counts
 
 

@@ -76,13 +76,17 @@ def get_parser() -> argparse.ArgumentParser:
                        help="per-utterance budget: 10 + ceil(seconds * this); 0 disables")
     group.add_argument("--min_new_tokens", type=int, default=1)
     group.add_argument("--task_max_new_tokens", type=str_or_none, default=None,
-                       help="per-task budgets replacing the per-second one for their utterances "
-                            "(from the set's utt2task), e.g. sqa=512,qa=512")
+                       help="task=N,...: utterances of these tasks (utt2task) get N new tokens "
+                            "instead of min(max_new_tokens, 10 + ceil(seconds * "
+                            "max_tokens_per_second)), e.g. sqa=512,qa=512")
     group = parser.add_argument_group("Analysis (Wu et al. §2.3.3)")
     group.add_argument("--svd_topk", type=int_or_none, default=None,
                        help="keep the top-k singular values of the projector's output per "
-                            "utterance (or of its weight, --svd_target weight); none: off")
-    group.add_argument("--svd_target", default="activation", choices=["activation", "weight"])
+                            "utterance (or of its weight, --svd_target weight); none: off; "
+                            "writes 1best_recog/svd_topk.json (how many were unchanged)")
+    group.add_argument("--svd_target", default="activation", choices=["activation", "weight"],
+                       help="activation: each utterance's projector output (frames x width); "
+                            "weight: the linear projector's weight (out x in)")
     return parser
 
 

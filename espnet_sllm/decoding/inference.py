@@ -73,8 +73,11 @@ def load_model(train_config: str, model_file: Optional[str], device: str,
     Yi-6B-Chat). The training tokenizer stays (``tokenizer_name_or_path``), the frozen LLM
     weights come from the new checkpoint even when the trained checkpoint holds the old ones,
     everything trained (projector, added-token rows, ...) comes from ``model_file``, and decoding
-    also stops at the new model's own EOS ids. Another hidden size or base vocabulary size is an
-    error naming both.
+    also stops at the new model's own EOS ids (its generation_config's, its config's and its
+    tokenizer's EOS, the last by name in the training tokenizer). Another hidden size or base
+    vocabulary size is an error naming both; so is a checkpoint whose LLM weights themselves
+    were trained (no frozen LLM to swap). Overrides that keep ``model_name_or_path`` rebuild the
+    LLM with them and are no swap.
     """
     if not llm_conf:
         model, args = SLLMTask.build_model_from_file(train_config, None, device)
@@ -87,9 +90,20 @@ def load_model(train_config: str, model_file: Optional[str], device: str,
         state = state.get("module", state)  # DeepSpeed checkpoints
         if swapped is not None:  # the frozen LLM weights are the swapped-in model's
             from espnet_sllm.chain import reloadable_keys
+            from espnet_sllm.torch_utils import PRETRAINED_ATTR
 
             frozen = {k for k in reloadable_keys(model) if k.startswith("llm.")}
             state = {k: v for k, v in state.items() if k not in frozen}
+            # LLM weights that training changed (llm_conf.freeze false, no LoRA) would replace
+            # the swapped-in model's own: that is no swap.
+            tuned = [n for n, p in model.named_parameters() if n.startswith("llm.") and n in state
+                     and p.requires_grad and getattr(p, PRETRAINED_ATTR, False)]
+            if tuned:
+                raise ValueError(
+                    f"--llm_conf model_name_or_path={swapped}: {model_file} holds fine-tuned "
+                    f"weights of the trained LLM itself ({len(tuned)} tensors, e.g. {tuned[0]}), "
+                    f"which would overwrite the swapped-in model's; the swap needs a frozen LLM "
+                    f"(llm_conf.freeze true, or LoRA)")
         result = model.load_state_dict(state, strict=False)
         trainable = {n for n, p in model.named_parameters() if p.requires_grad}
         missing = [k for k in result.missing_keys if k in trainable]
@@ -114,8 +128,9 @@ def _build_swapped(train_config: str, llm_conf: Dict[str, Any], device: str):
         conf = yaml.safe_load(f)
     old = dict(conf.get("llm_conf") or {})
     new = {**old, **llm_conf}
-    new.setdefault("tokenizer_name_or_path", old.get("tokenizer_name_or_path")
-                   or old.get("model_name_or_path"))
+    if not llm_conf.get("tokenizer_name_or_path"):  # (also when the config says null)
+        new["tokenizer_name_or_path"] = (old.get("tokenizer_name_or_path")
+                                         or old.get("model_name_or_path"))
     trust = new.get("trust_remote_code", False)
     before = AutoConfig.from_pretrained(old["model_name_or_path"], trust_remote_code=trust)
     after = AutoConfig.from_pretrained(new["model_name_or_path"], trust_remote_code=trust)
@@ -130,13 +145,32 @@ def _build_swapped(train_config: str, llm_conf: Dict[str, Any], device: str):
     conf["llm_conf"] = new
     args = argparse.Namespace(**conf)
     model = SLLMTask.build_model(args).to(device)
+    if new["model_name_or_path"] == old["model_name_or_path"]:  # other options, the same LLM
+        return model, args, None
+    # The swapped-in model's own end ids: generation_config (chat models put their end of turn
+    # there: Yi-6B-Chat's <|im_end|>), config, and its tokenizer's EOS by name in the training
+    # tokenizer (ids out of the training vocabulary are ignored).
+    eos = [after.eos_token_id]
     try:
-        eos = GenerationConfig.from_pretrained(new["model_name_or_path"]).eos_token_id
-    except OSError:  # no generation_config.json: the config's
-        eos = after.eos_token_id
-    eos = eos if isinstance(eos, list) else [eos]
-    model.llm.extra_eos_ids = [int(i) for i in eos if i is not None and
-                               int(i) != model.llm.eos_token_id]
+        eos.append(GenerationConfig.from_pretrained(new["model_name_or_path"]).eos_token_id)
+    except OSError:  # no generation_config.json
+        pass
+    try:
+        from espnet_sllm.llm.tokenizer import load_tokenizer
+
+        own = load_tokenizer(new["model_name_or_path"], (), trust).eos_token
+        train_tok = load_tokenizer(new["tokenizer_name_or_path"], (), trust)
+        if own in train_tok.get_vocab():
+            eos.append(train_tok.convert_tokens_to_ids(own))
+    except (OSError, ValueError):  # no tokenizer there
+        pass
+    flat = [i for e in eos for i in (e if isinstance(e, (list, tuple)) else [e])]
+    extra = []
+    for i in flat:
+        if i is not None and 0 <= int(i) < model.llm.vocab_size() and \
+                int(i) != model.llm.eos_token_id and int(i) not in extra:
+            extra.append(int(i))
+    model.llm.extra_eos_ids = extra
     logging.info(f"LLM swapped: {old['model_name_or_path']} -> {new['model_name_or_path']} "
                  f"(tokenizer {new['tokenizer_name_or_path']}; extra EOS ids "
                  f"{model.llm.extra_eos_ids})")
@@ -157,13 +191,42 @@ def parse_task_budgets(value: Optional[str]) -> Dict[str, int]:
     return out
 
 
-def task_of_keys(data_path_and_name_and_type) -> Dict[str, str]:
-    """{utterance id: task} from the ``task`` data (utt2task) of the decoded set, if given."""
+def task_of_keys(data_path_and_name_and_type, task_name: str = "task") -> Dict[str, str]:
+    """{utterance id: task} from the ``task_name`` data (utt2task, the name
+    ``preprocessor_conf.task_name`` reads) of the decoded set; {} when not given."""
+    from espnet_sllm.data.kaldi_dir import read_kv
+
     for path, name, _ in data_path_and_name_and_type:
-        if name == "task":
-            with open(path, encoding="utf-8") as f:
-                return dict(line.rstrip("\n").split(maxsplit=1) for line in f if line.strip())
+        if name == task_name:
+            return {k: v.strip() for k, v in read_kv(path).items()}
     return {}
+
+
+def _write_svd(out: str, k: int, target: str, counts: dict, rows: Dict[str, dict],
+               failed: Dict[str, str]) -> None:
+    """``svd_topk`` (activation: every decoded utterance's status, this run's and a resumed
+    one's) and ``svd_topk.json`` (`espnet_sllm.analysis.svd.summary`), logged."""
+    from espnet_sllm.analysis import svd
+
+    if target == "activation":
+        status = {key: r[SVD_NAME] for key, r in rows.items() if SVD_NAME in r}
+        if len(status) < len(rows) - len(failed):
+            logging.warning(f"--svd_topk: {len(rows) - len(failed) - len(status)} utterances "
+                            f"resumed from a partial file without their status: not counted")
+        write_sorted(os.path.join(out, SVD_NAME), status)
+        summary = svd.summary(k, target, list(status.values()))
+        logging.info(f"--svd_topk {k}: {summary['unchanged']} of {summary['utterances']} "
+                     f"utterances with speech unchanged (k >= min(frames, width)), listed in "
+                     f"{os.path.join(out, SVD_NAME)}")
+    else:
+        summary = svd.summary(k, target, [], weight_unchanged=bool(counts["unchanged"]))
+        logging.info(f"--svd_topk {k} --svd_target weight: the projector weight is "
+                     + ("unchanged (k >= its rank)" if counts["unchanged"] else
+                        f"replaced by its rank-{k} approximation"))
+    tmp = os.path.join(out, f"{SVD_SUMMARY}.tmp.{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=1)
+    os.replace(tmp, os.path.join(out, SVD_SUMMARY))
 
 
 def _generate(model, batch, beam_size, max_new_tokens, max_tokens_per_second, min_new_tokens,
@@ -195,6 +258,10 @@ def read_keys(path: str) -> List[str]:
 
 
 OUTPUT_FILES = ("text", "token", "token_int", "score")
+#: --svd_topk: ``<uttid> unchanged|truncated|no_frames`` (activation) and the summary
+#: (espnet_sllm.analysis.svd.STATUS_NAME / SUMMARY_NAME)
+SVD_NAME = "svd_topk"
+SVD_SUMMARY = "svd_topk.json"
 FAILED_NAME = "failed"
 PARTIAL_NAME = ".partial.jsonl"
 
@@ -353,7 +420,9 @@ def read_partial(path: str, header: Dict[str, Any], keys: Sequence[str]) -> Dict
             try:
                 rec = json.loads(line)
                 key = rec["key"]
-                row = {name: rec[name] for name in OUTPUT_FILES}
+                row = {name: rec[name] for name in OUTPUT_FILES + (SVD_NAME,) if name in rec}
+                if not set(OUTPUT_FILES) <= set(row):
+                    raise KeyError(key)
                 if not all(isinstance(v, str) for v in (key, *row.values())):
                     raise ValueError(key)
             except (ValueError, KeyError, TypeError):
@@ -432,18 +501,24 @@ def inference(
         logging.warning(f"{len(missing_audio)} audio file(s) not found; those utterances are "
                         f"decoded as empty hypotheses (e.g. {missing_audio[0][1]})")
     budgets = parse_task_budgets(task_max_new_tokens)
-    task_of = task_of_keys(data_path_and_name_and_type) if budgets else {}
-    if budgets and not task_of:
-        logging.warning("--task_max_new_tokens given but no task data (utt2task) to decode: "
-                        "every utterance keeps the per-second budget")
+    if svd_topk is not None and svd_topk <= 0:  # before the model loads
+        raise ValueError(f"--svd_topk must be a positive integer (or none), got {svd_topk}")
     set_all_random_seed(seed)
     device = "cuda" if ngpu > 0 else "cpu"
     model, train_args = load_model(train_config, model_file, device, llm_conf)
+    task_name = {**(train_args.preprocessor_conf or {}), **(preprocessor_conf or {})}.get(
+        "task_name", "task")
+    task_of = task_of_keys(data_path_and_name_and_type, task_name) if budgets else {}
+    if budgets:
+        found = sorted(set(task_of.values()) & set(budgets))
+        logging.info(f"--task_max_new_tokens {budgets}: tasks of the set with their own budget: "
+                     f"{found or 'none'}" + ("" if task_of else
+                                              f" (no '{task_name}' data, i.e. utt2task, given)"))
     svd_counts = None
     if svd_topk is not None:
-        from espnet_sllm.analysis.svd import apply_svd
+        from espnet_sllm.analysis import svd
 
-        svd_counts = apply_svd(model, svd_topk, svd_target)
+        svd_counts = svd.apply_svd(model, svd_topk, svd_target)
     if dtype is not None:
         # Everything in one dtype; without --dtype the model runs as it was trained (frozen
         # parts in their config dtypes, trained parts in fp32).
@@ -481,7 +556,7 @@ def inference(
     os.makedirs(out, exist_ok=True)
     # Outputs of an earlier run are never mistaken for this one's: text (removed first, written
     # last) exists only once every file of this run is complete.
-    for name in ("text",) + OUTPUT_FILES[1:] + (FAILED_NAME,):
+    for name in ("text",) + OUTPUT_FILES[1:] + (FAILED_NAME, SVD_NAME, SVD_SUMMARY):
         if os.path.exists(os.path.join(out, name)):
             os.remove(os.path.join(out, name))
     options = dict(
@@ -543,6 +618,10 @@ def inference(
                         "token_int": " ".join(map(str, ids)),
                         "score": f"{score:.6f}",
                     }
+                if svd_counts is not None and svd_target == "activation":
+                    status = svd.row_status(svd_counts, batch["speech_lengths"].tolist())
+                    for key, st in zip(keys, status):
+                        new[key][SVD_NAME] = st
                 append_partial(partial, new)
                 rows.update(new)
             if bar is not None:
@@ -565,11 +644,5 @@ def inference(
     logging.info(f"decoded {len(rows) - len(failed)} utterances into {out} ({todo - len(failed)} "
                  f"in this run, {len(done)} from an earlier one, {len(failed)} unreadable)")
     if svd_counts is not None:
-        with open(os.path.join(out, "svd_topk.json"), "w", encoding="utf-8") as f:
-            json.dump({**svd_counts, "target": svd_target}, f)
-        logging.info(f"--svd_topk {svd_topk} ({svd_target}): {svd_counts['unchanged']} of "
-                     f"{svd_counts['utterances']} utterances (decoded in this run) unchanged "
-                     f"(k >= their rank)" if svd_target == "activation" else
-                     f"--svd_topk {svd_topk} (weight): "
-                     f"{'unchanged' if svd_counts['unchanged'] else 'rank reduced'}")
+        _write_svd(out, svd_topk, svd_target, svd_counts, rows, failed)
     return {k: r["text"] for k, r in rows.items()}

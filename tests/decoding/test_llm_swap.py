@@ -82,3 +82,64 @@ def test_another_hidden_size_is_an_error(trained, tmp_path):
                                          r"with .*hidden_size 64"):
         load_model(str(config), str(root / "model.pth"), "cpu",
                    llm_conf={"model_name_or_path": other})
+
+
+def test_a_trained_llm_cannot_be_swapped(trained, tmp_path):
+    """A checkpoint whose LLM weights themselves trained (freeze false, no LoRA): the swap would
+    overwrite the new model with them, an error naming the option and a key."""
+    from espnet_sllm.tasks.sllm import SLLMTask
+
+    root, config, _ = trained
+    conf = yaml.safe_load(config.read_text())
+    conf["llm_conf"]["freeze"] = False
+    tuned = tmp_path / "config.yaml"
+    tuned.write_text(yaml.safe_dump(conf))
+    model, _ = SLLMTask.build_model_from_file(str(tuned), None, "cpu")
+    torch.save(model.state_dict(), tmp_path / "model.pth")
+    chat = str(root / "tiny/llama_chat")
+    with pytest.raises(ValueError, match=r"model_name_or_path=.*llama_chat: .* holds fine-tuned "
+                                         r"weights of the trained LLM itself .*e\.g\. llm\."):
+        load_model(str(tuned), str(tmp_path / "model.pth"), "cpu",
+                   llm_conf={"model_name_or_path": chat})
+    # the same LLM with other options is no swap: the trained weights load as they are
+    same, _ = load_model(str(tuned), str(tmp_path / "model.pth"), "cpu",
+                         llm_conf={"attn_implementation": "eager"})
+    assert same.llm.extra_eos_ids == ()
+    w = "llm.model.model.embed_tokens.weight"
+    assert torch.equal(same.state_dict()[w], model.state_dict()[w])
+
+
+def test_the_swapped_tokenizers_eos_ends_hypotheses_too(trained, tmp_path):
+    """The chat model's own tokenizer names another EOS (found by name in the training
+    tokenizer); an id the training vocabulary lacks is ignored."""
+    import json
+    import shutil
+
+    root, config, _ = trained
+    chat = tmp_path / "chat"
+    shutil.copytree(root / "tiny/llama_chat", chat)
+    cfg_path = chat / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    from transformers import AutoTokenizer
+
+    piece = AutoTokenizer.from_pretrained(str(root / "tiny/llama")).convert_ids_to_tokens(9)
+    cfg["eos_token"] = piece
+    cfg_path.write_text(json.dumps(cfg))
+    gen = json.loads((chat / "generation_config.json").read_text())
+    gen["eos_token_id"] = gen["eos_token_id"] + [10 ** 6]  # beyond the vocabulary
+    (chat / "generation_config.json").write_text(json.dumps(gen))
+    model, _ = load_model(str(config), str(root / "model.pth"), "cpu",
+                          llm_conf={"model_name_or_path": str(chat)})
+    assert 9 in model.llm.extra_eos_ids and 10 ** 6 not in model.llm.extra_eos_ids
+    assert model.llm.eos_token_id not in model.llm.extra_eos_ids
+
+
+def test_the_training_tokenizer_stays_when_the_config_says_null(trained, tmp_path):
+    root, config, _ = trained
+    conf = yaml.safe_load(config.read_text())
+    conf["llm_conf"]["tokenizer_name_or_path"] = None
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(conf))
+    _, args = load_model(str(path), None, "cpu",
+                         llm_conf={"model_name_or_path": str(root / "tiny/llama_chat")})
+    assert args.llm_conf["tokenizer_name_or_path"] == str(root / "tiny/llama")

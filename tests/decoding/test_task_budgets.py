@@ -38,3 +38,17 @@ def test_rows_get_their_own_budget(tiny_llm_dirs, tiny_whisper_dir):
                          row_max_new_tokens=[None, 9, 5], sequence_bias={(7,): 10.0})
     # each budget counts the EOS the length limit forces at its end
     assert [len(ids) for ids, _ in out] == [11, 8, 4]
+
+
+def test_row_budgets_must_fit_the_batch(tiny_llm_dirs):
+    from espnet_sllm.tasks.sllm import SLLMTask
+    from espnet_sllm.testing.configs import config_to_args, tiny_sllm_config
+
+    model = SLLMTask.build_model(config_to_args(tiny_sllm_config(tiny_llm_dirs["qwen2"]))).eval()
+    b = {"speech": torch.randn(2, 3200) * 0.1, "speech_lengths": torch.tensor([3200, 3200]),
+         "prefix": torch.zeros(2, 0, dtype=torch.long), "prefix_lengths": torch.zeros(2).long(),
+         "suffix": torch.full((2, 1), 3), "suffix_lengths": torch.ones(2).long()}
+    for bad in ([5], [5, 0], [5, 2.5]):
+        with pytest.raises(ValueError, match=r"row_max_new_tokens must hold one budget .* per "
+                                             r"row of the batch \(2\)"):
+            model.generate(**b, max_new_tokens=4, row_max_new_tokens=bad)
