@@ -168,7 +168,9 @@ one_system() {
             die "--system lora --dataset ${n} starts from align's best (${init}): run" \
                 "./run.sh --system align --dataset ${n}${suffix:+ --debug true} first"
         fi
-        targs+=" --init_param ${init}"
+        # the align checkpoint's frozen LLM weights are not LoRA's (peft-wrapped names) and
+        # are reloaded from the config anyway: take the projector and the token rows
+        targs+=" --init_param ${init}:::llm.model."
     fi
     log "System ${tag}: conf/tuning/${conf}${suffix}.yaml on train_d${n}"
     sllm "$(max 4 "${stage}")" "${stop_stage}" "train_d${n}" \
