@@ -14,8 +14,8 @@ from tests.data.corpora.test_alpaca_zh import RECORDS
 from tests.data.corpora.test_wmt19 import make_root as make_wmt19
 
 RECIPE = "egs2/aishell_wmt/asr1"
-STAGE1 = ["run.sh", "--stage", "1", "--stop_stage", "1"]
-OPTS = "--wmt19_max_pairs 2 --datasets none"  # the readers only (part B: test_aishell_wmt_data)
+STAGE1 = ["run.sh", "--stage", "1", "--stop_stage", "1", "--dataset", "none"]
+OPTS = "--wmt19_max_pairs 2"  # --dataset none: the readers only (part B: test_aishell_wmt_data)
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@
 #            [--stage N] [--stop_stage M] [--ngpu N] [--train_args "..."]
 #            [--local_data_opts "..."] [any other option of sllm.sh: ./sllm.sh --help]
 #   ./run.sh --paper true [--debug true] [...]     # the nine trainings of Tables 1-3, then RESULTS.md
-#   ./run.sh --stop_stage 3                        # data only (stage 1 reads and assembles all sets)
+#   ./run.sh --stop_stage 3 [--dataset N]          # data only (stage 1 reads and assembles the sets)
+#   ./run.sh --stop_stage 1 --dataset none         # the readers only (no TTS, no assembled sets)
 #
 # egs2/aishell_wmt/asr1: Wu, Yan, Pu, "Transferable speech-to-text large language model alignment
 # module": Whisper-large-v3 (frozen) -> ONE linear layer 1280 -> 4096 -> Yi-6B (frozen), trained
@@ -85,6 +86,12 @@ if [ "${paper}" = true ] && [ -n "${system}" ]; then
 fi
 if [ -n "${system}" ]; then
     case "${dataset}" in 1|2|3) ;; *) die "--dataset must be 1, 2 or 3, got '${dataset}'" ;; esac
+else
+    case "${dataset}" in ""|1|2|3|none) ;;
+        *) die "--dataset must be 1, 2, 3 or (data stages only) none, got '${dataset}'" ;; esac
+fi
+if [ "${dataset}" = none ] && [ "${stop_stage}" -gt 3 ]; then
+    die "--dataset none (the readers only) is for the data stages: add --stop_stage 3"
 fi
 if [ "${system}" = dims ]; then
     case "${dims}" in 3072|2048|1024) ;;
@@ -135,8 +142,6 @@ else
         train_args="--multiprocessing_distributed true"
     fi
 fi
-[ -n "${local_data_opts}" ] && data_opts+=" ${local_data_opts}"
-
 min() { [ "$1" -le "$2" ] && echo "$1" || echo "$2"; }
 max() { [ "$1" -ge "$2" ] && echo "$1" || echo "$2"; }
 
@@ -199,6 +204,13 @@ one_system() {
 
 datasets=${dataset}
 [ "${paper}" = true ] && datasets="1 2 3"
+[ -z "${datasets}" ] && datasets="1 2 3"  # a data-only run assembles every dataset
+if [ "${datasets}" = none ]; then
+    data_opts+=" --datasets none"
+else
+    data_opts+=" --datasets $(echo ${datasets} | tr ' ' ,)"
+fi
+[ -n "${local_data_opts}" ] && data_opts+=" ${local_data_opts}"
 
 # Stages 1-3: the corpora, the assembled sets (local/data.sh), formatting and filtering.
 if [ "${debug}" = true ] && [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
@@ -206,10 +218,15 @@ if [ "${debug}" = true ] && [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; t
     ${python} -m espnet_sllm.data.synth.aishell_wmt --out "${synth}" --nj 2
 fi
 first_data_stage=${stage}
-for n in ${datasets:-1}; do
-    sllm "${first_data_stage}" "$(min 3 "${stop_stage}")" "train_d${n}"
-    first_data_stage=$(max 2 "${first_data_stage}")  # stage 1 writes every dataset at once
-done
+if [ "${datasets}" = none ]; then  # the readers' own sets
+    sllm "${stage}" "$(min 3 "${stop_stage}")" aishell_train --valid_set aishell_dev \
+        --test_sets "${asr_test}"
+else
+    for n in ${datasets}; do
+        sllm "${first_data_stage}" "$(min 3 "${stop_stage}")" "train_d${n}"
+        first_data_stage=$(max 2 "${first_data_stage}")  # stage 1 writes every dataset at once
+    done
+fi
 [ "${stop_stage}" -ge 4 ] || exit 0
 
 if [ "${debug}" = true ]; then

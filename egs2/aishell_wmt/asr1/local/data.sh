@@ -170,6 +170,11 @@ else
         esac
     done
 fi
+# WenetSpeech M (a scan of its whole metadata) only serves dataset 3.
+if [[ " ${corpora} " == *" wenetspeech "* ]] && [[ " ${datasets} " != *" 3 "* ]]; then
+    log "--datasets ${datasets}: WenetSpeech is only read for dataset 3: left out"
+    corpora=$(echo " ${corpora} " | sed 's/ wenetspeech / /; s/^ *//; s/ *$//')
+fi
 [[ ${hours_scale} =~ ^[0-9]*\.?[0-9]+(/[0-9]*\.?[0-9]+)?$ ]] && \
     awk "BEGIN { exit !((${hours_scale}) > 0) }" || \
     die "--hours_scale must be a positive number or fraction (e.g. 1/1800), got '${hours_scale}'"

@@ -83,11 +83,13 @@ def trainable_lines(exp: str) -> List[str]:
     """One line per experiment: the parameter counts its training log reports."""
     lines = []
     for log in sorted(glob.glob(os.path.join(exp, "sllm_*", "train.log"))):
+        if ".old." in log:  # an earlier run sllm.sh moved aside
+            continue
         with open(log, encoding="utf-8", errors="replace") as f:
-            found = re.findall(r"SLLM: ([\d.]+)M parameters, ([\d.]+)M trainable", f.read())
+            found = re.findall(r"SLLM: ([\d,]+) parameters, ([\d,]+) trainable", f.read())
         if found:
-            lines.append(f"* {os.path.basename(os.path.dirname(log))}: {found[-1][1]} M of "
-                         f"{found[-1][0]} M parameters trained")
+            lines.append(f"* {os.path.basename(os.path.dirname(log))}: {found[-1][1]} of "
+                         f"{found[-1][0]} parameters trainable (before --freeze_param)")
     return lines
 
 
