@@ -15,6 +15,7 @@ Usage:
     # outputs under recipe / "data"
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -64,3 +65,16 @@ def run_recipe(recipe_dir: Union[str, Path], argv: List[str],
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run(["bash", *argv], cwd=str(recipe_dir), env=env,
                           capture_output=True, text=True)
+
+
+def load_recipe_script(recipe: Union[str, Path], relpath: str = "local/make_configs.py"):
+    """Import a recipe's Python script (``local/make_configs.py`` by default) as a module, under
+    a name unique to the recipe (recipes are not packages; their scripts share file names)."""
+    import importlib.util
+
+    path = Path(recipe) if Path(recipe).is_absolute() else REPO / recipe
+    name = "recipe_" + re.sub(r"\W", "_", str(path.relative_to(REPO) / relpath))
+    spec = importlib.util.spec_from_file_location(name, path / relpath)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

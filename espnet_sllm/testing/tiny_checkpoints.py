@@ -173,9 +173,9 @@ def _chat_twin(llm_dir: str, family: str, seed: int) -> str:
                   intermediate_size=cfg.intermediate_size, tokenizer_dir=llm_dir, seed=seed + 1)
     gen = GenerationConfig.from_pretrained(chat)
     base = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
-    from transformers import AutoTokenizer
+    from espnet_sllm.llm.tokenizer import load_tokenizer
 
-    end_of_turn = len(AutoTokenizer.from_pretrained(llm_dir)) - 1
+    end_of_turn = len(load_tokenizer(llm_dir)) - 1
     gen.eos_token_id = [i for i in base if i is not None] + [end_of_turn]
     gen.save_pretrained(chat)
     return chat

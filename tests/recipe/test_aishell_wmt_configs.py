@@ -1,7 +1,6 @@
 """egs2/aishell_wmt/asr1/conf: generated configs, the paper's prompts and special tokens, what
 trains in each system, and sllm_train --dry_run for every config with tiny checkpoints of the
 same architectures (Whisper-large-v3 layout, Llama = Yi-6B's architecture)."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +13,9 @@ TUNING = RECIPE / "conf/tuning"
 
 
 def _load_make_configs():
-    spec = importlib.util.spec_from_file_location("aw_make_configs",
-                                                  RECIPE / "local/make_configs.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from espnet_sllm.testing.recipe import load_recipe_script
+
+    return load_recipe_script(RECIPE)
 
 
 MC = _load_make_configs()

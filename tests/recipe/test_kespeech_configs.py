@@ -1,7 +1,6 @@
 """egs2/kespeech/asr1/conf: generated configs, the four-stage training plan (what trains in each
 stage), and sllm_train --dry_run for every config with tiny checkpoints of the same
 architectures (TeleSpeech data2vec 2.0 in fairseq's layouts, converted; Qwen2)."""
-import importlib.util
 import inspect
 import os
 import re
@@ -16,11 +15,9 @@ TUNING = RECIPE / "conf/tuning"
 
 
 def _load_make_configs():
-    spec = importlib.util.spec_from_file_location("ks_make_configs",
-                                                  RECIPE / "local/make_configs.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from espnet_sllm.testing.recipe import load_recipe_script
+
+    return load_recipe_script(RECIPE)
 
 
 MC = _load_make_configs()

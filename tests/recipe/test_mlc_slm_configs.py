@@ -1,6 +1,5 @@
 """egs2/mlc_slm/asr1/conf: generated configs, full-size configs checked without weights, debug
 configs through sllm_train --dry_run with tiny checkpoints."""
-import importlib.util
 import inspect
 from pathlib import Path
 
@@ -20,10 +19,9 @@ LABELS = ["English-American", "English-Australian", "English-British", "English-
 
 
 def _load_make_configs():
-    spec = importlib.util.spec_from_file_location("make_configs", RECIPE / "local/make_configs.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from espnet_sllm.testing.recipe import load_recipe_script
+
+    return load_recipe_script(RECIPE)
 
 
 def _yaml(name):
