@@ -20,6 +20,9 @@ config file, the config key and the path (exit status 1 when there is any):
   not have (the tokenizer of another model);
 * for the ``whisper_hf`` encoder: a checkpoint whose config is not a Whisper one, or an
   ``encoder_conf.layer`` beyond its ``encoder_layers``;
+* for the ``mms_hf`` encoder: a checkpoint whose config is not a wav2vec 2.0 one (MMS), or a
+  ``layer`` beyond its ``num_hidden_layers``; ``encoder: dual`` is checked branch by branch
+  (``encoder_conf.whisper_conf``, ``encoder_conf.mms_conf``);
 * for the ``data2vec2`` encoder: a folder that is not a converted TeleSpeech data2vec 2.0
   (``config.json`` + ``model.safetensors`` of ``espnet_sllm.bin.convert_data2vec2``), or an
   ``encoder_conf.layer`` beyond its blocks.
@@ -98,17 +101,37 @@ def check_llm(path: str, conf: dict) -> List[str]:
 
 def check_config(path: str) -> List[str]:
     """Returns a list of human-readable problems (empty: everything loads)."""
-    from transformers import AutoConfig
-
     with open(path, encoding="utf-8") as f:
         conf = yaml.safe_load(f) or {}
     problems = check_llm(path, conf)
     enc_conf = conf.get("encoder_conf") or {}
+    if conf.get("encoder") == "dual":  # each branch as its own encoder
+        for branch, default in (("whisper", "whisper_hf"), ("mms", "mms_hf")):
+            name = enc_conf.get(branch, default)
+            if name:
+                problems += check_encoder(path, name, enc_conf.get(f"{branch}_conf") or {},
+                                          f"encoder_conf.{branch}_conf")
+    else:
+        problems += check_encoder(path, conf.get("encoder", "whisper_hf"), enc_conf,
+                                  "encoder_conf")
+    init = conf.get("init_param") or []
+    for item in [init] if isinstance(init, str) else init:
+        file = str(item).split(":", 1)[0]
+        if not os.path.isfile(os.path.expanduser(file)):
+            problems.append(f"{path}: init_param: {file}: no such file")
+    return problems
+
+
+def check_encoder(path: str, encoder: str, enc_conf: dict, prefix: str) -> List[str]:
+    """Problems of one encoder's checkpoint (``prefix``: the config key of its conf)."""
+    from transformers import AutoConfig
+
+    problems = []
     enc_name = enc_conf.get("model_name_or_path")
-    key = "encoder_conf.model_name_or_path"
+    key = f"{prefix}.model_name_or_path"
     if enc_name and missing_local(enc_name):
         problems.append(f"{path}: {key}: {enc_name}: no such directory")
-    elif enc_name and conf.get("encoder") == "data2vec2":  # our own format, not transformers'
+    elif enc_name and encoder == "data2vec2":  # our own format, not transformers'
         from espnet_sllm.encoders.data2vec2 import check_converted
 
         problem = check_converted(enc_name, enc_conf.get("layer", -1))
@@ -123,21 +146,17 @@ def check_config(path: str) -> List[str]:
         except Exception as e:
             problems.append(f"{path}: {key}={enc_name!r} does not load: {e}")
             config = None
-        if config is not None and conf.get("encoder", "whisper_hf") == "whisper_hf":
-            layers = getattr(config, "encoder_layers", None)
+        want = {"whisper_hf": "whisper", "mms_hf": "wav2vec2"}.get(encoder)
+        if config is not None and want:
+            layers = getattr(config, "encoder_layers", getattr(config, "num_hidden_layers", None))
             layer = enc_conf.get("layer", -1)
-            if getattr(config, "model_type", None) != "whisper":
+            if getattr(config, "model_type", None) != want:
                 problems.append(f"{path}: {key}={enc_name!r} is a {config.model_type!r} "
-                                f"checkpoint, but encoder whisper_hf needs a Whisper one")
+                                f"checkpoint, but encoder {encoder} needs a {want!r} one")
             elif layer != -1 and layers is not None and not 1 <= layer <= layers:
-                problems.append(f"{path}: encoder_conf.layer={layer} does not match {key}="
+                problems.append(f"{path}: {prefix}.layer={layer} does not match {key}="
                                 f"{enc_name!r}: its encoder_layers is {layers} (give -1 or "
                                 f"1..{layers})")
-    init = conf.get("init_param") or []
-    for item in [init] if isinstance(init, str) else init:
-        file = str(item).split(":", 1)[0]
-        if not os.path.isfile(os.path.expanduser(file)):
-            problems.append(f"{path}: init_param: {file}: no such file")
     return problems
 
 

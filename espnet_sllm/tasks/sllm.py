@@ -33,6 +33,7 @@ from espnet2.utils.types import int_or_none, str2bool
 
 from espnet_sllm.encoders.data2vec2 import Data2Vec2Encoder
 from espnet_sllm.encoders.dual import DualEncoder
+from espnet_sllm.encoders.wav2vec2 import HFWav2Vec2Encoder
 from espnet_sllm.encoders.whisper import HFWhisperEncoder
 from espnet_sllm.llm.abs_llm import AbsLLM
 from espnet_sllm.llm.hf_causal_lm import HFCausalLM
@@ -63,6 +64,7 @@ encoder_choices = ClassChoices(
     "encoder",
     classes=dict(
         whisper_hf=HFWhisperEncoder,
+        mms_hf=HFWav2Vec2Encoder,
         data2vec2=Data2Vec2Encoder,
         dual=DualEncoder,
         conformer=ConformerEncoder,

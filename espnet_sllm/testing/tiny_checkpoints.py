@@ -7,7 +7,7 @@ mode runs it as a command.
 Usage:
     python -m espnet_sllm.testing.tiny_checkpoints --out exp_debug/tiny \\
         [--sentences_from data/train/text ...] [--prompt_config conf/tuning/s3_debug.yaml ...] \\
-        [--encoder whisper|data2vec2] [--whisper_mel_bins 128] [--llm_family gemma2] \\
+        [--encoder whisper|data2vec2|whisper_mms] [--whisper_mel_bins 128] [--llm_family gemma2] \\
         [--chat_twin] [--vocab_size 500] [--seed 0]
 
 Writes, with ``save_pretrained`` (the layout of the hub releases, loaded by the same code):
@@ -15,6 +15,10 @@ Writes, with ``save_pretrained`` (the layout of the hub releases, loaded by the 
     <out>/whisper   (--encoder whisper, the default) tiny random WhisperForConditionalGeneration:
                     128 mel bins and a 30-s window (1500 encoder positions) like
                     openai/whisper-large-v3, d_model 64, 2 layers
+    <out>/mms       (--encoder whisper_mms: <out>/whisper as above and this) tiny random
+                    MMS-architecture wav2vec 2.0 (espnet_sllm.testing.wav2vec2): the conv stack
+                    of facebook/mms-300m / mms-1b (400-sample window, 320 hop), stable layer
+                    norm, hidden 32, 2 layers, saved as Wav2Vec2ForPreTraining
     <out>/fairseq/large.pt, <out>/fairseq/finetune_large_kespeech.pt
                     (--encoder data2vec2) tiny random TeleSpeech data2vec 2.0 checkpoints in
                     fairseq's own layouts (pretrained; CTC fine-tuned): the same blocks as the
@@ -59,7 +63,8 @@ logger = logging.getLogger("tiny_checkpoints")
 
 STAMP = "tiny_checkpoints.json"
 #: --encoder -> the folders it writes under --out (besides fairseq/ for data2vec2)
-ENCODERS = {"whisper": ("whisper",), "data2vec2": ("data2vec2", "data2vec2_ctc")}
+ENCODERS = {"whisper": ("whisper",), "data2vec2": ("data2vec2", "data2vec2_ctc"),
+            "whisper_mms": ("whisper", "mms")}
 _PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
@@ -125,7 +130,7 @@ def make_tiny_checkpoints(
                  seed=seed, sentences_sha1=hashlib.sha1(
                      "\n".join(sentences).encode("utf-8")).hexdigest(),
                  n_sentences=len(sentences))
-    if encoder == "whisper":
+    if encoder in ("whisper", "whisper_mms"):
         stamp["whisper_mel_bins"] = whisper_mel_bins
     stamp_path = os.path.join(out, STAMP)
     llm_dir = os.path.join(out, llm_family)
@@ -141,12 +146,16 @@ def make_tiny_checkpoints(
     for d in dirs:
         if os.path.isdir(d):
             shutil.rmtree(d)
-    if encoder == "whisper":
+    if encoder in ("whisper", "whisper_mms"):
         from espnet_sllm.testing.whisper import make_tiny_whisper
 
         make_tiny_whisper(dirs[1], num_mel_bins=whisper_mel_bins, d_model=64, encoder_layers=2,
                           encoder_attention_heads=4, max_source_positions=1500, seed=seed)
-    else:
+    if encoder == "whisper_mms":
+        from espnet_sllm.testing.wav2vec2 import make_tiny_mms
+
+        make_tiny_mms(dirs[2], hidden_size=32, num_layers=2, num_heads=4, conv_dim=16, seed=seed)
+    elif encoder == "data2vec2":
         _tiny_data2vec2(out, seed)
     make_tiny_llm(llm_dir, llm_family, hidden_size=64, num_layers=2, num_heads=4,
                   num_kv_heads=2, intermediate_size=128, sentences=sentences or None,
@@ -204,7 +213,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", required=True,
                         help="output folder (gets the encoder folders and <family>/)")
     parser.add_argument("--encoder", default="whisper", choices=list(ENCODERS),
-                        help="whisper (whisper-large-v3's layout) or data2vec2 (TeleSpeech's)")
+                        help="whisper (whisper-large-v3's layout), data2vec2 (TeleSpeech's) or "
+                        "whisper_mms (whisper + MMS, Ideal-LLM's dual encoders)")
     parser.add_argument("--sentences_from", nargs="+", default=[], metavar="TEXT",
                         help="Kaldi text files whose transcripts train the tokenizer")
     parser.add_argument("--prompt_config", nargs="+", default=[], metavar="YAML",
