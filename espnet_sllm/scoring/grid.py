@@ -5,13 +5,18 @@ side (Xu et al.'s Table 1: projector x encoder; Table 2: projector x frame rate;
 projector, per test set and dialect).  A *cell spec* names where one number comes from::
 
     <table title> TAB <row> TAB <column> TAB <scores.json> [TAB <group>=<value> | <task>/<metric>]
+    <table title> TAB <row> TAB <column> TAB <scores.json>,<scores.json>,... TAB mean[:<paper>]
 
 * without a fifth field: the set's own error rate of its ASR utterances (its single metric: CER
   for Chinese, WER for words; the MER when a set mixes units);
 * ``subdialect=Southwestern``: that value's error rate in the set's ``--score_group`` table of
   ``utt2subdialect`` (scores.json ``groups``);
 * ``st/ROUGE-L``, ``st/BLEU``, ``sqa/ROUGE-L``, ...: the summary of that task's metric (scores.json
-  ``task_scores``: the average over translation directions for ``st``, all utterances else).
+  ``task_scores``: the average over translation directions for ``st``, all utterances else);
+* ``mean`` or ``mean:<paper number>``: the unweighted mean of the listed files' own error rates
+  (a paper's average over languages, e.g. Ideal-LLM's Avg over the 8 MLS test sets), blank
+  unless every file has one; the paper's number is the one given, else the mean of the files'
+  paper numbers when each has one.
 
 A cell reads ``ours (paper)`` when the ``scores.json`` carries the paper's number for it (stage
 9's ``--paper_results``, :mod:`.paper`), else ``ours``; a missing file or value reads ``–`` and is
@@ -36,13 +41,21 @@ def parse_specs(lines: Sequence[str], where: str) -> List[tuple]:
             continue
         parts = line.split("\t")
         group = None
-        if len(parts) == 5 and "=" in parts[4]:
+        if len(parts) == 5 and (parts[4] == "mean" or parts[4].startswith("mean:")):
+            paper = parts[4][5:]
+            try:
+                group = ("mean", float(paper) if paper else None)
+            except ValueError:
+                raise ValueError(f"{where}:{n}: 'mean:<paper number>' expected, got "
+                                 f"{parts[4]!r}") from None
+        elif len(parts) == 5 and "=" in parts[4]:
             group = tuple(parts[4].split("=", 1))
         elif len(parts) == 5 and parts[4].count("/") == 1 and all(parts[4].split("/")):
             group = ("task",) + tuple(parts[4].split("/"))
         elif len(parts) != 4:
             raise ValueError(f"{where}:{n}: expected 'table<TAB>row<TAB>column<TAB>scores.json"
-                             f"[<TAB>group=value | task/metric]', got {len(parts)} fields: "
+                             f"[<TAB>group=value | task/metric | mean[:<paper>]]', got "
+                             f"{len(parts)} fields: "
                              f"{line!r}")
         out.append((parts[0], parts[1], parts[2], parts[3], group))
     return out
@@ -80,6 +93,26 @@ def cell_value(scores: dict, group: Optional[Tuple[str, str]]) -> Tuple[Optional
     return entry["pct"]["err"], lookup(scores.get("paper"), metric, value, prefix=name), metric
 
 
+def _load(path: str) -> Optional[dict]:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def mean_cell(paths: Sequence[str], paper: Optional[float]) -> Tuple[Optional[float],
+                                                                      Optional[float], str]:
+    """(ours, paper, metric) of a ``mean`` cell: the unweighted mean of the files' own error
+    rates (None unless every file has one)."""
+    cells = [cell_value(s, None) if s else (None, None, "") for s in map(_load, paths)]
+    if not cells or any(c[0] is None for c in cells):
+        return None, paper, ""
+    if paper is None and all(c[1] is not None for c in cells):
+        paper = sum(c[1] for c in cells) / len(cells)
+    metrics = sorted({c[2] for c in cells})
+    return sum(c[0] for c in cells) / len(cells), paper, "/".join(metrics)
+
+
 def _fmt(x: Optional[float]) -> str:
     return MISSING if x is None else f"{x:.2f}"
 
@@ -92,14 +125,14 @@ def render(specs: Sequence[tuple], title: str = "") -> Tuple[str, int]:
                                       "metrics": set()})
         t["rows"] += [row] if row not in t["rows"] else []
         t["cols"] += [col] if col not in t["cols"] else []
-        try:
-            scores = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            scores = None
-        ours, paper, metric = cell_value(scores, group) if scores else (None, None, "")
+        if group and group[0] == "mean":
+            ours, paper, metric = mean_cell(path.split(","), group[1])
+        else:
+            scores = _load(path)
+            ours, paper, metric = cell_value(scores, group) if scores else (None, None, "")
         if ours is None:
-            what = "" if not group else (f" ({'/'.join(group[1:])})" if group[0] == "task"
-                                         else f" ({group[0]}={group[1]})")
+            what = "" if not group or group[0] == "mean" else (
+                f" ({'/'.join(group[1:])})" if group[0] == "task" else f" ({group[0]}={group[1]})")
             t["missing"].append(f"{row} / {col}: {path}{what}")
         else:
             t["metrics"].add(metric)

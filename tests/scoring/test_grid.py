@@ -105,3 +105,24 @@ def test_task_metric_cells(tmp_path):
     # character ROUGE-L of 答案是这个 vs 答案: P 1, R 0.4, F 0.5714
     assert row[3] == "57.14"
     assert row[4].rstrip(" |") == "–"  # no qa utterances
+
+
+def test_mean_cells(tmp_path):
+    """`mean` cells: the unweighted mean of the files' rates (Ideal-LLM's Avg over languages),
+    the paper's number given or the mean of the files' paper numbers; blank if one is missing."""
+    a = _score(tmp_path, "sllm_sweep_a", [x[3] for x in UTTS])  # 37.50, paper 12.5
+    b = _score(tmp_path, "sllm_sweep_b", [x[2] for x in UTTS])  # 0.00, no paper number
+    (tmp_path / "c").mkdir()
+    c = _score(tmp_path / "c", "sllm_sweep_a", [x[2] for x in UTTS])  # 0.00, paper 12.5
+    missing = tmp_path / "none/scores.json"
+    spec = tmp_path / "cells.tsv"
+    spec.write_text(f"T\tab\tAvg\t{a},{b}\tmean\nT\tac\tAvg\t{a},{c}\tmean\n"
+                    f"T\tgiven\tAvg\t{a},{b}\tmean:11.59\nT\tgap\tAvg\t{a},{missing}\tmean\n",
+                    encoding="utf-8")
+    assert main(["--spec", str(spec), "--out", str(tmp_path / "R.md")]) == 0
+    md = (tmp_path / "R.md").read_text(encoding="utf-8").splitlines()
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[1].rstrip(" |") for line in md
+            if line.startswith("| ") and not line.startswith("| |")}
+    assert rows == {"ab": "18.75", "ac": "18.75 (12.50)", "given": "18.75 (11.59)", "gap": "–"}
+    with pytest.raises(ValueError, match=r"cells.tsv:1: 'mean:<paper number>' expected"):
+        parse_specs([f"T\tr\tc\t{a}\tmean:x\n"], str(spec))
