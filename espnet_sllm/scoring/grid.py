@@ -5,7 +5,7 @@ side (Xu et al.'s Table 1: projector x encoder; Table 2: projector x frame rate;
 projector, per test set and dialect).  A *cell spec* names where one number comes from::
 
     <table title> TAB <row> TAB <column> TAB <scores.json> [TAB <group>=<value> | <task>/<metric>]
-    <table title> TAB <row> TAB <column> TAB <scores.json>,<scores.json>,... TAB mean[:<paper>]
+    <table title> TAB <row> TAB <column> TAB <scores.json>,<scores.json>,... TAB mean[:<paper>][@<task>/<metric>]
 
 * without a fifth field: the set's own error rate of its ASR utterances (its single metric: CER
   for Chinese, WER for words; the MER when a set mixes units);
@@ -13,10 +13,11 @@ projector, per test set and dialect).  A *cell spec* names where one number come
   ``utt2subdialect`` (scores.json ``groups``);
 * ``st/ROUGE-L``, ``st/BLEU``, ``sqa/ROUGE-L``, ...: the summary of that task's metric (scores.json
   ``task_scores``: the average over translation directions for ``st``, all utterances else);
-* ``mean`` or ``mean:<paper number>``: the unweighted mean of the listed files' own error rates
-  (a paper's average over languages, e.g. Ideal-LLM's Avg over the 8 MLS test sets), blank
-  unless every file has one; the paper's number is the one given, else the mean of the files'
-  paper numbers when each has one.
+* ``mean``, ``mean:<paper number>``, ``mean@st/BLEU``, ``mean:<paper>@st/BLEU``: the unweighted
+  mean of the listed files' cells (their own error rates, or the ``<task>/<metric>`` after
+  ``@``): a paper's average over languages or directions, e.g. Ideal-LLM's Avg over the 8 MLS
+  test sets or the 5 CoVoST 2 directions; blank unless every file has one; the paper's number
+  is the one given, else the mean of the files' paper numbers when each has one.
 
 A cell reads ``ours (paper)`` when the ``scores.json`` carries the paper's number for it (stage
 9's ``--paper_results``, :mod:`.paper`), else ``ours``; a missing file or value reads ``–`` and is
@@ -41,20 +42,23 @@ def parse_specs(lines: Sequence[str], where: str) -> List[tuple]:
             continue
         parts = line.split("\t")
         group = None
-        if len(parts) == 5 and (parts[4] == "mean" or parts[4].startswith("mean:")):
-            paper = parts[4][5:]
+        if len(parts) == 5 and (parts[4] == "mean" or parts[4].startswith(("mean:", "mean@"))):
+            head, _, task = parts[4].partition("@")
+            sub = ("task",) + tuple(task.split("/")) if task else None
             try:
-                group = ("mean", float(paper) if paper else None)
+                if sub and (len(sub) != 3 or not all(sub)):
+                    raise ValueError
+                group = ("mean", float(head[5:]) if head[5:] else None, sub)
             except ValueError:
-                raise ValueError(f"{where}:{n}: 'mean:<paper number>' expected, got "
-                                 f"{parts[4]!r}") from None
+                raise ValueError(f"{where}:{n}: 'mean[:<paper number>][@<task>/<metric>]' "
+                                 f"expected, got {parts[4]!r}") from None
         elif len(parts) == 5 and "=" in parts[4]:
             group = tuple(parts[4].split("=", 1))
         elif len(parts) == 5 and parts[4].count("/") == 1 and all(parts[4].split("/")):
             group = ("task",) + tuple(parts[4].split("/"))
         elif len(parts) != 4:
             raise ValueError(f"{where}:{n}: expected 'table<TAB>row<TAB>column<TAB>scores.json"
-                             f"[<TAB>group=value | task/metric | mean[:<paper>]]', got "
+                             f"[<TAB>group=value | task/metric | mean[:<paper>][@task/metric]]', got "
                              f"{len(parts)} fields: "
                              f"{line!r}")
         out.append((parts[0], parts[1], parts[2], parts[3], group))
@@ -100,11 +104,12 @@ def _load(path: str) -> Optional[dict]:
         return None
 
 
-def mean_cell(paths: Sequence[str], paper: Optional[float]) -> Tuple[Optional[float],
-                                                                      Optional[float], str]:
-    """(ours, paper, metric) of a ``mean`` cell: the unweighted mean of the files' own error
-    rates (None unless every file has one)."""
-    cells = [cell_value(s, None) if s else (None, None, "") for s in map(_load, paths)]
+def mean_cell(paths: Sequence[str], paper: Optional[float], sub: Optional[tuple] = None
+              ) -> Tuple[Optional[float], Optional[float], str]:
+    """(ours, paper, metric) of a ``mean`` cell: the unweighted mean of the files' cells
+    (``sub``: their ``task/metric``, else their own error rates); None unless every file has
+    one."""
+    cells = [cell_value(s, sub) if s else (None, None, "") for s in map(_load, paths)]
     if not cells or any(c[0] is None for c in cells):
         return None, paper, ""
     if paper is None and all(c[1] is not None for c in cells):
@@ -126,7 +131,7 @@ def render(specs: Sequence[tuple], title: str = "") -> Tuple[str, int]:
         t["rows"] += [row] if row not in t["rows"] else []
         t["cols"] += [col] if col not in t["cols"] else []
         if group and group[0] == "mean":
-            ours, paper, metric = mean_cell(path.split(","), group[1])
+            ours, paper, metric = mean_cell(path.split(","), group[1], group[2])
         else:
             scores = _load(path)
             ours, paper, metric = cell_value(scores, group) if scores else (None, None, "")

@@ -94,7 +94,8 @@ def test_task_metric_cells(tmp_path):
     spec = tmp_path / "cells.tsv"
     f = out / "scores.json"
     spec.write_text(f"T\tYi\tCER\t{f}\nT\tYi\tST ROUGE-L\t{f}\tst/ROUGE-L\n"
-                    f"T\tYi\tSQA ROUGE-L\t{f}\tsqa/ROUGE-L\nT\tYi\tQA\t{f}\tqa/ROUGE-L\n",
+                    f"T\tYi\tSQA ROUGE-L\t{f}\tsqa/ROUGE-L\nT\tYi\tQA\t{f}\tqa/ROUGE-L\n"
+                    f"T\tYi\tAvg\t{f},{f}\tmean@st/ROUGE-L\n",
                     encoding="utf-8")
     assert main(["--spec", str(spec), "--out", str(tmp_path / "R.md")]) == 0
     md = (tmp_path / "R.md").read_text(encoding="utf-8").splitlines()
@@ -104,7 +105,8 @@ def test_task_metric_cells(tmp_path):
     assert row[2] == "90.00 (50.00)"
     # character ROUGE-L of 答案是这个 vs 答案: P 1, R 0.4, F 0.5714
     assert row[3] == "57.14"
-    assert row[4].rstrip(" |") == "–"  # no qa utterances
+    assert row[4] == "–"  # no qa utterances
+    assert row[5].rstrip(" |") == "90.00 (50.00)"  # mean over (here twice) the st cell
 
 
 def test_mean_cells(tmp_path):
@@ -124,5 +126,8 @@ def test_mean_cells(tmp_path):
     rows = {line.split(" | ")[0][2:]: line.split(" | ")[1].rstrip(" |") for line in md
             if line.startswith("| ") and not line.startswith("| |")}
     assert rows == {"ab": "18.75", "ac": "18.75 (12.50)", "given": "18.75 (11.59)", "gap": "–"}
-    with pytest.raises(ValueError, match=r"cells.tsv:1: 'mean:<paper number>' expected"):
-        parse_specs([f"T\tr\tc\t{a}\tmean:x\n"], str(spec))
+    for bad in ("mean:x", "mean@st", "mean@st/"):
+        with pytest.raises(ValueError, match=r"cells.tsv:1: 'mean\[:<paper number>\]"):
+            parse_specs([f"T\tr\tc\t{a}\t{bad}\n"], str(spec))
+    assert parse_specs([f"T\tr\tc\t{a}\tmean:1.5@st/BLEU\n"], "x")[0][4] == (
+        "mean", 1.5, ("task", "st", "BLEU"))
