@@ -26,7 +26,7 @@ PIP_VERSION := 23.2.1
 STAMP := $(VENV)/.installed
 
 .PHONY: install test demo demo-debug mlc-slm-debug mlc-slm-debug-all kespeech-debug \
-	kespeech-debug-all aishell-wmt-debug aishell-wmt-debug-all learn-check bench clean-venv debian lock check-deps audit
+	kespeech-debug-all aishell-wmt-debug aishell-wmt-debug-all mls-debug mls-debug-all learn-check bench clean-venv debian lock check-deps audit
 
 install: $(STAMP)
 
@@ -121,6 +121,28 @@ aishell-wmt-debug: install
 aishell-wmt-debug-all: install
 	cd egs2/aishell_wmt/asr1 && ./run.sh --paper true --debug true
 	! grep -q "Not (yet) scored" $(AW_EXP)/RESULTS.md
+
+# egs2/mls (Ideal-LLM) with the debug configs: espeak-ng MLS (8 languages), Common Voice 4 and
+# CoVoST 2 in their release layouts, tiny random Whisper (128 mel) + MMS (wav2vec 2.0) + Phi-3;
+# CI: asr1 base (dual encoders, selector, CTC + LID; Fig. 2 plot) then st1 base_cot from it
+# (COT target, BLEU per direction). -all: every asr1 system, then every st1 system.
+MLS_EXP := egs2/mls/asr1/exp_debug
+MLS_ST_EXP := egs2/mls/st1/exp_debug
+MLS_ASR_SYSTEMS := baseline base base_no_ws base_no_dual large
+MLS_ST_SYSTEMS := baseline base large base_cot large_cot
+mls-debug: install
+	cd egs2/mls/asr1 && ./run.sh --system base --debug true
+	! grep -q "Not (yet) scored" $(MLS_EXP)/RESULTS.md
+	test -s $(MLS_EXP)/lang_weights.png
+	cd egs2/mls/st1 && ./run.sh --system base_cot --debug true
+	! grep -q "Not (yet) scored" $(MLS_ST_EXP)/RESULTS.md
+mls-debug-all: install
+	set -e; cd egs2/mls/asr1; for s in $(MLS_ASR_SYSTEMS); do \
+		./run.sh --system $$s --debug true; done
+	! grep -q "Not (yet) scored" $(MLS_EXP)/RESULTS.md
+	set -e; cd egs2/mls/st1; for s in $(MLS_ST_SYSTEMS); do \
+		./run.sh --system $$s --debug true; done
+	! grep -q "Not (yet) scored" $(MLS_ST_EXP)/RESULTS.md
 
 # A model that stops learning (a broken label shift, prompt splice or loss mask) still runs every
 # stage of demo-debug; here it must reach a test MER under the bound. Bound and measured spread:
