@@ -20,9 +20,7 @@ config file, the config key and the path (exit status 1 when there is any):
   not have (the tokenizer of another model);
 * for the ``whisper_hf`` encoder: a checkpoint whose config is not a Whisper one, or an
   ``encoder_conf.layer`` beyond its ``encoder_layers``;
-* for the ``mms_hf`` encoder: a checkpoint whose config is not a wav2vec 2.0 one (MMS), or a
-  ``layer`` beyond its ``num_hidden_layers``; ``encoder: dual`` is checked branch by branch
-  (``encoder_conf.whisper_conf``, ``encoder_conf.mms_conf``);
+* the same for ``mms_hf`` (a wav2vec 2.0 config); ``encoder: dual``: each branch's conf;
 * for the ``data2vec2`` encoder: a folder that is not a converted TeleSpeech data2vec 2.0
   (``config.json`` + ``model.safetensors`` of ``espnet_sllm.bin.convert_data2vec2``), or an
   ``encoder_conf.layer`` beyond its blocks.
@@ -104,16 +102,12 @@ def check_config(path: str) -> List[str]:
     with open(path, encoding="utf-8") as f:
         conf = yaml.safe_load(f) or {}
     problems = check_llm(path, conf)
-    enc_conf = conf.get("encoder_conf") or {}
-    if conf.get("encoder") == "dual":  # each branch as its own encoder
-        for branch, default in (("whisper", "whisper_hf"), ("mms", "mms_hf")):
-            name = enc_conf.get(branch, default)
-            if name:
-                problems += check_encoder(path, name, enc_conf.get(f"{branch}_conf") or {},
-                                          f"encoder_conf.{branch}_conf")
-    else:
-        problems += check_encoder(path, conf.get("encoder", "whisper_hf"), enc_conf,
-                                  "encoder_conf")
+    enc_conf, encoder = conf.get("encoder_conf") or {}, conf.get("encoder", "whisper_hf")
+    branches = [(encoder, enc_conf, "encoder_conf")] if encoder != "dual" else [
+        (enc_conf.get(b, d), enc_conf.get(f"{b}_conf") or {}, f"encoder_conf.{b}_conf")
+        for b, d in (("whisper", "whisper_hf"), ("mms", "mms_hf")) if enc_conf.get(b, d)]
+    for name, branch_conf, prefix in branches:  # a dual encoder: each branch on its own
+        problems += check_encoder(path, name, branch_conf, prefix)
     init = conf.get("init_param") or []
     for item in [init] if isinstance(init, str) else init:
         file = str(item).split(":", 1)[0]
@@ -126,8 +120,7 @@ def check_encoder(path: str, encoder: str, enc_conf: dict, prefix: str) -> List[
     """Problems of one encoder's checkpoint (``prefix``: the config key of its conf)."""
     from transformers import AutoConfig
 
-    problems = []
-    enc_name = enc_conf.get("model_name_or_path")
+    problems, enc_name = [], enc_conf.get("model_name_or_path")
     key = f"{prefix}.model_name_or_path"
     if enc_name and missing_local(enc_name):
         problems.append(f"{path}: {key}: {enc_name}: no such directory")
@@ -137,19 +130,15 @@ def check_encoder(path: str, encoder: str, enc_conf: dict, prefix: str) -> List[
         problem = check_converted(enc_name, enc_conf.get("layer", -1))
         if problem:
             problems.append(f"{path}: {key}={enc_name!r} does not load: {problem}")
-        else:
-            logging.info(f"{path}: encoder {enc_name}: data2vec2 config loads")
     elif enc_name:
+        config = None
         try:
             config = AutoConfig.from_pretrained(enc_name)
-            logging.info(f"{path}: encoder {enc_name}: config loads")
         except Exception as e:
             problems.append(f"{path}: {key}={enc_name!r} does not load: {e}")
-            config = None
         want = {"whisper_hf": "whisper", "mms_hf": "wav2vec2"}.get(encoder)
         if config is not None and want:
-            layers = getattr(config, "encoder_layers", getattr(config, "num_hidden_layers", None))
-            layer = enc_conf.get("layer", -1)
+            layers, layer = getattr(config, "num_hidden_layers", None), enc_conf.get("layer", -1)
             if getattr(config, "model_type", None) != want:
                 problems.append(f"{path}: {key}={enc_name!r} is a {config.model_type!r} "
                                 f"checkpoint, but encoder {encoder} needs a {want!r} one")

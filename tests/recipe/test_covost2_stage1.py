@@ -122,6 +122,22 @@ def test_stage1(corpus, recipe, recipe_data, tmp_path):
         "cv-fr-ffff0000-common_voice_fr_1-en": "fr",
     }
     assert set(read_kv(data / "train" / "utt2task").values()) == {"st"}
+    # utt2tgtlang: the target language, per pair and in the combined sets.
+    assert read_kv(data / "train" / "utt2tgtlang") == {
+        "cv-en-aaaa1111-common_voice_en_1-de": "de",
+        "cv-en-cccc2222-common_voice_en_2-de": "de",
+        "cv-fr-ffff0000-common_voice_fr_1-en": "en",
+    }
+    assert read_kv(data / "dev" / "utt2tgtlang") == {
+        "cv-en-aaaa1111-common_voice_en_3-de": "de", "cv-fr-ffff0000-common_voice_fr_2-en": "en"}
+    for pair, tgt in (("en_de", "de"), ("fr_en", "en")):
+        for set_ in ("train", "dev", "test"):
+            d = data / f"covost_{pair}_{set_}"
+            tgt_langs = read_kv(d / "utt2tgtlang")
+            assert set(tgt_langs) == set(read_kv(d / "utt2spk")) and \
+                set(tgt_langs.values()) == {tgt}
+            lines = (d / "utt2tgtlang").read_text().splitlines()
+            assert lines == sorted(lines)
     assert read_kv(data / "dev" / "text_tgt") == {
         "cv-en-aaaa1111-common_voice_en_3-de": "Drei.",
         "cv-fr-ffff0000-common_voice_fr_2-en": "Two.",
@@ -140,7 +156,8 @@ def test_stage1(corpus, recipe, recipe_data, tmp_path):
     # Counts are printed, with the reasons of the drops.
     assert "data/covost_en_de_train: rows=3 kept=2 dropped=1 (not_in_cv_table=1)" in r.stdout
     assert "data/covost_en_de_test: rows=2 kept=1 dropped=1 (missing_audio=1)" in r.stdout
-    assert "data/train: 3 utterances; per source language: en=2 fr=1" in r.stdout
+    assert "data/train: 3 utterances; per source language: en=2 fr=1 | per target language: " \
+        "de=2 en=1" in r.stdout
     assert "extracting covost_v2.fr_en.tsv" in r.stdout + r.stderr
 
 
@@ -161,7 +178,7 @@ def test_errors(corpus, recipe, tmp_path):
     r = _run(recipe, corpus, "--stage", "1", "--stop_stage", "1", "--expdir", exp,
              "--pairs", "de_en")
     assert r.returncode != 0 and "covost_v2.de_en.tsv.tar.gz" in r.stderr
-    r = _run(recipe, corpus, "--pairs", "fr-en")
+    r = _run(recipe, corpus, "--stop_stage", "1", "--pairs", "fr-en")
     assert r.returncode != 0 and "'fr-en' is not <src>_<tgt>" in r.stderr
     r = _run(recipe, corpus, "--no_such_option", "1", script="local/data.sh")
     assert r.returncode != 0 and "unknown option '--no_such_option'" in r.stderr
@@ -169,4 +186,7 @@ def test_errors(corpus, recipe, tmp_path):
 
 def test_help(recipe):
     r = _run(recipe, {}, "--help")
-    assert r.returncode == 0 and "--pairs" in r.stdout and "covost_<src>_<tgt>_test" in r.stdout
+    assert r.returncode == 0 and "--pairs" in r.stdout and "utt2tgtlang" in r.stdout
+    r = _run(recipe, {}, "--help", script="local/data.sh")
+    assert r.returncode == 0 and "covost_<src>_<tgt>_{train,dev,test}" in r.stdout
+    assert "utt2tgtlang = <tgt>" in r.stdout

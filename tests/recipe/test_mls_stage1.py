@@ -13,6 +13,7 @@ import pytest
 import soundfile
 
 from espnet_sllm.data.kaldi_dir import read_kv, validate_data_dir
+from espnet_sllm.data.subset import seeded_order
 from espnet_sllm.testing.recipe import copy_recipe, run_recipe
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,11 +24,15 @@ META_HEADER = ("SPEAKER   |   GENDER   | PARTITION  |  MINUTES   |  BOOK ID   |"
 
 
 def _split(lang_dir, split, rows, missing=()):
-    """rows: (handle, text); every handle gets a FLAC file except those in ``missing``."""
+    """rows: (handle, text); every handle gets a FLAC file of 0.1 s (and a segments.txt row
+    of 0.1 s) except those in ``missing``."""
     d = lang_dir / split
     d.mkdir(parents=True)
     (d / "transcripts.txt").write_text("".join(f"{h}\t{t}\n" for h, t in rows),
                                        encoding="utf-8")
+    (d / "segments.txt").write_text("".join(
+        f"{h}\thttp://www.archive.org/download/b/b_{i}.mp3\t{10 + i:.2f}\t{10.1 + i:.2f}\n"
+        for i, (h, _) in enumerate(rows)), encoding="utf-8")
     for h, _ in rows:
         if h in missing:
             continue
@@ -179,3 +184,49 @@ def test_stage1_errors(mls, tmp_path, recipe_data):
 
     r = _run(mls, tmp_path, "--langs", "german", "--local_data_opts", "--limited 2hr")
     assert r.returncode != 0 and "unknown --limited '2hr'" in r.stderr
+
+
+def test_stage1_max_hours(mls, tmp_path, recipe_data):
+    # German: 6 training utterances of 0.1 s (segments.txt); 0.0001 h = 0.36 s -> the first 4
+    # of the seeded order.  Polish (0.1 s) holds less than its cap: kept whole.
+    r = _run(mls, tmp_path, "--langs", "german polish", "--train_set", "train_de",
+             "--local_data_opts",
+             "--max_hours de=0.0001,pl=1,en=5 --max_hours_seed 5 --train_name train_de"
+             " --balance_alpha 0.5")
+    assert r.returncode == 0, r.stdout + r.stderr
+    full = read_kv(recipe_data / "mls_de_train" / "utt2dur")
+    assert len(full) == 6 and set(full.values()) == {"0.100"}
+    capped = recipe_data / "mls_de_train_0.0001h"
+    validate_data_dir(capped)
+    expected = seeded_order(full, 5)[:4]
+    assert sorted(read_kv(capped / "text")) == sorted(expected)
+    assert sorted(read_kv(capped / "utt2dur")) == sorted(expected)
+    assert not (recipe_data / "mls_pl_train_1h").exists()
+    assert "holds 0.000028 h only: kept whole" in r.stdout
+    assert "--max_hours en=5: 'en' is not among --langs (german polish): ignored" in r.stdout
+    # The cap comes before the combination and the balancing, into <train_name>.
+    unbal = read_kv(recipe_data / "train_de_unbalanced" / "utt2lang")
+    assert sorted(unbal) == sorted(expected + ["mls-pl-7-70_000001"])
+    validate_data_dir(recipe_data / "train_de")
+    assert set(read_kv(recipe_data / "train_de" / "utt2lang").values()) == {"de", "pl"}
+    assert not (recipe_data / "train").exists()
+    # Another seed, another subset (of the same size).
+    r = _run(mls, tmp_path, "--langs", "german", "--train_set", "train_de",
+             "--local_data_opts", "--max_hours de=0.0001 --train_name train_de")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(read_kv(capped / "text")) == sorted(seeded_order(full, 0)[:4])
+    assert sorted(read_kv(recipe_data / "train_de" / "text")) == sorted(seeded_order(full, 0)[:4])
+
+
+@pytest.mark.parametrize("opts, message", [
+    ("--max_hours sv=10", "--max_hours: unknown language code 'sv' in 'sv=10'; valid: en de"),
+    ("--max_hours de=ten", "--max_hours: the hours of 'de' must be a number > 0, got 'ten'"),
+    ("--max_hours de=0", "the hours of 'de' must be a number > 0, got '0'"),
+    ("--max_hours de", "--max_hours: 'de' is not <code>=<hours> (e.g. en=10000)"),
+    ("--max_hours de=1,de=2", "--max_hours: language 'de' is given twice"),
+    ("--train_name dev", "--train_name must be a data directory name"),
+    ("--max_hours_seed x", "--max_hours_seed must be a number >= 0, got 'x'"),
+])
+def test_stage1_max_hours_errors(mls, tmp_path, opts, message):
+    r = _run(mls, tmp_path, "--langs", "german", "--local_data_opts", opts)
+    assert r.returncode != 0 and message in r.stderr, r.stderr

@@ -9,9 +9,12 @@
 #      extracted into --work_dir) joined with ${COMMONVOICE}/<src>/validated.tsv and the clips
 #      of ${COMMONVOICE}/<src>/clips -> <data_dir>/covost_<src>_<tgt>_{train,dev,test}
 #      (train = CoVoST splits train + train_covost), read by `python -m espnet_sllm.data.corpora.covost2`:
-#      text = transcript, text_tgt = translation, utt2task = st, utt2lang = <src>;
+#      text = transcript, text_tgt = translation, utt2task = st, utt2lang = <src>, and
+#      utt2tgtlang = <tgt> (the target language, written by this script: stage 2 carries it
+#      as the sample's tgt_lang, and scoring reads it per utterance);
 #   2. <data_dir>/train = the train sets of all pairs, <data_dir>/dev = their dev sets (one model
-#      for all directions); the test sets stay per pair, for BLEU per direction.
+#      for all directions), each with the utt2tgtlang of its pairs; the test sets stay per
+#      pair, for BLEU per direction.
 # Rows are dropped and counted (printed) when their translation or transcript is empty, when
 # their clip is not in validated.tsv, when the MP3 file is missing, or when they hold bytes
 # that are not UTF-8; malformed tables are errors naming file:line.
@@ -58,12 +61,26 @@ log "Reading CoVoST 2 pairs ${pairs} (${COVOST2}) with Common Voice ${COMMONVOIC
 python -m espnet_sllm.data.corpora.covost2 --cv_root "${COMMONVOICE}" --covost_root "${COVOST2}" \
     --pairs ${pairs} --data_dir "${data_dir}" --work_dir "${work_dir}" --strict "${strict}"
 
+# utt2tgtlang of every set of every pair: the pair's target language.
+for pair in ${pairs}; do
+    tgt=${pair#*_}
+    for set in train dev test; do
+        d=${data_dir}/covost_${pair}_${set}
+        awk -v t="${tgt}" '{ print $1, t }' "${d}/utt2spk" >"${d}/utt2tgtlang"
+    done
+done
+
 made=()
 for set in train dev; do
     dirs=()
     for pair in ${pairs}; do dirs+=("${data_dir}/covost_${pair}_${set}"); done
     log "Combining ${dirs[*]} into ${data_dir}/${set}"
     python -m espnet_sllm.data.kaldi_dir combine --out "${data_dir}/${set}" "${dirs[@]}"
+    # combine does not carry utt2tgtlang: the union of the pairs' (ids are unique: -<tgt>).
+    for d in "${dirs[@]}"; do cat "${d}/utt2tgtlang"; done | LC_ALL=C sort \
+        >"${data_dir}/${set}/utt2tgtlang"
+    [ "$(wc -l <"${data_dir}/${set}/utt2tgtlang")" -eq "$(wc -l <"${data_dir}/${set}/utt2spk")" ] \
+        || die "${data_dir}/${set}/utt2tgtlang does not cover ${data_dir}/${set}/utt2spk"
     made+=("${set}")
 done
 for pair in ${pairs}; do made+=("covost_${pair}_test"); done
@@ -72,6 +89,8 @@ log "Data directories:"
 for name in "${made[@]}"; do
     d=${data_dir}/${name}
     echo "  ${d}: $(wc -l <"${d}/utt2spk") utterances; per source language:" \
-        $(cut -d' ' -f2 "${d}/utt2lang" | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')
+        $(cut -d' ' -f2 "${d}/utt2lang" | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}') \
+        "| per target language:" \
+        $(cut -d' ' -f2 "${d}/utt2tgtlang" | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')
 done
 log "Successfully finished. [elapsed=${SECONDS}s]"
