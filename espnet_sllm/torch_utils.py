@@ -30,3 +30,11 @@ def mark_pretrained(module: torch.nn.Module) -> None:
     ``Module.to`` and peft's wrapping keep."""
     for p in module.parameters():
         setattr(p, PRETRAINED_ATTR, True)
+
+
+def enable_checkpointing(model: torch.nn.Module) -> None:
+    """Non-reentrant activation checkpointing of a transformers model (its layers recompute in
+    backward). transformers 5 renamed ``gradient_checkpointing_enable`` (alias kept until v6)."""
+    enable = getattr(model, "activation_checkpointing_enable", None) or \
+        model.gradient_checkpointing_enable
+    enable({"use_reentrant": False})

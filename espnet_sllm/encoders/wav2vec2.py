@@ -32,7 +32,7 @@ import torch
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from transformers import AutoConfig, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
-from espnet_sllm.torch_utils import mark_pretrained, parse_dtype
+from espnet_sllm.torch_utils import enable_checkpointing, mark_pretrained, parse_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -136,10 +136,7 @@ class HFWav2Vec2Encoder(AbsEncoder):
         if freeze:
             self.model.requires_grad_(False)
         if gradient_checkpointing:
-            if hasattr(self.model, "activation_checkpointing_enable"):
-                self.model.activation_checkpointing_enable({"use_reentrant": False})
-            else:
-                self.model.gradient_checkpointing_enable({"use_reentrant": False})
+            enable_checkpointing(self.model)
         self.train(self.training)
 
     def output_size(self) -> int:

@@ -34,7 +34,7 @@ from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from transformers import WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from espnet_sllm.torch_utils import mark_pretrained, parse_dtype
+from espnet_sllm.torch_utils import enable_checkpointing, mark_pretrained, parse_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -170,11 +170,7 @@ class HFWhisperEncoder(AbsEncoder):
         if freeze:
             self.encoder.requires_grad_(False)
         if gradient_checkpointing:
-            # transformers 5 renamed gradient_checkpointing_enable (deprecated alias kept until v6).
-            if hasattr(self.encoder, "activation_checkpointing_enable"):
-                self.encoder.activation_checkpointing_enable({"use_reentrant": False})
-            else:
-                self.encoder.gradient_checkpointing_enable({"use_reentrant": False})
+            enable_checkpointing(self.encoder)
         self.train(self.training)
 
     def output_size(self) -> int:

@@ -71,6 +71,13 @@ def test_freeze_dtype_and_layer(mms_dir):
     # no masking parameter, no layer drop: all parameters get gradients (DDP-safe)
     assert all(p.grad is not None for p in tuned.parameters() if p.requires_grad)
 
+    ckpt = HFWav2Vec2Encoder(model_name_or_path=mms_dir, freeze=False, gradient_checkpointing=True)
+    assert ckpt.model.is_activation_checkpointing
+    ckpt.train()
+    ys_ckpt, _, _ = ckpt(xs, ilens)
+    ys_ckpt.sum().backward()  # the layers recompute in backward
+    assert ckpt.model.encoder.layers[0].attention.q_proj.weight.grad is not None
+
     bf16 = HFWav2Vec2Encoder(model_name_or_path=mms_dir, dtype="bfloat16")
     assert bf16.model.dtype == torch.bfloat16
     assert bf16(xs, ilens)[0].dtype == torch.float32
