@@ -177,3 +177,54 @@ def test_fixed_with_lid_weight_is_an_error(tiny_llm_dirs, tiny_whisper_dir, mms_
     cfg["model_conf"]["aux_weights"] = {"lid": 0.05}
     with pytest.raises(ValueError, match="nothing produces 'lid'"):
         SLLMTask.build_model(config_to_args(cfg))
+
+
+def test_lid_accuracy_tool(tiny_llm_dirs, tiny_whisper_dir, mms_dir, tmp_path, capsys):
+    """bin/lid_accuracy: the LID adapter's argmax per utterance (as the encoder gives it), the
+    accuracy per reference language; errors for a model without LID and unknown languages."""
+    import soundfile
+    import yaml
+
+    from espnet_sllm.bin.lid_accuracy import main
+
+    cfg = ideal_llm_config(tiny_llm_dirs["phi3"], tiny_whisper_dir, mms_dir)
+    model = SLLMTask.build_model(config_to_args(cfg))
+    with torch.no_grad():  # every utterance is predicted as German
+        model.encoder.lid_adapter.linear.bias.copy_(100.0 * (torch.arange(8) == 1).float())
+    # the full config an experiment's config.yaml holds (every option of the task)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(vars(config_to_args(cfg))),
+                                          encoding="utf-8")
+    torch.save({n: p for n, p in model.named_parameters() if p.requires_grad},
+               tmp_path / "m.pth")
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.RandomState(0)
+    langs = {"u1": "en", "u2": "de", "u3": "de"}
+    for u in langs:
+        soundfile.write(data / f"{u}.flac", 0.1 * rng.randn(4000 + 1000 * int(u[1])), 16000)
+    (data / "wav.scp").write_text("".join(f"{u} {data / u}.flac\n" for u in langs))
+    (data / "utt2lang").write_text("".join(f"{u} {lang}\n" for u, lang in langs.items()))
+    args = ["--config", str(tmp_path / "config.yaml"), "--model", str(tmp_path / "m.pth"),
+            "--data_dir", str(data), "--out", str(tmp_path / "lid.tsv"), "--batch_size", "2"]
+    assert main(args) == 0
+    assert (tmp_path / "lid.tsv").read_text().splitlines() == [
+        "language\tutterances\tcorrect\taccuracy", "de\t2\t2\t100.00", "en\t1\t0\t0.00",
+        "all\t3\t2\t66.67"]
+    assert (tmp_path / "lid.utt2lang_hyp").read_text() == "u1 de\nu2 de\nu3 de\n"
+
+    (data / "utt2lang").write_text("u1 en\nu2 xx\nu3 de\n")
+    capsys.readouterr()
+    assert main(args) == 1
+    assert "languages ['xx'] are not among the model's languages" in capsys.readouterr().err
+    fixed = ideal_llm_config(tiny_llm_dirs["phi3"], tiny_whisper_dir, mms_dir, selector="fixed")
+    (tmp_path / "fixed.yaml").write_text(yaml.safe_dump(vars(config_to_args(fixed))),
+                                         encoding="utf-8")
+    trained = {n: p for n, p in SLLMTask.build_model(config_to_args(fixed)).named_parameters()
+               if p.requires_grad}
+    torch.save(trained, tmp_path / "fixed.pth")
+    (data / "utt2lang").write_text("".join(f"{u} {lang}\n" for u, lang in langs.items()))
+    assert main(["--config", str(tmp_path / "fixed.yaml"), "--model",
+                 str(tmp_path / "fixed.pth")] + args[4:]) == 1
+    assert "predicts no language (no 'lid' auxiliary output)" in capsys.readouterr().err
+    assert main(args[:2] + ["--model", str(tmp_path / "none.pth")] + args[4:]) == 1
+    assert "none.pth: no such file" in capsys.readouterr().err

@@ -29,7 +29,9 @@
 #     conf/decode.yaml (beam 4, batch 8), WER per language (normaliser lower_nopunct);
 #     then <expdir>/RESULTS.md: one row per system trained so far, columns en ... pl and Avg
 #     (the unweighted mean of the 8, as the paper's), the paper's numbers beside ours
-#     (conf/paper_results.yaml); and <expdir>/lang_weights.{tsv,png} (Fig. 2: sigmoid(W) per
+#     (conf/paper_results.yaml); <expdir>/sllm_<system>/lid_accuracy.tsv (base, large: LID
+#     accuracy per language on the test sets, espnet_sllm.bin.lid_accuracy); and
+#     <expdir>/lang_weights.{tsv,png} (Fig. 2: sigmoid(W) per
 #     language of base and large, whichever exist; espnet_sllm.bin.plot_lang_weights);
 #   * --debug true: espeak-ng MLS in the release layout (python -m espnet_sllm.data.synth.mls)
 #     in downloads/mls_debug (MLS points there); after stage 3 tiny random Whisper (128 mel),
@@ -198,6 +200,16 @@ if [ "${stop_stage}" -ge 9 ]; then
     ${python} -m espnet_sllm.bin.results_grid --spec "${cells}" --out "${expdir}/RESULTS.md" \
         --title "Xue et al. (Ideal-LLM), egs2/mls/asr1${suffix}"
     cat "${expdir}/RESULTS.md"
+
+    # LID accuracy per language of this system's LID adapter (base, large), on the test sets.
+    if [ "${system}" = base ] || [ "${system}" = large ]; then
+        lid_dirs=()
+        for t in ${test_sets}; do lid_dirs+=(--data_dir "${dumpdir}/raw/${t}"); done
+        ${python} -m espnet_sllm.bin.lid_accuracy --config "${expdir}/sllm_${system}/config.yaml" \
+            --model "${expdir}/sllm_${system}/valid.acc.ave.pth" "${lid_dirs[@]}" \
+            --device "$([ "${ngpu}" -gt 0 ] && echo cuda || echo cpu)" \
+            --out "${expdir}/sllm_${system}/lid_accuracy.tsv"
+    fi
 
     # Fig. 2: the language weights of the systems with a selector.
     plot=()
