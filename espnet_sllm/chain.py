@@ -153,6 +153,19 @@ def cumulative_state(
     return out
 
 
+#: model class -> (the conf key naming its pretrained model and LoRA, its state-dict prefix,
+#: the directory its merge writes): ``model: sllm`` merges its LLM, ``model: hf_audio`` the
+#: whole checkpoint (Whisper / Qwen2-Audio with LoRA anywhere, ILT)
+MERGED_PART = {"sllm": ("llm_conf", "llm.", "llm"), "hf_audio": ("model_conf", "hf.", "merged")}
+
+
+def _part(conf: Mapping) -> tuple:
+    model = conf.get("model", "sllm")
+    if model not in MERGED_PART:
+        raise ChainError(f"unknown model {model!r}; valid: {sorted(MERGED_PART)}")
+    return MERGED_PART[model]
+
+
 def lora_signature(llm_conf: Mapping) -> Optional[tuple]:
     """(rank, alpha, sorted target modules) of an ``llm_conf``, None without LoRA (dropout does
     not change the weights, so it may differ between stages)."""
@@ -164,8 +177,10 @@ def lora_signature(llm_conf: Mapping) -> Optional[tuple]:
 
 
 def _llm_identity(conf: Mapping) -> tuple:
-    llm_conf = conf.get("llm_conf") or {}
-    return (conf.get("llm", "hf"), llm_conf.get("model_name_or_path"),
+    key = _part(conf)[0]
+    llm_conf = conf.get(key) or {}
+    return (conf.get("model", "sllm"), conf.get("llm", "hf") if key == "llm_conf" else None,
+            llm_conf.get("model_name_or_path"),
             llm_conf.get("tokenizer_name_or_path") or llm_conf.get("model_name_or_path"))
 
 
@@ -181,21 +196,22 @@ def plan_next(this_conf: Mapping, next_conf: Mapping, chain_mode: str) -> dict:
         if chain_mode == "merge":
             raise ChainError(
                 f"chain_mode merge: the next stage names another LLM "
-                f"({_llm_identity(next_conf)[1]!r} vs {_llm_identity(this_conf)[1]!r}); a merged "
+                f"({_llm_identity(next_conf)[2]!r} vs {_llm_identity(this_conf)[2]!r}); a merged "
                 f"LLM can only start a stage of the same LLM (use chain_mode cumulative)"
             )
         return {"merge": False, "exclude": ["llm.", "ctc."],
                 "reason": "the next stage names another LLM: its LLM and CTC head (over the "
                           "LLM vocabulary) start from their own checkpoint, everything else "
                           "from this stage"}
-    this_lora = lora_signature(this_conf.get("llm_conf") or {})
-    next_lora = lora_signature(next_conf.get("llm_conf") or {})
+    key, prefix, _ = _part(this_conf)
+    this_lora = lora_signature(this_conf.get(key) or {})
+    next_lora = lora_signature(next_conf.get(key) or {})
     if chain_mode == "merge":
-        return {"merge": True, "exclude": ["llm."],
+        return {"merge": True, "exclude": [prefix],
                 "reason": "chain_mode merge: the LLM with this stage's LoRA folded in starts "
                           "the next stage as its pretrained LLM"}
     if this_lora != next_lora:
-        return {"merge": True, "exclude": ["llm."],
+        return {"merge": True, "exclude": [prefix],
                 "reason": f"the LoRA changes ({_lora_text(this_lora)} -> "
                           f"{_lora_text(next_lora)}): this stage's adapters are folded into the "
                           f"LLM, which starts the next stage as its pretrained LLM"}
@@ -209,14 +225,17 @@ def _lora_text(sig: Optional[tuple]) -> str:
     return f"LoRA r={sig[0]} alpha={sig[1]:g} on {','.join(sig[2])}"
 
 
-def next_stage_options(model_path: str, llm_dir: Optional[str], plan: Mapping) -> List[str]:
+def next_stage_options(model_path: str, llm_dir: Optional[str], plan: Mapping,
+                       model: str = "sllm") -> List[str]:
     """``sllm_train`` options that start the next stage (ESPnet's ``--init_param
     <file>:<src_key>:<dst_key>:<exclude prefixes>``)."""
     init = model_path
     if plan["exclude"]:
         init += ":::" + ",".join(plan["exclude"])
     opts = ["--init_param", init]
-    if plan["merge"]:
+    if plan["merge"] and model == "hf_audio":
+        opts += ["--model_conf", f"model_name_or_path={llm_dir}"]
+    elif plan["merge"]:
         for key, value in (("model_name_or_path", llm_dir), ("tokenizer_name_or_path", llm_dir),
                            ("pretrained", "true")):
             opts += ["--llm_conf", f"{key}={value}"]
@@ -270,14 +289,16 @@ def write_stage(
     logging.info(f"chain: {model_path}: {len(keep)} tensors, {n_keep / 1e6:.2f}M of "
                  f"{n_all / 1e6:.2f}M values (the rest is reloaded from pretrained checkpoints)")
     if next_config is not None:
-        plan = plan_next(read_config(input_config or config), read_config(next_config),
-                         chain_mode)
+        this_conf = read_config(input_config or config)
+        plan = plan_next(this_conf, read_config(next_config), chain_mode)
         llm_dir = None
         if plan["merge"]:
-            llm_dir = os.path.join(out_dir, "llm")
+            llm_dir = os.path.join(out_dir, _part(this_conf)[2])
             model.load_state_dict(state, strict=False)
-            model.llm.save_pretrained(llm_dir)
-        opts = next_stage_options(model_path, llm_dir, plan)
+            # model: sllm merges its LLM; hf_audio the whole model (+ its LID embeddings)
+            part = model.llm if this_conf.get("model", "sllm") == "sllm" else model
+            part.save_pretrained(llm_dir)
+        opts = next_stage_options(model_path, llm_dir, plan, this_conf.get("model", "sllm"))
         with open(os.path.join(out_dir, "next_opts"), "w", encoding="utf-8") as f:
             f.write("\n".join(opts) + "\n")
         report.update(next_config=next_config, chain_mode=chain_mode, merge=plan["merge"],

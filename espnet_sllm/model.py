@@ -1,7 +1,7 @@
 """ESPnetSLLMModel: speech encoder -> projector -> spliced into a decoder-only LLM."""
 import inspect
 import math
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +16,7 @@ from espnet2.train.abs_espnet_model import AbsESPnetModel
 
 from espnet_sllm.aux_losses import AUX_LOSSES, RESERVED_NAMES, aux_head_classes
 from espnet_sllm.llm.abs_llm import AbsLLM
+from espnet_sllm.model_mixins import KeepFrozenDtype, TrainableCheckpoint
 from espnet_sllm.projectors.abs_projector import AbsProjector
 
 IGNORE_ID = -100
@@ -58,7 +59,91 @@ def frontend_feats(
                                         speech.device)
 
 
-class SpeechEncoding:
+def splice_embeddings(
+    embed: Callable[[torch.Tensor], torch.Tensor],
+    pad_id: int,
+    speech_emb: torch.Tensor,
+    speech_emb_lengths: torch.Tensor,
+    prefix: torch.Tensor,
+    prefix_lengths: torch.Tensor,
+    suffix: torch.Tensor,
+    suffix_lengths: torch.Tensor,
+    text: Optional[torch.Tensor] = None,
+    text_lengths: Optional[torch.Tensor] = None,
+    left_pad: bool = False,
+) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """Join ``prefix | speech | suffix [| text]`` per utterance.
+
+    Args:
+        speech_emb: (B, T, D); prefix: (B, P); suffix: (B, S); text: (B, N) (ids padded
+            with any value, lengths give the real sizes).
+        left_pad: padding on the left (generation) instead of the right (training).
+    Returns:
+        inputs_embeds (B, L, D), attention_mask (B, L) long, labels (B, L) long with
+        IGNORE_ID everywhere but on the target tokens (None when ``text`` is None).
+    """
+    B = speech_emb.size(0)
+    pieces = [prefix, suffix] + ([text] if text is not None else [])
+    # One embedding call per piece for the whole batch; padding ids become pad_id.
+    embedded = [
+        embed(p.masked_fill(p < 0, pad_id)).to(speech_emb.dtype) for p in pieces
+    ]
+    rows, labels = [], []
+    for b in range(B):
+        parts = [
+            embedded[0][b, : prefix_lengths[b]],
+            speech_emb[b, : speech_emb_lengths[b]],
+            embedded[1][b, : suffix_lengths[b]],
+        ]
+        n_ctx = sum(int(p.size(0)) for p in parts)
+        lab = torch.full((n_ctx,), IGNORE_ID, dtype=torch.long, device=speech_emb.device)
+        if text is not None:
+            parts.append(embedded[2][b, : text_lengths[b]])
+            lab = torch.cat([lab, text[b, : text_lengths[b]].long()])
+        rows.append(torch.cat(parts, dim=0))
+        labels.append(lab)
+    L = max(r.size(0) for r in rows)
+    D = speech_emb.size(-1)
+    embeds = speech_emb.new_zeros(B, L, D)
+    mask = torch.zeros(B, L, dtype=torch.long, device=speech_emb.device)
+    lab_out = torch.full((B, L), IGNORE_ID, dtype=torch.long, device=speech_emb.device)
+    for b, (r, lab) in enumerate(zip(rows, labels)):
+        n = r.size(0)
+        sl = slice(L - n, L) if left_pad else slice(0, n)
+        embeds[b, sl] = r
+        mask[b, sl] = 1
+        lab_out[b, sl] = lab
+    return embeds, mask, (lab_out if text is not None else None)
+
+
+def chunked_cross_entropy(
+    h: torch.Tensor, y: torch.Tensor, logits_fn: Callable[[torch.Tensor], torch.Tensor],
+    chunk: int, lsm_weight: float = 0.0,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Summed CE and number of correct argmaxes of (N, D) hidden states against (N,) targets.
+
+    Logits (fp32) exist for ``chunk`` rows at a time, each chunk recomputed in backward: at most
+    one (chunk, V) block is alive (V = 256k for Gemma-2, 156k for Qwen2-Audio).
+    """
+    def one(hc: torch.Tensor, yc: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        logits = logits_fn(hc).float()
+        loss = F.cross_entropy(logits, yc, reduction="sum", label_smoothing=lsm_weight)
+        return loss, (logits.detach().argmax(-1) == yc).sum()
+
+    loss_sum = h.new_zeros((), dtype=torch.float32)
+    correct = torch.zeros((), dtype=torch.long, device=y.device)
+    for start in range(0, y.numel(), chunk):
+        hc, yc = h[start : start + chunk], y[start : start + chunk]
+        if torch.is_grad_enabled() and hc.requires_grad:
+            part, right = torch.utils.checkpoint.checkpoint(one, hc, yc, use_reentrant=False)
+        else:
+            part, right = one(hc, yc)
+        loss_sum = loss_sum + part
+        correct = correct + right
+    return loss_sum, correct
+
+
+class SpeechEncoding(KeepFrozenDtype):
     """The speech side of a Speech LLM: waveform -> frontend -> specaug -> normalize -> encoder.
 
     A mixin of `ESPnetSLLMModel` and of `espnet_sllm.encoders.cache.EncoderStack` (the same
@@ -70,29 +155,6 @@ class SpeechEncoding:
     Cached encoder output (``encoder_feats``): `cached_rows` stands in for `_encode_rows`, and
     `encoder_cache_problems` says why it may not (an encoder that trains, SpecAugment, ...).
     """
-
-    def to(self, *args, **kwargs):
-        """``torch.nn.Module.to``, except that a dtype cast (ESPnet casts the whole model to
-        ``--train_dtype`` after `build_model`) leaves the frozen weights and the buffers of
-        components that declare a ``frozen_dtype`` in that dtype: a frozen bf16 Whisper or LLM
-        stays bf16 instead of doubling its memory. Use `cast_all` to cast everything."""
-        device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
-        if dtype is None:
-            return super().to(*args, **kwargs)
-        super().to(device=device, non_blocking=non_blocking)
-        keep = set()
-        for module in self.modules():
-            if getattr(module, "frozen_dtype", None) is not None:
-                keep.update(id(p) for p in module.parameters() if not p.requires_grad)
-                keep.update(id(b) for b in module.buffers())
-        for p in self.parameters():
-            if p.is_floating_point() and id(p) not in keep:
-                p.data = p.data.to(dtype)
-        for module in self.modules():
-            for name, b in module.named_buffers(recurse=False):
-                if b.is_floating_point() and id(b) not in keep:
-                    setattr(module, name, b.to(dtype))
-        return self
 
     # ---------------------------------------------------------------- speech side
     def encode(
@@ -347,7 +409,7 @@ class SpeechEncoding:
         return padding.zero_padding(enc), enc_lens, aux
 
 
-class ESPnetSLLMModel(SpeechEncoding, AbsESPnetModel):
+class ESPnetSLLMModel(SpeechEncoding, TrainableCheckpoint, AbsESPnetModel):
     """Speech LLM: ``prefix-text | speech embeddings | suffix-text | target + EOS``.
 
     The prompt is split by the preprocessor at its ``{speech}`` placeholder; this model embeds
@@ -516,53 +578,6 @@ class ESPnetSLLMModel(SpeechEncoding, AbsESPnetModel):
             raise ValueError(f"lang_id must be (B,) or (B, 1) with B={B}, got {lang_id.numel()}")
         return lang_id
 
-    # ---------------------------------------------------------------- dtypes
-    def cast_all(self, dtype: torch.dtype) -> "ESPnetSLLMModel":
-        """Cast every floating weight and buffer to ``dtype`` (``sllm_inference --dtype``)."""
-        # torch's own `to`: SpeechEncoding.to would keep the frozen weights' dtype.
-        return torch.nn.Module.to(self, dtype=dtype)
-
-    # ---------------------------------------------------------------- checkpoints
-    #: Set by SLLMTask from ``--save_strategy required_grad_only`` (ESPnet applies that option
-    #: only together with its own ``--use_adapter``, which our peft LoRA does not use): then
-    #: `state_dict`, hence every checkpoint ESPnet writes, leaves out the frozen weights that
-    #: rebuilding from the config reloads (a frozen Whisper / LLM: `chain.reloadable_keys`),
-    #: except those a checkpoint loaded into this model (trained in an earlier chained stage).
-    save_trainable_only: bool = False
-    #: reloadable keys that came from a loaded checkpoint (kept by `state_dict`)
-    _carried_keys: frozenset = frozenset()
-
-    def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
-        """``torch.nn.Module.state_dict``, less the frozen pretrained weights with
-        ``save_trainable_only`` (see there); `full_state_dict` has everything."""
-        out = super().state_dict(*args, destination=destination, prefix=prefix,
-                                 keep_vars=keep_vars)
-        if self.save_trainable_only:
-            from espnet_sllm.chain import reloadable_keys
-
-            for key in reloadable_keys(self) - self._carried_keys:
-                out.pop(prefix + key, None)
-        return out
-
-    def full_state_dict(self) -> Dict[str, torch.Tensor]:
-        """Every weight and buffer, whatever ``save_trainable_only`` says."""
-        return super().state_dict()
-
-    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor], strict: bool = True,
-                        assign: bool = False):
-        """``torch.nn.Module.load_state_dict``; a strict load (ESPnet's ``--init_param`` and
-        ``--resume``) that does not fit raises one readable error naming every unexpected key,
-        every shape that differs and every missing key (`espnet_sllm.chain.check_fits`); only
-        the frozen pretrained weights may be missing, and only with ``save_trainable_only``."""
-        from espnet_sllm.chain import check_fits, reloadable_keys
-
-        reloadable = reloadable_keys(self)
-        if strict:
-            check_fits(state_dict, self, "the checkpoint (--init_param / --resume)",
-                       allowed_missing=reloadable if self.save_trainable_only else set())
-        self._carried_keys = frozenset(self._carried_keys | (reloadable & set(state_dict)))
-        return super().load_state_dict(state_dict, strict=False, assign=assign)
-
     # ---------------------------------------------------------------- speech side
     def project(
         self, enc: torch.Tensor, enc_lens: torch.Tensor
@@ -610,49 +625,10 @@ class ESPnetSLLMModel(SpeechEncoding, AbsESPnetModel):
         text_lengths: Optional[torch.Tensor] = None,
         left_pad: bool = False,
     ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-        """Join ``prefix | speech | suffix [| text]`` per utterance.
-
-        Args:
-            speech_emb: (B, T, D); prefix: (B, P); suffix: (B, S); text: (B, N) (ids padded
-                with any value, lengths give the real sizes).
-            left_pad: padding on the left (generation) instead of the right (training).
-        Returns:
-            inputs_embeds (B, L, D), attention_mask (B, L) long, labels (B, L) long with
-            IGNORE_ID everywhere but on the target tokens (None when ``text`` is None).
-        """
-        B = speech_emb.size(0)
-        pad_id = self.llm.pad_token_id
-        pieces = [prefix, suffix] + ([text] if text is not None else [])
-        # One embedding call per piece for the whole batch; padding ids become pad_id.
-        embedded = [
-            self.llm.embed(p.masked_fill(p < 0, pad_id)).to(speech_emb.dtype) for p in pieces
-        ]
-        rows, labels = [], []
-        for b in range(B):
-            parts = [
-                embedded[0][b, : prefix_lengths[b]],
-                speech_emb[b, : speech_emb_lengths[b]],
-                embedded[1][b, : suffix_lengths[b]],
-            ]
-            n_ctx = sum(int(p.size(0)) for p in parts)
-            lab = torch.full((n_ctx,), IGNORE_ID, dtype=torch.long, device=speech_emb.device)
-            if text is not None:
-                parts.append(embedded[2][b, : text_lengths[b]])
-                lab = torch.cat([lab, text[b, : text_lengths[b]].long()])
-            rows.append(torch.cat(parts, dim=0))
-            labels.append(lab)
-        L = max(r.size(0) for r in rows)
-        D = speech_emb.size(-1)
-        embeds = speech_emb.new_zeros(B, L, D)
-        mask = torch.zeros(B, L, dtype=torch.long, device=speech_emb.device)
-        lab_out = torch.full((B, L), IGNORE_ID, dtype=torch.long, device=speech_emb.device)
-        for b, (r, lab) in enumerate(zip(rows, labels)):
-            n = r.size(0)
-            sl = slice(L - n, L) if left_pad else slice(0, n)
-            embeds[b, sl] = r
-            mask[b, sl] = 1
-            lab_out[b, sl] = lab
-        return embeds, mask, (lab_out if text is not None else None)
+        """`splice_embeddings` with the LLM's embedding table and pad id."""
+        return splice_embeddings(self.llm.embed, self.llm.pad_token_id, speech_emb,
+                                 speech_emb_lengths, prefix, prefix_lengths, suffix,
+                                 suffix_lengths, text, text_lengths, left_pad)
 
     # ---------------------------------------------------------------- training
     def forward(
@@ -866,26 +842,10 @@ class ESPnetSLLMModel(SpeechEncoding, AbsESPnetModel):
         valid = target != IGNORE_ID
         h = hidden[:, :-1][valid]  # (N, D): position t predicts labels[t + 1]
         y = target[valid]  # (N,)
+        loss_sum, correct = chunked_cross_entropy(h, y, self.llm.logits, self.logits_chunk,
+                                                  self.lsm_weight)
         n = y.numel()
-        loss_sum = h.new_zeros((), dtype=torch.float32)
-        correct = torch.zeros((), dtype=torch.long, device=y.device)
-        for start in range(0, n, self.logits_chunk):
-            hc, yc = h[start : start + self.logits_chunk], y[start : start + self.logits_chunk]
-            if torch.is_grad_enabled() and hc.requires_grad:
-                part, right = torch.utils.checkpoint.checkpoint(
-                    self._ce_chunk, hc, yc, use_reentrant=False
-                )
-            else:
-                part, right = self._ce_chunk(hc, yc)
-            loss_sum = loss_sum + part
-            correct = correct + right
         return loss_sum / n, correct.float() / n
-
-    def _ce_chunk(self, h: torch.Tensor, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(N, D) hidden, (N,) targets -> (summed CE, number of correct argmaxes)."""
-        logits = self.llm.logits(h).float()
-        loss = F.cross_entropy(logits, y, reduction="sum", label_smoothing=self.lsm_weight)
-        return loss, (logits.detach().argmax(-1) == y).sum()
 
     def collect_feats(
         self, speech: torch.Tensor, speech_lengths: torch.Tensor, **kwargs

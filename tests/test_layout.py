@@ -42,7 +42,7 @@ def test_data_holds_only_kaldi_directory_tools():
     # Readers go to data/corpora/, synthesisers to data/synth/ (README "Adding a component").
     tools = sorted(p.stem for p in (PKG / "data").glob("*.py") if p.stem != "__init__")
     assert tools == ["balance", "check", "context_copy", "filtering", "formatting", "kaldi_dir",
-                     "splits", "subset"], tools
+                     "sample_hours", "speaker_select", "splits", "subset", "token_select"], tools
 
 
 def test_bin_holds_thin_entry_points():

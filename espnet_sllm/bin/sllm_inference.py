@@ -79,6 +79,10 @@ def get_parser() -> argparse.ArgumentParser:
                        help="task=N,...: utterances of these tasks (utt2task) get N new tokens "
                             "instead of min(max_new_tokens, 10 + ceil(seconds * "
                             "max_tokens_per_second)), e.g. sqa=512,qa=512")
+    group.add_argument("--beam_size_per_lang", type=str_or_none, default=None,
+                       help="LANGUAGE=BEAM,...: these languages (utt2lang labels; give the "
+                            "lang data) decode with their own beam, e.g. Thai=1,Japanese=1 "
+                            "(ILT); batches are split by beam")
     group = parser.add_argument_group("Analysis (Wu et al. §2.3.3)")
     group.add_argument("--svd_topk", type=int_or_none, default=None,
                        help="keep the top-k singular values of the projector's output per "

@@ -56,7 +56,7 @@ from espnet2.train.dataset import ESPnetDataset
 
 from espnet_sllm.data.check import SOUND_TYPES, check_data_triples
 from espnet_sllm.decoding.batching import plan_batches
-from espnet_sllm.tasks.sllm import SLLMTask
+from espnet_sllm.tasks.sllm import SLLMTask, task_languages
 from espnet_sllm.torch_utils import parse_dtype
 
 
@@ -200,6 +200,26 @@ def task_of_keys(data_path_and_name_and_type, task_name: str = "task") -> Dict[s
         if name == task_name:
             return {k: v.strip() for k, v in read_kv(path).items()}
     return {}
+
+
+def beams_of_keys(data_path_and_name_and_type, keys: Sequence[str], beam_size: int,
+                  spec: Optional[str], languages: Optional[Sequence[str]]) -> Dict[str, int]:
+    """{utterance id: beam}: ``beam_size``, or the beam of its language in ``spec``
+    (``--beam_size_per_lang``, parsed by `chunking.parse_beam_per_lang`; names checked against
+    the task option ``languages`` when the model has it, else against the set's labels)."""
+    from espnet_sllm.decoding.chunking import parse_beam_per_lang, split_by_beam
+
+    if not spec:
+        return {k: beam_size for k in keys}
+    utt2lang = task_of_keys(data_path_and_name_and_type, "lang")
+    if not utt2lang:
+        raise ValueError("--beam_size_per_lang needs the language of each utterance: give "
+                         "--data_path_and_name_and_type <data>/utt2lang,lang,text")
+    per_lang = parse_beam_per_lang(spec, languages or sorted(set(utt2lang.values())))
+    groups = split_by_beam(keys, utt2lang, beam_size, per_lang)
+    logging.info("beams: " + ", ".join(f"{len(v)} utterances with beam {b}"
+                                       for b, v in sorted(groups.items())))
+    return {k: b for b, ks in groups.items() for k in ks}
 
 
 def _write_svd(out: str, k: int, target: str, counts: dict, rows: Dict[str, dict],
@@ -482,8 +502,13 @@ def inference(
     svd_topk: Optional[int] = None,
     svd_target: str = "activation",
     task_max_new_tokens: Optional[str] = None,
+    beam_size_per_lang: Optional[str] = None,
 ) -> Dict[str, str]:
     """Decode every utterance and write the 1best files; returns {utt_id: text}.
+
+    ``beam_size_per_lang`` (``"Thai=1,Japanese=1,Vietnamese=1"``): those languages (``lang``
+    data, utt2lang labels) decode with their own beam, the others with ``beam_size``; batches
+    never mix beams (each beam's utterances are batched on their own).
 
     ``batch_size`` (>= 1) and ``batch_seconds`` (> 0 or None) bound each batch
     (`batching.sorted_batches`)."""
@@ -566,15 +591,20 @@ def inference(
         max_tokens_per_second=max_tokens_per_second, min_new_tokens=min_new_tokens,
         preprocessor_conf=preprocessor_conf or {}, llm_conf=llm_conf or {},
         svd_topk=svd_topk, svd_target=svd_target if svd_topk is not None else None,
-        task_max_new_tokens=budgets,
+        task_max_new_tokens=budgets, beam_size_per_lang=beam_size_per_lang,
     )
     header = partial_header(train_config, model_file, data_path_and_name_and_type, options)
     partial_path = os.path.join(out, PARTIAL_NAME)
     done = read_partial(partial_path, header, keys_all)
     # The batches of an uninterrupted run, less what is done: a batch is written as a whole, so
     # the remaining utterances decode in the same batches as they would have.
-    batches = plan_batches(data_path_and_name_and_type, keys_all, batch_size, batch_seconds,
-                           model.sample_rate, sort_by_length)
+    beam_of = beams_of_keys(data_path_and_name_and_type, keys_all, beam_size, beam_size_per_lang,
+                            task_languages(train_args))
+    batches = []
+    for beam in sorted(set(beam_of.values()), reverse=True):
+        batches += plan_batches(data_path_and_name_and_type,
+                                [k for k in keys_all if beam_of[k] == beam], batch_size,
+                                batch_seconds, model.sample_rate, sort_by_length)
     batches = [[k for k in b if k not in done] for b in batches]
     batches = [b for b in batches if b]
     todo = sum(len(b) for b in batches)
@@ -602,7 +632,7 @@ def inference(
             if batch is not None:
                 batch = {k: v.to(device) for k, v in batch.items() if not k.startswith("text")}
                 try:
-                    results = _generate(model, batch, beam_size, max_new_tokens,
+                    results = _generate(model, batch, beam_of[keys[0]], max_new_tokens,
                                         max_tokens_per_second, min_new_tokens,
                                         no_repeat_ngram_size, length_penalty, repetition_penalty,
                                         [budgets.get(task_of.get(k)) for k in keys]

@@ -43,6 +43,25 @@ logger = logging.getLogger(__name__)
 _ENCODER_KEY_MAPPING = {r"^(?:model\.)?encoder\.": ""}
 
 
+def whisper_log_mel(wav: torch.Tensor, mel_filters: torch.Tensor, n_fft: int,
+                    hop_length: int) -> torch.Tensor:
+    """Whisper's log-mel of equal-length waveforms, each normalised on its own, in torch (the
+    HF torch feature path, bit for bit): (S, N) float -> (S, n_mels, N // hop_length) float32.
+    ``mel_filters``: (n_mels, n_fft // 2 + 1), the feature extractor's filters transposed."""
+    # Autocast (ESPnet --use_amp) would run the mel matmul in fp16, where the power spectrum overflows.
+    with torch.autocast(device_type=wav.device.type, enabled=False):
+        wav = wav.float()
+        window = torch.hann_window(n_fft, device=wav.device)
+        spec = torch.stft(wav, n_fft, hop_length, window=window, return_complex=True)
+        # Whisper drops the last STFT frame (center=True gives N // hop + 1 frames).
+        power = (spec[..., :-1].abs() ** 2).contiguous()
+        mel = mel_filters.float() @ power
+        log_spec = torch.clamp(mel, min=1e-10).log10()
+        peak = log_spec.amax(dim=(1, 2), keepdim=True)
+        log_spec = torch.maximum(log_spec, peak - 8.0)
+        return (log_spec + 4.0) / 4.0
+
+
 class _WhisperEncoderOnly(WhisperEncoder):
     """WhisperEncoder that loads from full Whisper checkpoints without reading or reporting the decoder."""
 
@@ -189,18 +208,7 @@ class HFWhisperEncoder(AbsEncoder):
 
         wav: (S, N) float -> (S, n_mels, N // hop_length) float32
         """
-        # Autocast (ESPnet --use_amp) would run the mel matmul in fp16, where the power spectrum overflows.
-        with torch.autocast(device_type=wav.device.type, enabled=False):
-            wav = wav.float()
-            window = torch.hann_window(self.n_fft, device=wav.device)
-            spec = torch.stft(wav, self.n_fft, self.hop_length, window=window, return_complex=True)
-            # Whisper drops the last STFT frame (center=True gives N // hop + 1 frames).
-            power = (spec[..., :-1].abs() ** 2).contiguous()
-            mel = self.mel_filters.float() @ power
-            log_spec = torch.clamp(mel, min=1e-10).log10()
-            peak = log_spec.amax(dim=(1, 2), keepdim=True)
-            log_spec = torch.maximum(log_spec, peak - 8.0)
-            return (log_spec + 4.0) / 4.0
+        return whisper_log_mel(wav, self.mel_filters, self.n_fft, self.hop_length)
 
     def num_frames(self, num_samples: int) -> int:
         """Encoder frames that cover ``num_samples`` real samples (same rule in both modes)."""

@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import torch
 
 from espnet_sllm.llm.abs_llm import AbsLLM
+from espnet_sllm.lora import apply_lora, merge_lora
 from espnet_sllm.llm.tokenizer import ADDED_TOKENS_FILE, load_tokenizer, read_added_tokens
 from espnet_sllm.torch_utils import mark_pretrained, parse_dtype
 
@@ -138,18 +139,8 @@ class HFCausalLM(AbsLLM):
             for p in model.parameters():
                 p.requires_grad_(False)
         if lora_r > 0:
-            from peft import LoraConfig, get_peft_model
-
-            model = get_peft_model(
-                model,
-                LoraConfig(
-                    r=lora_r,
-                    lora_alpha=lora_alpha,
-                    lora_dropout=lora_dropout,
-                    target_modules=list(lora_target_modules),
-                    task_type="CAUSAL_LM",
-                ),
-            )
+            model = apply_lora(model, lora_r, lora_alpha, lora_dropout, lora_target_modules,
+                               task_type="CAUSAL_LM", what="llm")
         self.model = model
         #: dtype of the frozen weights (ESPnetSLLMModel.to keeps them in it; module docstring)
         self.frozen_dtype = torch_dtype
@@ -322,12 +313,9 @@ class HFCausalLM(AbsLLM):
         gives the same logits for every token id; Iterative LoRA Training merges after every
         round before adding the next adapters.
         """
-        from peft import PeftModel
-
         self._write_new_rows()
         self.new_token_embeddings = None
-        if isinstance(self.model, PeftModel):
-            self.model = self.model.merge_and_unload()
+        self.model = merge_lora(self.model)
 
     def save_pretrained(self, out_dir: str) -> None:
         """Write a merged HF checkpoint + tokenizer that ``model_name_or_path`` can point at."""

@@ -35,6 +35,7 @@ from espnet_sllm.encoders.data2vec2 import Data2Vec2Encoder
 from espnet_sllm.encoders.dual import DualEncoder
 from espnet_sllm.encoders.wav2vec2 import HFWav2Vec2Encoder
 from espnet_sllm.encoders.whisper import HFWhisperEncoder
+from espnet_sllm.hf_audio_model import ESPnetHFAudioModel
 from espnet_sllm.llm.abs_llm import AbsLLM
 from espnet_sllm.llm.hf_causal_lm import HFCausalLM
 from espnet_sllm.model import ESPnetSLLMModel, frontend_feats
@@ -80,8 +81,12 @@ projector_choices = ClassChoices(
 )
 llm_choices = ClassChoices("llm", classes=dict(hf=HFCausalLM), type_check=AbsLLM, default="hf")
 model_choices = ClassChoices(
-    "model", classes=dict(sllm=ESPnetSLLMModel), type_check=AbsESPnetModel, default="sllm"
+    "model", classes=dict(sllm=ESPnetSLLMModel, hf_audio=ESPnetHFAudioModel),
+    type_check=AbsESPnetModel, default="sllm"
 )
+#: `model` choices that are one whole HF checkpoint (model_conf names it): no encoder,
+#: projector or LLM of the registry (their *_conf must be empty)
+WHOLE_MODELS = ("hf_audio",)
 
 #: Data names a recipe may give besides speech/text: the per-utterance files of a data directory
 #: that sllm.sh passes when present (its table ``data_files``: utt2lang -> lang, utt2task ->
@@ -206,6 +211,13 @@ class SLLMTask(AbsTask):
         if not args.use_preprocessor:
             return None
         llm_conf = args.llm_conf or {}
+        if getattr(args, "model", "sllm") in WHOLE_MODELS:
+            # One checkpoint holds the tokenizer too (Whisper's, Qwen2-Audio's).
+            model_conf = args.model_conf or {}
+            if "model_name_or_path" not in model_conf:
+                raise ValueError(f"model {args.model}: model_conf.model_name_or_path is required")
+            llm_conf = {"model_name_or_path": model_conf["model_name_or_path"],
+                        "trust_remote_code": model_conf.get("trust_remote_code", False)}
         if "model_name_or_path" not in llm_conf:
             raise ValueError("llm_conf.model_name_or_path is required (a local dir or hub id)")
         languages = task_languages(args)
@@ -291,6 +303,8 @@ class SLLMTask(AbsTask):
                 "model_conf.languages: set the top-level option `languages` instead "
                 "(one list for the preprocessor and the model)"
             )
+        if args.model in WHOLE_MODELS:
+            return cls.build_whole_model(args, languages)
         # 1. frontend, specaug, normalize, encoder; 2. LLM, then the projector between them
         frontend, specaug, normalize, encoder = cls.build_speech_side(args)
         check_conf_keys("llm", args.llm, llm_choices.get_class(args.llm), args.llm_conf)
@@ -318,6 +332,26 @@ class SLLMTask(AbsTask):
             languages=languages,
             **args.model_conf,
         )
+        return cls.finish_model(model, args)
+
+    @classmethod
+    def build_whole_model(cls, args: argparse.Namespace,
+                          languages: Optional[List[str]]) -> AbsESPnetModel:
+        """``model: hf_audio``: the whole model from ``model_conf`` (a released checkpoint)."""
+        for kind in ("encoder", "projector", "llm", "frontend", "specaug", "normalize"):
+            conf = getattr(args, f"{kind}_conf", None)
+            if conf:
+                raise ValueError(
+                    f"model {args.model} is one whole checkpoint (model_conf."
+                    f"model_name_or_path): remove {kind}_conf {dict(conf)} from the config")
+        model_class = model_choices.get_class(args.model)
+        check_conf_keys("model", args.model, model_class, dict(args.model_conf or {}))
+        model = model_class(languages=languages, **(args.model_conf or {}))
+        return cls.finish_model(model, args)
+
+    @classmethod
+    def finish_model(cls, model: AbsESPnetModel, args: argparse.Namespace) -> AbsESPnetModel:
+        """Checkpoint policy and the parameter count log, for every model class."""
         # ESPnet honours --save_strategy required_grad_only only with its own --use_adapter
         # (loralib / houlsby); our peft LoRA and frozen pretrained parts need it without.
         if (getattr(args, "save_strategy", "all") == "required_grad_only"

@@ -9,6 +9,8 @@ Usage:
         [--sentences_from data/train/text ...] [--prompt_config conf/tuning/s3_debug.yaml ...] \\
         [--encoder whisper|data2vec2|whisper_mms] [--whisper_mel_bins 128] [--llm_family gemma2] \\
         [--chat_twin] [--vocab_size 500] [--seed 0]
+    python -m espnet_sllm.testing.tiny_checkpoints --hf_audio whisper|qwen2_audio \\
+        --out exp_debug/tiny/whisper_asr [--text data/train/text ...] [--seed 0]
 
 Writes, with ``save_pretrained`` (the layout of the hub releases, loaded by the same code):
 
@@ -35,6 +37,12 @@ Writes, with ``save_pretrained`` (the layout of the hub releases, loaded by the 
                     other weights (seed + 1), whose generation_config adds a chat end-of-turn
                     token to its EOS ids, as Yi-6B-Chat's ``<|im_end|>`` (here the tokenizer's
                     last regular piece): the "LLM swap" of a recipe's debug run
+
+With ``--hf_audio``, only that whole hub model is written, into ``--out`` itself
+(espnet_sllm.testing.hf_audio): ``whisper`` a tiny random openai/whisper-large-v3 ASR checkpoint
+(WhisperForConditionalGeneration, its tokenizer, processor and generation config), ``qwen2_audio``
+a tiny random Qwen/Qwen2-Audio-7B (Qwen2AudioForConditionalGeneration, tokenizer, processor);
+their byte-level BPEs are trained on the same text as below (``--text`` = ``--sentences_from``).
 
 Tokenizer text: the transcripts of ``--sentences_from`` (Kaldi ``text`` files: ``<uttid> <text>``)
 and the prompt strings of ``--prompt_config`` (the ``prompt_template`` / ``context_templates`` of
@@ -215,7 +223,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--encoder", default="whisper", choices=list(ENCODERS),
                         help="whisper (whisper-large-v3's layout), data2vec2 (TeleSpeech's) or "
                         "whisper_mms (whisper + MMS, Ideal-LLM's dual encoders)")
-    parser.add_argument("--sentences_from", nargs="+", default=[], metavar="TEXT",
+    parser.add_argument("--sentences_from", "--text", nargs="+", default=[], metavar="TEXT",
                         help="Kaldi text files whose transcripts train the tokenizer")
     parser.add_argument("--prompt_config", nargs="+", default=[], metavar="YAML",
                         help="training configs whose prompt strings train the tokenizer too")
@@ -227,6 +235,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--vocab_size", type=int, default=500,
                         help="tokenizer size (raised to cover every character of the text)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hf_audio", default=None, choices=["whisper", "qwen2_audio"],
+                        help="write only this whole hub model into --out (see above)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -236,8 +246,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             sentences += read_kaldi_text(path)
         for path in args.prompt_config:
             sentences += prompt_strings(path)
-        make_tiny_checkpoints(args.out, sentences, args.whisper_mel_bins, args.llm_family,
-                              args.vocab_size, args.seed, args.encoder, args.chat_twin)
+        if args.hf_audio:
+            from espnet_sllm.testing.hf_audio import write_tiny_hf_audio
+
+            write_tiny_hf_audio(args.out, args.hf_audio, sentences, args.seed)
+        else:
+            make_tiny_checkpoints(args.out, sentences, args.whisper_mel_bins, args.llm_family,
+                                  args.vocab_size, args.seed, args.encoder, args.chat_twin)
     except (OSError, ValueError, yaml.YAMLError) as e:
         print(f"ERROR: {e}", file=sys.stderr)
         return 1

@@ -22,6 +22,7 @@ from espnet_sllm.data.corpora import (
     kespeech,
     mlc_slm,
     mls,
+    tsv_manifest,
     wenetspeech,
     wmt19,
 )
@@ -39,6 +40,8 @@ from tests.data.corpora.test_aishell import make_extracted
 from tests.data.corpora.test_aishell2 import make_tree as make_aishell2_tree
 from tests.data.corpora.test_alpaca_zh import RECORDS as ALPACA_RECORDS
 from tests.data.corpora.test_alpaca_zh import _write as write_alpaca
+from tests.data.corpora.test_tsv_manifest import SEG_ROWS
+from tests.data.corpora.test_tsv_manifest import make_tree as make_tsv_tree
 from tests.data.corpora.test_wmt19 import make_root as make_wmt19_root
 
 # The fixtures that build the other trees (requested by name below).
@@ -98,6 +101,13 @@ TARGETS = {
         lambda root, out: ["--root", root / "wmt19", "--data_dir", out],
         lambda root, out: ["--root", root / "wmt19", "--data_dir", out, "--max_pairs", "2",
                            "--sets", "train"]])),
+    "tsv_manifest": (lambda tmp: make_tsv_tree(tmp, SEG_ROWS), FuzzTarget(
+        "tsv_manifest", tsv_manifest.main, [
+            lambda root, out: ["--manifest", root / "m.tsv", "--root", root / "db", "--prefix",
+                               "gs2", "--out", out / "set"],
+            lambda root, out: ["--manifest", root / "m.tsv", "--root", root / "db", "--prefix",
+                               "gs2", "--out", out / "set", "--check_audio", "true",
+                               "--allow_no_text", "true"]])),
 }
 
 
