@@ -10,6 +10,8 @@
 #   make demo-debug  # the demo's CI-sized runs (./run.sh --debug true, then --system s3)
 #   make mlc-slm-debug  # egs2/mlc_slm/asr1: its representative debug system, s3 (CPU; ~2 min)
 #   make mlc-slm-debug-all  # all five mlc_slm systems with --debug true (CPU; ~9 min)
+#   make ilt-debug      # egs2/mlc_slm/asr1 ILT: ilt_whisper, three merged rounds + data steps (CPU)
+#   make ilt-debug-all  # + ilt_qwen2audio, the --rounds focus,fix ablation and --rounds none
 #   make kespeech-debug  # egs2/kespeech/asr1: q05_conv1d_k4, 4 chained stages, each decoded (~4 min)
 #   make kespeech-debug-all  # + q05_conv1d_k4_full with --ctc_finetune true, + the 26-point sweep
 #   make aishell-wmt-debug  # egs2/aishell_wmt/asr1: align on dataset 1, LLM swap, one SVD k (~3 min)
@@ -25,7 +27,7 @@ PY := $(VENV)/bin/python
 PIP_VERSION := 23.2.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo demo-debug mlc-slm-debug mlc-slm-debug-all kespeech-debug \
+.PHONY: install test demo demo-debug mlc-slm-debug mlc-slm-debug-all ilt-debug ilt-debug-all kespeech-debug \
 	kespeech-debug-all aishell-wmt-debug aishell-wmt-debug-all mls-debug mls-debug-all learn-check bench clean-venv debian lock check-deps audit
 
 install: $(STAMP)
@@ -93,6 +95,26 @@ mlc-slm-debug-all: install
 		test -s exp_debug/sllm_$${s}_debug/RESULTS.md; \
 	done
 	@echo "mlc-slm-debug-all: $(MLC_SLM_SYSTEMS) trained, decoded and scored"
+
+# egs2/mlc_slm/asr1, ILT (Iterative LoRA Training) with the debug configs: tiny random
+# whisper-large-v3 / Qwen2-Audio-7B / WavLM checkpoints, the Focus -> Feed-Back -> Fix rounds
+# merged in turn, pseudo labels by vote, token-frequency and speaker selection, espeak-ng accent
+# TTS; the last round decoded and scored. -all adds Qwen2-Audio, an ablation that must reuse the
+# Focus round (no second training) and the zero-shot base model.
+ILT_EXP := egs2/mlc_slm/asr1/exp_debug
+ilt-debug: install
+	cd egs2/mlc_slm/asr1 && ./run.sh --system ilt_whisper --debug true
+	test -s $(ILT_EXP)/sllm_ilt_whisper/focus+feedback+fix/RESULTS.md
+ilt-debug-all: ilt-debug
+	cd egs2/mlc_slm/asr1 && ./run.sh --system ilt_qwen2audio --debug true
+	test -s $(ILT_EXP)/sllm_ilt_qwen2audio/focus+feedback+fix/RESULTS.md
+	cd egs2/mlc_slm/asr1 && ./run.sh --system ilt_whisper --debug true --rounds focus,fix \
+		2>&1 | tee $(ILT_EXP)/ilt_focus_fix.log
+	grep -q "ilt_whisper_focus_debug.yaml: skipped" $(ILT_EXP)/ilt_focus_fix.log
+	test -s $(ILT_EXP)/sllm_ilt_whisper/focus+fix/RESULTS.md
+	cd egs2/mlc_slm/asr1 && ./run.sh --system ilt_whisper --debug true --rounds none
+	test -s $(ILT_EXP)/sllm_ilt_whisper/none/RESULTS.md
+	@echo "ilt-debug-all: ilt_whisper, ilt_qwen2audio, focus+fix (Focus reused), none"
 
 # egs2/kespeech/asr1 with the debug configs: espeak-ng corpora in the KeSpeech / WenetSpeech
 # release layouts, tiny data2vec2 (fairseq layouts through the real converter) + Qwen2; every

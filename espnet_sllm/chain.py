@@ -12,10 +12,13 @@ writes ``<exp_k>/chain/``:
     checkpoint (``loads_pretrained``: ``whisper_hf``, ``llm: hf``) are left out when they equal
     what the config reloads, so with a frozen Whisper and LLM the file holds the small trained
     part only. With stage k's ``config.yaml`` it decodes on its own.
-``llm/`` (only where the chain merges)
+``llm/`` or ``merged/`` (only where the chain merges; with ``chain_mode`` merge after every
+stage, the last one too)
     Stage k's LLM with its LoRA adapters and learned added-token rows folded in, as a plain HF
     checkpoint + tokenizer; stage k+1 loads it as its pretrained LLM (Iterative LoRA Training:
-    every round merges the adapters of the round before and starts new ones).
+    every round merges the adapters of the round before and starts new ones). ``model: hf_audio``
+    (a whole Whisper / Qwen2-Audio with LoRA anywhere) writes ``merged/``: the whole model +
+    processor + LID embeddings, which stage k+1 loads as ``model_conf.model_name_or_path``.
 ``next_opts``
     The ``sllm_train`` options that start stage k+1 (one per line): ``--init_param`` on
     ``model.pth`` and, after a merge, ``--llm_conf`` pointing at ``llm/``.
@@ -288,9 +291,12 @@ def write_stage(
     }
     logging.info(f"chain: {model_path}: {len(keep)} tensors, {n_keep / 1e6:.2f}M of "
                  f"{n_all / 1e6:.2f}M values (the rest is reloaded from pretrained checkpoints)")
-    if next_config is not None:
-        this_conf = read_config(input_config or config)
-        plan = plan_next(this_conf, read_config(next_config), chain_mode)
+    this_conf = read_config(input_config or config)
+    if next_config is not None or chain_mode == "merge":
+        # chain_mode merge: the merge (and how a next stage would start from it) does not depend
+        # on the next stage, so the last stage is merged too (the final model, for packing).
+        next_conf = read_config(next_config) if next_config is not None else this_conf
+        plan = plan_next(this_conf, next_conf, chain_mode)
         llm_dir = None
         if plan["merge"]:
             llm_dir = os.path.join(out_dir, _part(this_conf)[2])
@@ -302,7 +308,8 @@ def write_stage(
         with open(os.path.join(out_dir, "next_opts"), "w", encoding="utf-8") as f:
             f.write("\n".join(opts) + "\n")
         report.update(next_config=next_config, chain_mode=chain_mode, merge=plan["merge"],
-                      exclude=plan["exclude"], reason=plan["reason"], next_options=opts)
+                      merged_dir=llm_dir, exclude=plan["exclude"], reason=plan["reason"],
+                      next_options=opts)
         logging.info(f"chain: next stage {next_config}: {plan['reason']}")
     with open(os.path.join(out_dir, "chain.yaml"), "w", encoding="utf-8") as f:
         yaml.safe_dump(report, f, sort_keys=False, allow_unicode=True)

@@ -70,6 +70,24 @@ FAMILIES = {"whisper": "WhisperForConditionalGeneration",
 LID_FILE = "lid_embeddings.safetensors"
 
 
+def checkpoint_problem(name_or_path: str) -> Optional[str]:
+    """Why ``name_or_path`` cannot be a ``model: hf_audio`` checkpoint (None: its config and
+    tokenizer load and its model_type is supported); weights are not read (stage 4)."""
+    from transformers import AutoConfig
+
+    from espnet_sllm.llm.tokenizer import load_tokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(name_or_path)
+        load_tokenizer(name_or_path)
+    except Exception as e:  # any failure to load is the answer, in words
+        return f"{name_or_path!r} does not load: {e}"
+    if config.model_type not in FAMILIES:
+        return (f"{name_or_path!r} is a {config.model_type!r} checkpoint; model hf_audio takes "
+                f"{sorted(FAMILIES)}")
+    return None
+
+
 def lid_rows(languages: Sequence[str]) -> Tuple[List[str], List[int]]:
     """(row names, row of each label): ``English-American`` and ``English`` share ``English``."""
     names: List[str] = []

@@ -233,3 +233,13 @@ def test_split_by_beam():
         split_by_beam(["a", "b"], utt2lang, 4, per, languages=["Thai", "Japanese"])
     with pytest.raises(ValueError, match="default beam"):
         split_by_beam(["a"], utt2lang, 0, per)
+
+
+def test_sample_hours_without_pools_combines_the_keep_dirs_whole(dirs, tmp_path):
+    keep = [f"a={dirs['train']}", f"b={dirs['mls']}"]
+    result = sh.sample_hours(str(tmp_path / "out"), keep=keep, prefix_ids=True)
+    got = sorted(u.uttid for u in read_data_dir(tmp_path / "out"))
+    want = sorted([f"a-{i}" for i in ids(dirs["train"])] + [f"b-{i}" for i in ids(dirs["mls"])])
+    assert got == want and result.short_hours == 0
+    with pytest.raises(ValueError, match="--hours is required"):
+        sh.sample_hours(str(tmp_path / "out2"), keep=[dirs["train"]], pool=[dirs["mls"]])

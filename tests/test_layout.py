@@ -41,8 +41,9 @@ def test_every_corpus_reader_has_its_test_file():
 def test_data_holds_only_kaldi_directory_tools():
     # Readers go to data/corpora/, synthesisers to data/synth/ (README "Adding a component").
     tools = sorted(p.stem for p in (PKG / "data").glob("*.py") if p.stem != "__init__")
-    assert tools == ["balance", "check", "context_copy", "filtering", "formatting", "kaldi_dir",
-                     "sample_hours", "speaker_select", "splits", "subset", "token_select"], tools
+    assert tools == ["accent_tts", "balance", "check", "context_copy", "filtering", "formatting",
+                     "kaldi_dir", "relabel", "sample_hours", "speaker_select", "splits", "subset",
+                     "token_select"], tools
 
 
 def test_bin_holds_thin_entry_points():

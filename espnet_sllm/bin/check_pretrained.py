@@ -21,6 +21,8 @@ config file, the config key and the path (exit status 1 when there is any):
 * for the ``whisper_hf`` encoder: a checkpoint whose config is not a Whisper one, or an
   ``encoder_conf.layer`` beyond its ``encoder_layers``;
 * the same for ``mms_hf`` (a wav2vec 2.0 config); ``encoder: dual``: each branch's conf;
+* ``model: hf_audio`` (one whole Whisper / Qwen2-Audio checkpoint): ``model_conf.model_name_or_path``
+  missing, not loading, or of a ``model_type`` the class does not support; its tokenizer;
 * for the ``data2vec2`` encoder: a folder that is not a converted TeleSpeech data2vec 2.0
   (``config.json`` + ``model.safetensors`` of ``espnet_sllm.bin.convert_data2vec2``), or an
   ``encoder_conf.layer`` beyond its blocks.
@@ -101,6 +103,13 @@ def check_config(path: str) -> List[str]:
     """Returns a list of human-readable problems (empty: everything loads)."""
     with open(path, encoding="utf-8") as f:
         conf = yaml.safe_load(f) or {}
+    if conf.get("model") == "hf_audio":  # one whole checkpoint, named by model_conf
+        from espnet_sllm.hf_audio_model import checkpoint_problem
+
+        name = (conf.get("model_conf") or {}).get("model_name_or_path")
+        problem = "is missing" if not name else (
+            f"{name}: no such directory" if missing_local(name) else checkpoint_problem(name))
+        return [f"{path}: model_conf.model_name_or_path {problem}"] if problem else []
     problems = check_llm(path, conf)
     enc_conf, encoder = conf.get("encoder_conf") or {}, conf.get("encoder", "whisper_hf")
     branches = [(encoder, enc_conf, "encoder_conf")] if encoder != "dual" else [

@@ -24,6 +24,9 @@ reaching H hours may be taken, and its other utterances are passed over.  As wit
 the position of an utterance depends on its id and the seed only, so for one seed and one set
 of inputs the mix of a smaller budget is a subset of the mix of a larger one.
 
+Without ``--pool``, ``--hours`` may be left out: the keep directories are combined whole (with
+``--prefix_ids``, the hours report and ``utt2dur``), as ILT's Fix set is.
+
 Errors (``ERROR: ...`` and exit 1 on the command line): a budget smaller than the hours of the
 keep directories (the message gives both), an utterance id in two inputs (naming both
 directories; ``--prefix_ids true`` makes every id ``<name>-<id>``, speakers and recordings
@@ -295,7 +298,7 @@ def format_rows(rows: Sequence[Sequence[str]]) -> str:
 
 
 def sample_hours(out_dir: str, keep: Sequence[str] = (), pool: Sequence[str] = (),
-                 hours: float = 0.0, seed: int = 0,
+                 hours: Optional[float] = None, seed: int = 0,
                  per_corpus_hours: Optional[Mapping[str, float]] = None,
                  prefix_ids: bool = False, drop: Sequence[str] = ()) -> MixResult:
     """Write the mix to ``out_dir`` (see the module docstring).
@@ -304,13 +307,16 @@ def sample_hours(out_dir: str, keep: Sequence[str] = (), pool: Sequence[str] = (
         out_dir: the output data directory (``hours.tsv`` and ``utt2dur`` included).
         keep: directories (``DIR`` or ``NAME=DIR``) taken whole.
         pool: directories (``DIR`` or ``NAME=DIR``) sampled in one pooled seeded order.
-        hours: the total budget, keep directories included (> 0).
+        hours: the total budget, keep directories included (> 0); None (only without
+            ``pool``): the keep directories combined, whatever their hours (ILT's Fix set).
         seed: the seed of the order.
         per_corpus_hours: ``{pool name: cap in hours}``.
         prefix_ids: make every id ``<name>-<id>`` (utterances, speakers, recordings).
         drop: optional files left out of every input (``combine_data_dirs``'s ``drop``).
     """
-    if not hours > 0:
+    if hours is None and pool:
+        raise ValueError("--hours is required with --pool directories (it is the budget)")
+    if hours is not None and not hours > 0:
         raise ValueError(f"--hours must be > 0, got {hours}")
     if not keep and not pool:
         raise ValueError("give at least one --keep or --pool directory")
@@ -348,6 +354,8 @@ def sample_hours(out_dir: str, keep: Sequence[str] = (), pool: Sequence[str] = (
     keeps = [c for c in corpora if c.role == "keep"]
     pools = [c for c in corpora if c.role == "pool"]
     keep_hours = sum(c.seconds for c in keeps) / 3600
+    if hours is None:
+        hours = keep_hours
     if keep_hours > hours * (1 + _SLACK):
         raise ValueError(
             f"the budget --hours {hours:g} is smaller than the {keep_hours:.4f} h of the --keep "
@@ -398,8 +406,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="a data directory taken whole (repeat the option)")
     parser.add_argument("--pool", action="append", default=[], metavar="[NAME=]DIR",
                         help="a data directory to sample from (repeat the option)")
-    parser.add_argument("--hours", type=float, required=True,
-                        help="total hours of the mix, keep directories included")
+    parser.add_argument("--hours", type=float, default=None,
+                        help="total hours of the mix, keep directories included (without "
+                             "--pool: omit it to combine the --keep directories whole)")
     parser.add_argument("--seed", type=int, required=True, help="seed of the pooled order")
     parser.add_argument("--out", required=True, help="output data directory")
     parser.add_argument("--per_corpus_hours", nargs="+", default=[], metavar="NAME=H",
@@ -418,8 +427,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     print(format_rows(result.rows), end="")
     total = result.rows[-1]
-    line = (f"sample_hours: {args.out}: {total[3]} utterances, {total[4]} h of the {args.hours:g} "
-            f"h asked (seed {args.seed}); {len(result.chosen)} sampled from the pools")
+    asked = f"the {args.hours:g} h asked" if args.hours is not None else "the --keep dirs whole"
+    line = (f"sample_hours: {args.out}: {total[3]} utterances, {total[4]} h of {asked} "
+            f"(seed {args.seed}); {len(result.chosen)} sampled from the pools")
     if result.capped:
         line += "; passed over for caps: " + ", ".join(f"{k}={v}" for k, v in
                                                        sorted(result.capped.items()))

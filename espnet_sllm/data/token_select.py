@@ -263,9 +263,12 @@ def _log_skips(skipped: Counter) -> str:
 def run(candidates: str, out: str, tokenizer_dir: Optional[str] = None,
         ref_texts: Sequence[str] = (), select: str = "low", low: int = DEFAULT_LOW,
         high: int = DEFAULT_HIGH, ratio: float = DEFAULT_RATIO, hard_hyp: Optional[str] = None,
-        threshold: float = DEFAULT_THRESHOLD, normalizer: str = "mlc_slm") -> str:
+        threshold: float = DEFAULT_THRESHOLD, normalizer: str = "mlc_slm",
+        languages: Sequence[str] = ()) -> str:
     """Write the selection of ``candidates`` to ``out`` (see the module docstring); returns the
-    summary line."""
+    summary line. ``languages``: only candidates whose utt2lang label is one of these or
+    starts with ``<one of these>-`` (``English`` takes ``English-Indian`` too); the others are
+    counted as ``other_language``."""
     if os.path.realpath(candidates) == os.path.realpath(out):
         raise ValueError(f"--out {out} must differ from --candidates")
     if not os.path.isdir(candidates):
@@ -273,8 +276,15 @@ def run(candidates: str, out: str, tokenizer_dir: Optional[str] = None,
     utts = read_data_dir(candidates)
     if any(u.text is None for u in utts):
         raise ValueError(f"{candidates}: no text file (the candidates need their texts)")
-    texts = {u.uttid: u.text for u in utts}
     skipped: Counter = Counter()
+    if languages:
+        if any(u.lang is None for u in utts):
+            raise ValueError(f"{candidates}: --languages needs its utt2lang")
+        wanted = [u for u in utts if any(u.lang == x or u.lang.startswith(x + "-")
+                                         for x in languages)]
+        skipped["other_language"] += len(utts) - len(wanted)
+        utts = wanted
+    texts = {u.uttid: u.text for u in utts}
     report = []
     if hard_hyp is not None:
         if any(u.lang is None for u in utts):
@@ -364,12 +374,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              "(a fraction)")
     parser.add_argument("--normalizer", default="mlc_slm",
                         help="scoring normaliser of --hard_hyp (espnet_sllm.scoring.normalize)")
+    parser.add_argument("--languages", nargs="+", default=[], metavar="LANG",
+                        help="only candidates of these utt2lang labels (a label LANG-... "
+                             "counts as LANG: English takes English-Indian)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
         line = run(args.candidates, args.out, args.tokenizer, args.ref_text, args.select,
                    args.low, args.high, args.ratio, args.hard_hyp, args.threshold,
-                   args.normalizer)
+                   args.normalizer, args.languages)
     except (ValueError, OSError) as e:
         print(f"token_select: ERROR: {e}", file=sys.stderr)
         return 1

@@ -1,5 +1,7 @@
 """Text-to-speech backends: the speech of text-only corpora (WMT19, Alpaca-zh of
-egs2/aishell_wmt) is synthesised by ``python -m espnet_sllm.bin.synthesize``.
+egs2/aishell_wmt) is synthesised by ``python -m espnet_sllm.bin.synthesize``; ``command``
+(`CommandTTS`) runs an external voice-cloning program per utterance (F5-TTS, Spark-TTS: the
+English accents of ILT, `espnet_sllm.data.accent_tts`).
 
 ``load_tts(name_or_path, conf)`` builds a backend from a registry name (`tts_classes`) or a
 ``module:Class`` path of any `AbsTTS` subclass, with ``conf`` as its constructor arguments.
@@ -8,11 +10,12 @@ import importlib
 import inspect
 from typing import Any, Dict, Mapping, Optional, Type
 
-from espnet_sllm.tts.abs_tts import AbsTTS, TextNotSpeakable
+from espnet_sllm.tts.abs_tts import AbsTTS, SynthesisFailed, TextNotSpeakable
+from espnet_sllm.tts.command import CommandTTS
 from espnet_sllm.tts.espeak import EspeakTTS
 
 # Names accepted by --tts (a module:Class path is accepted too).
-tts_classes: Dict[str, Type[AbsTTS]] = {"espeak": EspeakTTS}
+tts_classes: Dict[str, Type[AbsTTS]] = {"command": CommandTTS, "espeak": EspeakTTS}
 
 
 def resolve_tts(name_or_path: str) -> Type[AbsTTS]:
@@ -60,5 +63,5 @@ def load_tts(name_or_path: str, conf: Optional[Mapping[str, Any]] = None) -> Abs
     return cls(**conf)
 
 
-__all__ = ["AbsTTS", "EspeakTTS", "TextNotSpeakable", "load_tts", "resolve_tts", "tts_classes",
-           "tts_name"]
+__all__ = ["AbsTTS", "CommandTTS", "EspeakTTS", "SynthesisFailed", "TextNotSpeakable", "load_tts",
+           "resolve_tts", "tts_classes", "tts_name"]

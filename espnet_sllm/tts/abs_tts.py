@@ -24,7 +24,16 @@ import numpy as np
 class TextNotSpeakable(ValueError):
     """Raised by a backend for a text it cannot read (nothing pronounceable, an alphabet it
     does not know): the utterance is dropped and counted, the run goes on.  Any other
-    exception stops the run (a broken backend must not silently drop everything)."""
+    exception but `SynthesisFailed` stops the run (a broken backend must not silently drop
+    everything)."""
+
+
+class SynthesisFailed(RuntimeError):
+    """Raised by a backend when one utterance could not be made although the text is fine (an
+    external program exited with an error, timed out or wrote no audio: `CommandTTS`).  The
+    utterance is dropped and counted as ``failed`` and the run goes on, but
+    `espnet_sllm.tts.synthesize.synthesize_dir` stops with an error once more than its
+    ``max_fail_ratio`` of the utterances failed; a rerun tries the failed ones again."""
 
 
 class AbsTTS(ABC):

@@ -57,6 +57,14 @@ only punctuation), ``too_short`` (less than max(--min_sec, --min_sec_per_char x 
 audio: the backend skipped what it could not read), ``silent`` (RMS below 1e-3).  Any other
 backend error stops the run, naming the utterance.  Nothing kept is an error.
 
+Failures.  A backend raising `SynthesisFailed` for one utterance (`CommandTTS`: the external
+program exited with an error, timed out or wrote no audio) has it dropped as ``failed``, counted
+and logged with the error; a rerun tries it again (a failure is not recorded as final).  More
+than ``max_fail_ratio`` (default 0.05) of the utterances gone through failing is an error naming
+the count and the first failure; the run stops as soon as that is certain (more failures than
+that share of all utterances to speak), or when the first `FAIL_FAST` utterances of a run all
+failed (a backend that cannot work), with ``tts_log.jsonl`` written for what was done.
+
 ``--max_sec S`` (a training pool: egs2/aishell_wmt uses 30, Whisper's window, which stage 3
 applies to training anyway) leaves out utterances longer than S seconds, counted as
 ``too_long``, and they do not count towards ``--max_hours``: the hours of a set are hours that
@@ -77,7 +85,7 @@ from espnet_sllm.data.kaldi_dir import carry_speaker_files, fix_data_dir, write_
 from espnet_sllm.data.subset import format_seconds, seeded_order
 from espnet_sllm.data.synth.conversations import to_16k
 from espnet_sllm.tts import tts_name
-from espnet_sllm.tts.abs_tts import AbsTTS, TextNotSpeakable
+from espnet_sllm.tts.abs_tts import AbsTTS, SynthesisFailed, TextNotSpeakable
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +96,7 @@ CONFIG = ".tts_config.json"
 LOG = "tts_log.jsonl"
 REPORT = "tts_report.txt"
 SILENT_RMS = 1e-3
+FAIL_FAST = 20  # the first this many utterances of a run all failed: stop (see Failures)
 # Files of <out> this tool writes (another file in a folder without CONFIG: not ours).
 _OWN = {STATE, CONFIG, LOG, REPORT, "wav", "wav.scp", "utt2spk", "spk2utt", "utt2dur",
         "utt2tgtlang", "text", "utt2lang", "utt2task", "text_src", "text_tgt", "text_prev",
@@ -134,6 +143,8 @@ def synth_one(job: Tuple[str, str, str, int, float, float]) -> Dict[str, Any]:
         wav, sr, info = _TTS.synthesize_with_info(text, voice, rng)
     except TextNotSpeakable as e:
         return dict(rec, dropped="not_speakable", detail=str(e))
+    except SynthesisFailed as e:  # counted; too many of them stop the run (synthesize_dir)
+        return dict(rec, dropped="failed", detail=str(e))
     except Exception as e:  # the run stops: name the utterance
         raise SynthesisError(f"TTS failed on utterance {uttid} ({text[:60]!r}): "
                              f"{type(e).__name__}: {e}") from e
@@ -201,6 +212,9 @@ def _read_state(out_dir: str, texts: Dict[str, str]) -> Dict[str, Dict[str, Any]
             u = rec.get("utt")
             if u not in texts or rec.get("text_sha") != _text_sha(texts[u]):
                 continue
+            if rec.get("dropped") == "failed":  # tried again
+                done.pop(u, None)
+                continue
             if "dropped" not in rec:
                 p = wav_path(out_dir, u)
                 if not os.path.isfile(p) or os.path.getsize(p) != rec.get("bytes"):
@@ -219,9 +233,11 @@ def _log_record(rec: Dict[str, Any]) -> Dict[str, Any]:
 def synthesize_dir(in_dir: str, out_dir: str, tts: AbsTTS, seed: int = 0, nj: int = 1,
                    max_hours: Optional[float] = None, min_sec: float = 0.2,
                    min_sec_per_char: float = 0.05, progress: bool = True,
-                   max_sec: Optional[float] = None) -> Dict[str, Any]:
+                   max_sec: Optional[float] = None,
+                   max_fail_ratio: float = 0.05) -> Dict[str, Any]:
     """Speak ``in_dir`` into ``out_dir`` (see the module docstring); returns the summary
-    (``kept``, ``hours``, ``dropped`` {reason: n}, ``reached`` (max_hours), ...)."""
+    (``kept``, ``hours``, ``dropped`` {reason: n}, ``reached`` (max_hours), ...).  More than
+    ``max_fail_ratio`` of the utterances failing (`SynthesisFailed`) is a SynthesisError."""
     from tqdm import tqdm
 
     if seed < 0:
@@ -232,6 +248,8 @@ def synthesize_dir(in_dir: str, out_dir: str, tts: AbsTTS, seed: int = 0, nj: in
         raise SynthesisError(f"--max_hours must be > 0, got {max_hours}")
     if max_sec is not None and not max_sec > 0:
         raise SynthesisError(f"--max_sec must be > 0, got {max_sec}")
+    if not 0 <= max_fail_ratio <= 1:
+        raise SynthesisError(f"max_fail_ratio must be in [0, 1], got {max_fail_ratio}")
     if os.path.realpath(in_dir) == os.path.realpath(out_dir):
         raise SynthesisError(f"--in and --out are the same directory: {in_dir}")
     if not os.path.isdir(in_dir):
@@ -261,6 +279,7 @@ def synthesize_dir(in_dir: str, out_dir: str, tts: AbsTTS, seed: int = 0, nj: in
     chunk = 1 if nj == 1 else 4 * nj
     total, kept, processed = 0.0, [], []
     reached = False
+    failed, tried = [], 0  # failures, and utterances spoken (not reused) by this run
     bar = tqdm(total=len(order), unit="utt", disable=not progress, mininterval=1.0,
                desc=f"TTS {os.path.basename(os.path.normpath(out_dir))}")
     pool = Pool(nj, initializer=_init, initargs=(tts,)) if nj > 1 else None
@@ -277,6 +296,18 @@ def synthesize_dir(in_dir: str, out_dir: str, tts: AbsTTS, seed: int = 0, nj: in
                     state.write(json.dumps(rec, ensure_ascii=False) + "\n")
                     state.flush()
                     done[rec["utt"]] = rec
+                    tried += 1
+                    if rec.get("dropped") == "failed":
+                        failed.append(rec)
+                if failed and (len(failed) > max_fail_ratio * len(order) or (
+                        max_fail_ratio < 1 and len(failed) == tried >= FAIL_FAST)):
+                    processed += [u for u in ids if u in done]
+                    for u in processed:
+                        if "dropped" in done[u]:
+                            drops[u] = done[u]
+                    _write_log(out_dir, sorted(set(processed) | set(drops)), drops, done)
+                    raise SynthesisError(_fail_message(failed, tried, len(order),
+                                                       max_fail_ratio, out_dir))
                 for u in ids:
                     bar.update(1)
                     processed.append(u)
@@ -304,6 +335,11 @@ def synthesize_dir(in_dir: str, out_dir: str, tts: AbsTTS, seed: int = 0, nj: in
     for u in processed:
         if "dropped" in done[u]:
             drops[u] = done[u]
+    failed = [done[u] for u in sorted(processed) if done[u].get("dropped") == "failed"]
+    if len(failed) > max_fail_ratio * len(processed):
+        _write_log(out_dir, sorted(set(processed) | set(drops)), drops, done)
+        raise SynthesisError(_fail_message(failed, len(processed), len(processed),
+                                           max_fail_ratio, out_dir))
     if not kept:
         raise SynthesisError(f"{in_dir}: no utterance kept (dropped: "
                              f"{dict(Counter(d['dropped'] for d in drops.values()))}); see "
@@ -326,12 +362,7 @@ def synthesize_dir(in_dir: str, out_dir: str, tts: AbsTTS, seed: int = 0, nj: in
             os.remove(path)
     carry_speaker_files(out_dir, [in_dir])
 
-    logged = sorted(set(processed) | set(drops))
-    with open(os.path.join(out_dir, LOG + ".tmp"), "w", encoding="utf-8") as f:
-        for u in logged:
-            rec = _log_record(drops[u] if u in drops else done[u])
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-    os.replace(os.path.join(out_dir, LOG + ".tmp"), os.path.join(out_dir, LOG))
+    _write_log(out_dir, sorted(set(processed) | set(drops)), drops, done)
     summary = {"in": in_dir, "out": out_dir, "utterances": len(fixed.utts) + len(fixed.dropped),
                "kept": len(keep), "hours": total / 3600, "reached": reached,
                "not_spoken": len(order) - len(processed) if reached else 0,
@@ -340,6 +371,29 @@ def synthesize_dir(in_dir: str, out_dir: str, tts: AbsTTS, seed: int = 0, nj: in
                "tts": config["tts"], "tts_conf": config["tts_conf"], "seed": seed}
     _write_report(out_dir, summary, drops)
     return summary
+
+
+def _write_log(out_dir: str, logged: List[str], drops: Dict[str, Dict[str, Any]],
+               done: Dict[str, Dict[str, Any]]) -> None:
+    with open(os.path.join(out_dir, LOG + ".tmp"), "w", encoding="utf-8") as f:
+        for u in logged:
+            rec = _log_record(drops[u] if u in drops else done[u])
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    os.replace(os.path.join(out_dir, LOG + ".tmp"), os.path.join(out_dir, LOG))
+
+
+def _fail_message(failed: List[Dict[str, Any]], tried: int, total: int, max_fail_ratio: float,
+                  out_dir: str) -> str:
+    """The error of too many `SynthesisFailed` utterances: counts and the first failure."""
+    first = failed[0]
+    if len(failed) == tried < total and len(failed) <= max_fail_ratio * total:
+        why = f"the first {tried} utterances all failed: the backend does not work"
+    else:
+        why = (f"more than max_fail_ratio {max_fail_ratio:g} of the {total} utterances "
+               f"({len(failed) / total:.1%})")
+    return (f"{len(failed)} of {tried} utterances failed, {why}; first: {first['utt']}: "
+            f"{first.get('detail', '')[:500]}; see {os.path.join(out_dir, LOG)} (a rerun tries "
+            f"the failed ones again)")
 
 
 def _write_report(out_dir: str, s: Dict[str, Any], drops: Dict[str, Dict[str, Any]]) -> None:

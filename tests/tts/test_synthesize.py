@@ -13,6 +13,7 @@ from espnet_sllm.data.kaldi_dir import Utterance, read_kv, validate_data_dir, wr
 from espnet_sllm.data.subset import seeded_order, subset_data_dir
 from espnet_sllm.testing.tts import FakeTTS
 from espnet_sllm.tts import AbsTTS, EspeakTTS, load_tts, tts_classes
+from espnet_sllm.tts.command import CommandTTS
 from espnet_sllm.tts.synthesize import SynthesisError, synthesize_dir
 
 FAKE = "espnet_sllm.testing.tts:FakeTTS"
@@ -210,10 +211,10 @@ def test_check_runs_before_any_work(tmp_path):
 
 
 def test_load_tts():
-    assert tts_classes == {"espeak": EspeakTTS}
+    assert tts_classes == {"command": CommandTTS, "espeak": EspeakTTS}
     assert isinstance(load_tts(FAKE, {"n_voices": 2}), FakeTTS)
-    with pytest.raises(ValueError, match="unknown TTS 'festival': valid names are espeak, or "
-                                         "module:Class"):
+    with pytest.raises(ValueError, match="unknown TTS 'festival': valid names are command, "
+                                         "espeak, or module:Class"):
         load_tts("festival")
     with pytest.raises(ValueError, match="is not a subclass of espnet_sllm.tts.abs_tts.AbsTTS"):
         load_tts("collections:OrderedDict")

@@ -102,6 +102,11 @@
 #                               before: its cumulative checkpoint (a merge only where the LoRA
 #                               changes), or a merge at every boundary (iterative LoRA rounds)
 #                               [cumulative]
+#   --chain_names               one short name per chained config, space separated: config k
+#                               trains in ${expdir}/sllm_<tag>/<name_1>+...+<name_k> (named by
+#                               its chain prefix), so chains sharing a prefix share its
+#                               experiments: ILT's ablations --train_config "focus fix" and
+#                               "focus feedback fix" train focus once [""]: stage<k>_<config>
 #   --decode_stages             last | all: stages 7-9 decode and score the last chained config
 #                               or every one, each into its own experiment dir [last]
 #   --tag                       experiment name [train config basename; "data" without one]
@@ -162,6 +167,7 @@ cache_dir=
 cache_opts=
 train_sets=
 chain_mode=cumulative
+chain_names=
 decode_stages=last
 tag=
 inference_config=
@@ -201,9 +207,14 @@ n_configs=$(echo "${train_config}" | wc -w)
 if [ -n "${train_sets}" ] && [ "$(echo "${train_sets}" | wc -w)" -ne "${n_configs}" ]; then
     die "--train_sets names $(echo "${train_sets}" | wc -w) sets for ${n_configs} training configs (one set per config)"
 fi
+if [ -n "${chain_names}" ] && [ "$(echo "${chain_names}" | wc -w)" -ne "${n_configs}" ]; then
+    die "--chain_names names $(echo "${chain_names}" | wc -w) configs, --train_config has ${n_configs}"
+fi
 # stage_exp <k> <config>: the experiment dir of chained config k
 stage_exp() {
-    if [ "${n_configs}" -gt 1 ]; then echo "${sllm_exp}/stage$1_$(basename "$2" .yaml)"; else echo "${sllm_exp}"; fi
+    if [ -n "${chain_names}" ]; then
+        echo "${sllm_exp}/$(echo "${chain_names}" | tr ' ' '\n' | awk NF | head -n "$1" | paste -sd+)"
+    elif [ "${n_configs}" -gt 1 ]; then echo "${sllm_exp}/stage$1_$(basename "$2" .yaml)"; else echo "${sllm_exp}"; fi
 }
 # train_set_of <k>: the training set of chained config k (1-based)
 train_set_of() {
@@ -596,14 +607,24 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
             mark_done "${_stamps}/stage6" "stage6.${k}" "${sig}" "${_exp}/valid.acc.best.pth"
             rm -f "${_stamps}/stage6.started"
         fi
-        if [ "${n_configs}" -gt 1 ]; then
+        if [ "${n_configs}" -gt 1 ] || [ "${chain_mode}" = merge ]; then
             # The cumulative checkpoint of this stage and how the next one starts from it
-            # (espnet_sllm/chain.py): <exp>/chain/{model.pth, llm/ at a merge, next_opts}.
+            # (espnet_sllm/chain.py): <exp>/chain/{model.pth, llm/ or merged/ at a merge,
+            # next_opts}. chain_mode merge merges every stage, the last one too (stage 10 packs
+            # it), whatever comes next: the chain dir of a shared prefix (--chain_names) is the
+            # same in every chain, so later stages never retrain because another chain ran.
             _chain=(--config "${_exp}/config.yaml" --model_file "${_exp}/valid.acc.best.pth"
                     --out_dir "${_exp}/chain" --input_config "${c}" --chain_mode "${chain_mode}")
-            [ "${k}" -lt "${n_configs}" ] && _chain+=(--next_config "${configs[${k}]}")
-            sig=$(signature "chain ${_chain[*]}" "${_exp}/valid.acc.best.pth" "${_exp}/config.yaml" \
-                "${c}" ${configs[${k}]:+"${configs[${k}]}"})
+            _next=
+            [ "${k}" -lt "${n_configs}" ] && _next=${configs[${k}]}
+            [ -n "${_next}" ] && _chain+=(--next_config "${_next}")
+            _sig_chain=("${_chain[@]}")
+            if [ "${chain_mode}" = merge ]; then
+                _sig_chain=("${_chain[@]:0:10}")
+                _next=
+            fi
+            sig=$(signature "chain ${_sig_chain[*]}" "${_exp}/valid.acc.best.pth" "${_exp}/config.yaml" \
+                "${c}" ${_next:+"${_next}"})
             if is_done "${_exp}/chain/.stamps/chain" "chain.${k}" "${sig}" "${_exp}/chain/model.pth"; then
                 log "Stage 6: ${_exp}/chain: skipped (unchanged)"
             else
@@ -616,6 +637,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
                 mapfile -t init_opts < "${_exp}/chain/next_opts"
                 init_model=("${_exp}/chain/model.pth")
                 [ -d "${_exp}/chain/llm" ] && init_model+=("${_exp}/chain/llm")
+                [ -d "${_exp}/chain/merged" ] && init_model+=("${_exp}/chain/merged")
                 log "Stage 6: stage $((k + 1)) starts with: ${init_opts[*]}"
             fi
         fi
@@ -628,6 +650,9 @@ fi
 
 final_exp=${sllm_exp}
 [ -f "${sllm_exp}/final_exp" ] && final_exp=$(cat "${sllm_exp}/final_exp")
+# Named chains (--chain_names): the last config's experiment is known from the names (several
+# chains share ${sllm_exp}, so its final_exp may be another chain's).
+[ -n "${chain_names}" ] && final_exp=$(stage_exp "${n_configs}" "${last_config}")
 # The experiments stages 7-9 decode and score: the last chained config, or (--decode_stages all)
 # every one (stage 6 lists them; without that list, derived from --train_config).
 decode_exps=("${final_exp}")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Usage:
 #   ./run.sh --system baseline|s1|s2|s3|s4 [--debug true|false] [--stage N] [--stop_stage M]
+#   ./run.sh --system ilt_whisper|ilt_qwen2audio [--rounds focus,feedback,fix|none] ... (ILT:
+#            see local/run_ilt.sh --help)
 #            [--ngpu N] [--train_args "..."] [any other option of sllm.sh: ./sllm.sh --help]
 #
 # egs2/mlc_slm/asr1: the systems of Table 3 of Peng, Liu, Chng, "Bi-directional Context-Enhanced
@@ -51,6 +53,16 @@
 # the five debug systems.
 set -euo pipefail
 
+# The ILT systems (Iterative LoRA Training: whole Whisper / Qwen2-Audio models, three merged
+# LoRA rounds, data steps between them) have their own driver: local/run_ilt.sh --help.
+for ((_i = 1; _i <= $#; _i++)); do
+    _j=$((_i + 1))
+    case "${!_i}" in
+        --system=ilt_*) exec local/run_ilt.sh "$@" ;;
+        --system) case "${!_j:-}" in ilt_*) exec local/run_ilt.sh "$@" ;; esac ;;
+    esac
+done
+
 system=
 debug=false
 stage=1
@@ -64,8 +76,8 @@ die() { echo "$0: ERROR: $*" >&2; exit 1; }
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S') (run.sh:${BASH_LINENO[0]}) $*" >&2; }
 case "${system}" in
     baseline|s1|s2|s3|s4) ;;
-    "") die "--system is required: baseline, s1, s2, s3 or s4 (see $0 --help)" ;;
-    *) die "--system must be baseline, s1, s2, s3 or s4, got '${system}'" ;;
+    "") die "--system is required: baseline, s1, s2, s3, s4, ilt_whisper or ilt_qwen2audio (see $0 --help)" ;;
+    *) die "--system must be baseline, s1, s2, s3, s4, ilt_whisper or ilt_qwen2audio, got '${system}'" ;;
 esac
 case "${debug}" in true|false) ;; *) die "--debug must be true or false, got '${debug}'" ;; esac
 for v in stage stop_stage; do

@@ -3,6 +3,8 @@
 
 Usage:
     local/make_configs.py            # (re)write conf/tuning/{baseline,s1,s2,s3,s4}{,_debug}.yaml
+                                     # and the ILT ones, conf/tuning/ilt_{whisper,qwen2audio}_
+                                     # {focus,feedback,fix}{,_debug}.yaml
     local/make_configs.py --check    # exit 1 and list the files that differ from the table
     (run from egs2/mlc_slm/asr1 with the project's Python, e.g. tools/venv/bin/python)
 
@@ -21,6 +23,23 @@ Conversational ASR", MLC-SLM 2025):
               trained on the 2x set (every utterance with and without context)
     s3        s2 + future: "... The following context is: <future>. "; 2x set
     s4        s1's prompts, trained on MLC-SLM train + Common Voice 21.0 train
+
+ILT systems (Meng, Wu, Liang, Xu, Zhao, "ILT: Iterative LoRA Training through Focus-Feedback-Fix
+for Multilingual Speech Recognition", MLC-SLM 2025; ``model: hf_audio``, a whole released
+checkpoint with LoRA anywhere): ``ilt_<model>_<round>.yaml`` for the models ``whisper``
+(openai/whisper-large-v3 -> "MegaWhisper") and ``qwen2audio`` (Qwen/Qwen2-Audio-7B ->
+"MegaAudio") and the three rounds, each trained on the merge of the round before:
+
+    focus     LoRA r 16 / alpha 32 on q_proj k_proj v_proj, 6 epochs (MLC-SLM train)
+    feedback  LoRA r 512 / alpha 2048 on q/k/v/o_proj, down/gate/up_proj, out_proj, fc1, fc2,
+              10 epochs (the 40,000-h mix)
+    fix       LoRA r 32 / alpha 64 on the Feed-Back targets, 6 epochs (2,791 h selected +
+              voted pseudo labels)
+
+(Sec. 3.1); shared (Sec. 3.2.3): 8 A800 x micro batch 16, gradient accumulation 4, lr 1e-5,
+bfloat16, learnable LID embeddings at the encoder and decoder outputs. Every file names the hub
+checkpoint; a chained run (espnet_sllm.chain, chain_mode merge) points rounds 2 and 3 at the
+merged model of the round before with ``--model_conf model_name_or_path=<merged dir>``.
 
 Prompt layout: SLAM-LLM's ASR layout (the speech embeddings, then ``USER: <prompt>\\n ASSISTANT:``,
 then the transcript), with ``{context}`` rendered by the preprocessor from context_templates
@@ -192,12 +211,166 @@ def render(system: str, debug: bool) -> str:
     return render_config(header(system, debug), config(system, debug))
 
 
+# ---------------------------------------------------------------------------------------- ILT
+#: language -> the ISO 639-1 code of its Whisper / Qwen2-Audio language token <|xx|>
+ILT_LANG_CODES: Dict[str, str] = {
+    "English": "en", "French": "fr", "German": "de", "Italian": "it", "Japanese": "ja",
+    "Korean": "ko", "Portuguese": "pt", "Russian": "ru", "Spanish": "es", "Thai": "th",
+    "Vietnamese": "vi",
+}
+assert tuple(ILT_LANG_CODES) == LANGUAGES
+#: the utt2lang labels of the MLC-SLM release (15), then plain ``English``: third-party English
+#: data without an accent label (e.g. Common Voice, as local/data.sh --use_cv labels it) in the
+#: Feed-Back mix. The LID embeddings have one row per language (11): accents share English's.
+ILT_LABELS = ("English-American", "English-Australian", "English-British", "English-Filipino",
+              "English-Indian") + LANGUAGES[1:] + ("English",)
+
+#: model -> (hub id, tiny checkpoint of the debug twin, prompt of language code xx, what)
+ILT_MODELS = {
+    "whisper": ("openai/whisper-large-v3", "exp_debug/tiny/whisper_asr",
+                "{{speech}}<|startoftranscript|><|{xx}|><|transcribe|><|notimestamps|>",
+                "Whisper-large-v3 (-> MegaWhisper)"),
+    "qwen2audio": ("Qwen/Qwen2-Audio-7B", "exp_debug/tiny/qwen2_audio",
+                   "<|audio_bos|>{{speech}}<|audio_eos|>Detect the language and recognize the "
+                   "speech: <|{xx}|>",
+                   "Qwen2-Audio-7B (-> MegaAudio)"),
+}
+ILT_FOCUS_TARGETS = ["q_proj", "k_proj", "v_proj"]
+ILT_WIDE_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "down_proj", "gate_proj", "up_proj",
+                    "out_proj", "fc1", "fc2"]
+#: round -> (number, name in the paper, section, r, alpha, targets, epochs, debug r, debug alpha,
+#: training data of the paper)
+ILT_ROUNDS = {
+    "focus": (1, "Focus Training", "3.1.1", 16, 32, ILT_FOCUS_TARGETS, 6, 2, 4,
+              "the official MLC-SLM train set (run.sh's data/train); the best LoRA merged -> M1"),
+    "feedback": (2, "Feed Back Training", "3.1.2", 512, 2048, ILT_WIDE_TARGETS, 10, 4, 8,
+                 "40,000 h: MLC-SLM train + randomly sampled third-party data + extra Thai and "
+                 "Vietnamese; starts from M1, the best LoRA merged -> M2"),
+    "fix": (3, "Fix Training", "3.1.3", 32, 64, ILT_WIDE_TARGETS, 6, 2, 4,
+            "2,791 h selected by Sec. 3.2 (token frequencies, TTS, WavLM similarity) + "
+            "unlabelled audio with voted pseudo labels (Sec. 2.3); starts from M2, the best "
+            "LoRA merged -> the final model"),
+}
+#: our choices where the paper is silent (written into each header)
+ILT_WEIGHT_DECAY = 0.0
+ILT_WARMUP = 1000
+ILT_HARDWARE = ("8x A800 (the paper's): micro batch 16 per GPU = ESPnet's global batch_size "
+                "128, accum_grad 4 (512 utterances per update)")
+ILT_DEBUG_HARDWARE = ("CPU: a tiny random checkpoint of the same architecture, 3 epochs of 2 "
+                      "steps, batch 2")
+
+
+#: model -> where the target names are (the header's reading of the paper's lists)
+ILT_MODULES = {
+    "whisper": "encoder and decoder q/k/v/out_proj, fc1, fc2; o_proj, gate/up/down_proj match "
+               "nothing in Whisper",
+    "qwen2audio": "the audio tower's q/k/v/out_proj, fc1, fc2 and Qwen2's q/k/v/o_proj, "
+                  "gate/up/down_proj; the audio projector (linear) stays frozen",
+}
+
+
+def ilt_names() -> List[str]:
+    """The ILT systems: ilt_<model>_<round>."""
+    return [f"ilt_{m}_{r}" for m in ILT_MODELS for r in ILT_ROUNDS]
+
+
+def ilt_preprocessor_conf(model: str) -> dict:
+    template = ILT_MODELS[model][2]
+    return {"prompt_template": {lang: template.format(xx=xx)
+                                for lang, xx in ILT_LANG_CODES.items()}}
+
+
+def ilt_config(model: str, rnd: str, debug: bool) -> dict:
+    """The training config of round ``rnd`` of ``model`` (or its CPU debug twin: same keys)."""
+    hub, tiny, _, _ = ILT_MODELS[model]
+    _, _, _, r, alpha, targets, epochs, debug_r, debug_alpha, _ = ILT_ROUNDS[rnd]
+    return {
+        "model": "hf_audio",
+        "model_conf": {
+            "model_name_or_path": tiny if debug else hub,
+            # the frozen base in bf16 (the paper trains in bfloat16); LoRA and LID are fp32
+            "dtype": "float32" if debug else "bfloat16",
+            "attn_implementation": "sdpa",
+            "gradient_checkpointing": not debug,
+            "lora_r": debug_r if debug else r,
+            "lora_alpha": debug_alpha if debug else alpha,
+            "lora_dropout": 0.05,
+            "lora_target_modules": list(targets),
+            "lid_embeddings": True,
+        },
+        "languages": list(ILT_LABELS),
+        "preprocessor_conf": ilt_preprocessor_conf(model),
+        "optim": "adamw",
+        "optim_conf": {"lr": 1.0e-3 if debug else 1.0e-5, "weight_decay": ILT_WEIGHT_DECAY},
+        "scheduler": "warmuplr",
+        "scheduler_conf": {"warmup_steps": 2 if debug else ILT_WARMUP},
+        "batch_type": "sorted",
+        "batch_size": 2 if debug else 128,
+        "accum_grad": 1 if debug else 4,
+        "max_epoch": 3 if debug else epochs,
+        # full size: an epoch is one pass over the training set, as the paper's
+        "num_iters_per_epoch": 2 if debug else None,
+        "patience": None,  # no early stopping: every round trains its epochs
+        "best_model_criterion": [["valid", "acc", "max"]],
+        # the 3 best epochs: the round's merge takes the best; the 3 are pseudo-label voters
+        "keep_nbest_models": 3,
+        "use_amp": not debug,
+        "num_workers": 0 if debug else 4,
+        "num_att_plot": 0,
+        "seed": 0,
+    }
+
+
+def ilt_header(model: str, rnd: str, debug: bool) -> List[str]:
+    hub, tiny, _, what = ILT_MODELS[model]
+    k, name, sec, r, alpha, targets, epochs, debug_r, debug_alpha, data = ILT_ROUNDS[rnd]
+    lines = [
+        f"ILT round {k} of 3, {name} (Sec. {sec}) of Meng et al., \"ILT: Iterative LoRA Training "
+        f"through Focus-Feedback-Fix\" (MLC-SLM 2025): {what}, model hf_audio; "
+        f"{ILT_DEBUG_HARDWARE if debug else ILT_HARDWARE}",
+        f"Paper: LoRA r {r} / alpha {alpha} on {' '.join(targets)} (every module of the model "
+        f"with that name: {ILT_MODULES[model]}), {epochs} epochs, evaluated on dev; lr 1e-5, "
+        f"bfloat16 (dtype of the frozen base + use_amp), LID embeddings at the encoder and "
+        f"decoder outputs (lid_embeddings).",
+        f"Paper's training data: {data}.",
+        f"Ours (the paper is silent): AdamW, weight_decay {ILT_WEIGHT_DECAY} (no pull of the "
+        f"adapters or the zero-initialised LID rows towards 0); warmuplr, {ILT_WARMUP} warmup "
+        f"steps to lr then inverse-sqrt decay; lora_dropout 0.05; sorted batches; no early "
+        f"stopping (patience null); the 3 best epochs by valid acc are kept (the round's best "
+        f"is merged, the 3 vote pseudo labels, Sec. 2.3); sdpa attention; gradient "
+        f"checkpointing; prompt \"{ILT_MODELS[model][2].format(xx='xx')}\" (xx: the language "
+        f"token) for every language; languages: the 15 MLC-SLM labels + plain English.",
+        f"Rounds 2 and 3 start from the merge of the round before (espnet_sllm.chain, "
+        f"chain_mode merge: --model_conf model_name_or_path=<merged dir>); this file names "
+        f"{hub}.",
+        "Generated by local/make_configs.py from its tables: edit them there and re-run it;",
+        "tests/recipe/test_mlc_slm_configs.py checks this file equals its output.",
+    ]
+    if debug:
+        lines.insert(1, f"Debug twin of ilt_{model}_{rnd}.yaml: the same keys; LoRA r {debug_r} "
+                        f"/ alpha {debug_alpha}, lr 1e-3 with 2 warmup steps, fp32, no amp, no "
+                        f"checkpointing; "
+                        f"{tiny} is written by python -m espnet_sllm.testing.tiny_checkpoints "
+                        f"--hf_audio {'whisper' if model == 'whisper' else 'qwen2_audio'} "
+                        f"--out {tiny}.")
+    return lines
+
+
+def render_ilt(name: str, debug: bool) -> str:
+    _, model, rnd = name.split("_")
+    return render_config(ilt_header(model, rnd, debug), ilt_config(model, rnd, debug))
+
+
 def all_configs() -> Dict[str, str]:
-    """{file name under conf/tuning: text} for every system and its debug twin."""
+    """{file name under conf/tuning: text} for every system and its debug twin (the ILT ones
+    too)."""
     out = {}
     for system in SYSTEMS:
         out[f"{system}.yaml"] = render(system, debug=False)
         out[f"{system}_debug.yaml"] = render(system, debug=True)
+    for name in ilt_names():
+        out[f"{name}.yaml"] = render_ilt(name, debug=False)
+        out[f"{name}_debug.yaml"] = render_ilt(name, debug=True)
     return out
 
 
