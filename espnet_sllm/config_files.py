@@ -14,6 +14,12 @@ from typing import Callable, Dict, List, Optional, Sequence
 import yaml
 
 
+def missing_local(value: str) -> bool:
+    """A config value written as a local path (not a hub id) that does not exist."""
+    return value.startswith(("/", "./", "../", "~")) and not os.path.exists(
+        os.path.expanduser(value))
+
+
 class _Dumper(yaml.SafeDumper):
     pass
 

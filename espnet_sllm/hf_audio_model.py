@@ -49,7 +49,6 @@ Args (``model_conf``; YAML keys = these names):
 """
 import json
 import logging
-import math
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -70,13 +69,19 @@ FAMILIES = {"whisper": "WhisperForConditionalGeneration",
 LID_FILE = "lid_embeddings.safetensors"
 
 
-def checkpoint_problem(name_or_path: str) -> Optional[str]:
+def checkpoint_problem(name_or_path: Optional[str]) -> Optional[str]:
     """Why ``name_or_path`` cannot be a ``model: hf_audio`` checkpoint (None: its config and
     tokenizer load and its model_type is supported); weights are not read (stage 4)."""
     from transformers import AutoConfig
 
     from espnet_sllm.llm.tokenizer import load_tokenizer
 
+    from espnet_sllm.config_files import missing_local
+
+    if not name_or_path:
+        return "is missing"
+    if missing_local(name_or_path):
+        return f"{name_or_path}: no such directory"
     try:
         config = AutoConfig.from_pretrained(name_or_path)
         load_tokenizer(name_or_path)
@@ -453,14 +458,11 @@ class ESPnetHFAudioModel(KeepFrozenDtype, TrainableCheckpoint, AbsESPnetModel):
                          max_tokens_per_second, min_new_tokens, no_repeat_ngram_size,
                          length_penalty, repetition_penalty, row_max_new_tokens):
         """`generate` of rows that fit the window."""
+        from espnet_sllm.decoding.limits import utterance_budgets
+
         B = speech.size(0)
-        limits = []
-        for b, n in enumerate(speech_lengths.tolist()):
-            own = None if row_max_new_tokens is None else row_max_new_tokens[b]
-            limit = int(own) if own is not None else max_new_tokens
-            if own is None and max_tokens_per_second:
-                limit = min(limit, 10 + math.ceil(n / self.sample_rate * max_tokens_per_second))
-            limits.append(max(limit, min_new_tokens + 1))
+        limits = utterance_budgets(speech_lengths.tolist(), self.sample_rate, max_new_tokens,
+                                   max_tokens_per_second, min_new_tokens, row_max_new_tokens)
         options = dict(num_beams=num_beams, min_new_tokens=min_new_tokens,
                        no_repeat_ngram_size=no_repeat_ngram_size, length_penalty=length_penalty,
                        repetition_penalty=repetition_penalty)

@@ -1,6 +1,5 @@
 """ESPnetSLLMModel: speech encoder -> projector -> spliced into a decoder-only LLM."""
 import inspect
-import math
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -895,15 +894,12 @@ class ESPnetSLLMModel(SpeechEncoding, TrainableCheckpoint, AbsESPnetModel):
         """
         from transformers import LogitsProcessorList
 
-        from espnet_sllm.decoding.limits import PerUtteranceLengthLimit
+        from espnet_sllm.decoding.limits import PerUtteranceLengthLimit, utterance_budgets
 
         lang_id = self._as_lang_id(lang_id, speech.size(0))
-        rows = list(row_max_new_tokens) if row_max_new_tokens is not None else \
-            [None] * speech.size(0)
-        if len(rows) != speech.size(0) or any(
-                r is not None and (isinstance(r, bool) or int(r) != r or r < 1) for r in rows):
-            raise ValueError(f"row_max_new_tokens must hold one budget (an int >= 1, or None) "
-                             f"per row of the batch ({speech.size(0)}), got {rows}")
+        limits = utterance_budgets(speech_lengths.reshape(-1).tolist(), self.sample_rate,
+                                   max_new_tokens, max_tokens_per_second, min_new_tokens,
+                                   row_max_new_tokens)
         # Batch-invariant encoding: an utterance's hypothesis does not depend on its batch mates
         # (ESPnet encoders otherwise let the padding reach valid frames, see
         # encoders/batch_invariance.py).
@@ -912,15 +908,6 @@ class ESPnetSLLMModel(SpeechEncoding, TrainableCheckpoint, AbsESPnetModel):
         embeds, mask, _ = self.splice(
             emb, emb_lens, prefix, prefix_lengths, suffix, suffix_lengths, left_pad=True
         )
-        limits = []
-        for n, own in zip(speech_lengths.reshape(-1).tolist(), rows):
-            limit = max_new_tokens
-            if own is not None:
-                limit = int(own)
-            elif max_tokens_per_second and n > 0:
-                seconds = n / self.sample_rate
-                limit = min(limit, 10 + math.ceil(seconds * max_tokens_per_second))
-            limits.append(max(limit, min_new_tokens + 1))
         processor = PerUtteranceLengthLimit(limits, num_beams, self.llm.eos_token_id)
         out = self.llm.generate(
             embeds,

@@ -358,3 +358,58 @@ def test_audio_longer_than_the_window_decodes_in_equal_chunks_joined(dirs):
         model.train()
         batch, _ = make_batch(path, "whisper", utts=[("long", n, "hello", "Japanese")])
         model(**batch)
+
+
+def test_check_pretrained_on_whole_model_configs(dirs, tmp_path, tiny_llm_dirs):
+    from espnet_sllm.bin.check_pretrained import check_config
+
+    def problems(name):
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(yaml.safe_dump({"model": "hf_audio",
+                                       "model_conf": {"model_name_or_path": name}}))
+        return check_config(str(cfg))
+
+    assert problems(dirs["whisper"]) == [] and problems(dirs["qwen2_audio"]) == []
+    assert "is a 'qwen2' checkpoint; model hf_audio takes" in problems(tiny_llm_dirs["qwen2"])[0]
+    assert "no such directory" in problems(str(tmp_path / "nope"))[0]
+
+
+def test_zero_shot_experiment_decodes_the_base_model(dirs, tmp_path):
+    from espnet_sllm.bin.zero_shot import main
+    from espnet_sllm.decoding.inference import load_model
+
+    path = dirs["qwen2_audio"]
+    cfg_path, _ = round_config(tmp_path, "z", path, "qwen2_audio", 2, FOCUS)
+    assert main(["--out_dir", str(tmp_path / "none"), "--config", cfg_path,
+                 "--model_conf", "lora_r=0", "--model_conf", "freeze=true",
+                 "--model_conf", "lid_embeddings=false"]) == 0
+    model, _ = load_model(str(tmp_path / "none" / "config.yaml"),
+                          str(tmp_path / "none" / "zeroshot.pth"), "cpu")
+    assert not any(p.requires_grad for p in model.parameters())
+    batch, _ = make_batch(path, "qwen2_audio", train=False)
+    keys = ["speech", "speech_lengths", "prefix", "prefix_lengths", "suffix", "suffix_lengths"]
+    got = model.generate(**{k: batch[k] for k in keys}, max_new_tokens=4,
+                         max_tokens_per_second=None)
+    want = build(path, freeze=True).generate(**{k: batch[k] for k in keys}, max_new_tokens=4,
+                                             max_tokens_per_second=None)
+    assert [ids for ids, _ in got] == [ids for ids, _ in want]
+
+
+def test_a_prompt_token_the_model_lacks_is_an_error(dirs, tmp_path):
+    cfg_path, cfg = round_config(tmp_path, "bad", dirs["whisper"], "whisper", 2, FOCUS)
+    cfg["preprocessor_conf"] = {"prompt_template": dict(PROMPTS["whisper"])}
+    cfg["preprocessor_conf"]["prompt_template"]["Japanese"] = \
+        "{speech}<|startoftranscript|><|xx|><|transcribe|><|notimestamps|>"
+    with pytest.raises(ValueError, match=r"\['<\|xx\|>'\] are not tokens of"):
+        SLLMTask.build_preprocess_fn(config_to_args(cfg), train=True)
+    cfg["preprocessor_conf"]["prompt_template"]["Japanese"] = PROMPTS["whisper"]["Japanese"]
+    assert SLLMTask.build_preprocess_fn(config_to_args(cfg), train=True) is not None
+
+
+def test_a_hypothesis_with_line_breaks_is_one_text_line(dirs):
+    from espnet_sllm.decoding.inference import hypothesis_text
+
+    tok = ESPnetHFAudioModel._tokenizer(dirs["qwen2_audio"])
+    ids = tok("hello\nworld\r\nagain", add_special_tokens=False)["input_ids"]
+    assert "\n" in tok.decode(ids)
+    assert hypothesis_text(tok, ids + [tok.eos_token_id]) == "hello world again"

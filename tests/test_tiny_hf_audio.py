@@ -120,7 +120,9 @@ def test_qwen2_audio_layout_and_config(qwen_dir):
     tok = AutoTokenizer.from_pretrained(qwen_dir)
     ids = tok.convert_tokens_to_ids(list(QWEN2_AUDIO_SPECIAL_TOKENS))
     first = ids[0]  # the BPE size (real 151643): <|AUDIO|> = first + 3 (real 151646)
-    assert ids == list(range(first, first + 6)) and len(tok) == first + 6
+    # then the audio-language tokens of its ASR prompt (Whisper's 100 languages)
+    assert ids == list(range(first, first + 6)) and len(tok) == first + 6 + 100
+    assert tok.convert_tokens_to_ids(["<|en|>", "<|yue|>"]) == [first + 6, first + 105]
     for t in QWEN2_AUDIO_SPECIAL_TOKENS:
         assert tok.tokenize(t) == [t]
     assert tok.convert_tokens_to_ids("Ġ") == 220

@@ -21,8 +21,7 @@ config file, the config key and the path (exit status 1 when there is any):
 * for the ``whisper_hf`` encoder: a checkpoint whose config is not a Whisper one, or an
   ``encoder_conf.layer`` beyond its ``encoder_layers``;
 * the same for ``mms_hf`` (a wav2vec 2.0 config); ``encoder: dual``: each branch's conf;
-* ``model: hf_audio`` (one whole Whisper / Qwen2-Audio checkpoint): ``model_conf.model_name_or_path``
-  missing, not loading, or of a ``model_type`` the class does not support; its tokenizer;
+* ``model: hf_audio``: ``model_conf.model_name_or_path`` not a Whisper / Qwen2-Audio one;
 * for the ``data2vec2`` encoder: a folder that is not a converted TeleSpeech data2vec 2.0
   (``config.json`` + ``model.safetensors`` of ``espnet_sllm.bin.convert_data2vec2``), or an
   ``encoder_conf.layer`` beyond its blocks.
@@ -36,11 +35,7 @@ from typing import List, Optional
 
 import yaml
 
-
-def missing_local(value: str) -> bool:
-    """A value written as a local path (not a hub id) that does not exist."""
-    return value.startswith(("/", "./", "../", "~")) and not os.path.exists(
-        os.path.expanduser(value))
+from espnet_sllm.config_files import missing_local
 
 
 def check_llm(path: str, conf: dict) -> List[str]:
@@ -105,10 +100,7 @@ def check_config(path: str) -> List[str]:
         conf = yaml.safe_load(f) or {}
     if conf.get("model") == "hf_audio":  # one whole checkpoint, named by model_conf
         from espnet_sllm.hf_audio_model import checkpoint_problem
-
-        name = (conf.get("model_conf") or {}).get("model_name_or_path")
-        problem = "is missing" if not name else (
-            f"{name}: no such directory" if missing_local(name) else checkpoint_problem(name))
+        problem = checkpoint_problem((conf.get("model_conf") or {}).get("model_name_or_path"))
         return [f"{path}: model_conf.model_name_or_path {problem}"] if problem else []
     problems = check_llm(path, conf)
     enc_conf, encoder = conf.get("encoder_conf") or {}, conf.get("encoder", "whisper_hf")

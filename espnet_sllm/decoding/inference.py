@@ -298,6 +298,12 @@ def write_sorted(path: str, rows: Dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
+def hypothesis_text(tokenizer, ids: Sequence[int]) -> str:
+    """The decoded hypothesis as one line of a Kaldi ``text`` file: special tokens dropped, and
+    every line break the model emits (Qwen2, chat models) a space."""
+    return " ".join(tokenizer.decode(list(ids), skip_special_tokens=True).splitlines()).strip()
+
+
 def token_strings(tokenizer, ids: Sequence[int]) -> List[str]:
     """The tokens of ``ids``; an id the tokenizer has no token for (the LLM's embedding table is
     often padded beyond the vocabulary) is written ``<id:N>`` instead of failing the job."""
@@ -643,7 +649,7 @@ def inference(
                 new = {}
                 for key, (ids, score) in zip(keys, results):
                     new[key] = {
-                        "text": tokenizer.decode(ids, skip_special_tokens=True).strip(),
+                        "text": hypothesis_text(tokenizer, ids),
                         "token": " ".join(token_strings(tokenizer, ids)),
                         "token_int": " ".join(map(str, ids)),
                         "score": f"{score:.6f}",

@@ -1,5 +1,6 @@
 """Logits processors that make batched generation behave as per-utterance generation."""
-from typing import Sequence
+import math
+from typing import List, Optional, Sequence
 
 import torch
 
@@ -38,3 +39,28 @@ class PerUtteranceLengthLimit:
             scores[done] = float("-inf")
             scores[done, self.eos_token_id] = eos_score
         return scores
+
+
+def utterance_budgets(num_samples: Sequence[int], sample_rate: int, max_new_tokens: int,
+                      max_tokens_per_second: Optional[float], min_new_tokens: int,
+                      row_max_new_tokens: Optional[Sequence[Optional[int]]] = None) -> List[int]:
+    """The new-token budget of each utterance of a batch: ``min(max_new_tokens, 10 +
+    ceil(seconds * max_tokens_per_second))``, or ``max_new_tokens`` for a row without audio (0
+    samples), or the row's own ``row_max_new_tokens`` entry where it is not None; at least
+    ``min_new_tokens + 1``. A bad ``row_max_new_tokens`` (not one int >= 1 or None per row) is
+    a ValueError."""
+    rows = list(row_max_new_tokens) if row_max_new_tokens is not None else \
+        [None] * len(num_samples)
+    if len(rows) != len(num_samples) or any(
+            r is not None and (isinstance(r, bool) or int(r) != r or r < 1) for r in rows):
+        raise ValueError(f"row_max_new_tokens must hold one budget (an int >= 1, or None) "
+                         f"per row of the batch ({len(num_samples)}), got {rows}")
+    limits = []
+    for n, own in zip(num_samples, rows):
+        limit = max_new_tokens
+        if own is not None:
+            limit = int(own)
+        elif max_tokens_per_second and n > 0:
+            limit = min(limit, 10 + math.ceil(n / sample_rate * max_tokens_per_second))
+        limits.append(max(limit, min_new_tokens + 1))
+    return limits

@@ -1,6 +1,7 @@
 """The preprocessor (ESPnet's ``preprocess_fn``): one utterance's fields -> token-id arrays."""
 import random
-from typing import Dict, Mapping, Optional, Sequence, Union
+import re
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -171,6 +172,16 @@ class SLLMPreprocessor(AbsPreprocessor):
         self.context_masking = context_masking
         self.context_masking_conf = dict(context_masking_conf or {})
         self.seed = seed
+
+    def unknown_special_tokens(self) -> List[str]:
+        """The ``<|...|>`` tokens of the prompt templates that the tokenizer does not have as
+        one token: such a token would be spelled out as text (e.g. a Whisper language token
+        ``<|xx|>`` of a language Whisper does not know, or a typo)."""
+        vocab = self.tokenizer.get_vocab()
+        found = set()
+        for leaf in self.prompts.leaves():
+            found.update(re.findall(r"<\|[^|<>{}]+\|>", leaf.template))
+        return sorted(t for t in found if t not in vocab)
 
     def encode(self, text: str) -> np.ndarray:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []

@@ -11,6 +11,8 @@ projector, per test set and dialect).  A *cell spec* names where one number come
   for Chinese, WER for words; the MER when a set mixes units);
 * ``subdialect=Southwestern``: that value's error rate in the set's ``--score_group`` table of
   ``utt2subdialect`` (scores.json ``groups``);
+* ``lang=English-Indian``: that language's error rate in the set's per-language table (its
+  WER or CER; scores.json ``by_language``), with the paper's row of that language;
 * ``st/ROUGE-L``, ``st/BLEU``, ``sqa/ROUGE-L``, ...: the summary of that task's metric (scores.json
   ``task_scores``: the average over translation directions for ``st``, all utterances else);
 * ``mean``, ``mean:<paper number>``, ``mean@st/BLEU``, ``mean:<paper>@st/BLEU``: the unweighted
@@ -90,6 +92,12 @@ def cell_value(scores: dict, group: Optional[Tuple[str, str]]) -> Tuple[Optional
             label = summary.get("label", AVG if task == "st" else ALL)
         return summary["value"], lookup(scores.get("paper"), metric, label, prefix=task), metric
     name, value = group
+    if name == "lang":  # the per-language table (utt2lang), not a --score_group one
+        entry = (scores.get("by_language") or {}).get(value)
+        if entry is None:
+            return None, None, ""
+        return entry["pct"]["err"], lookup(scores.get("paper"), entry["metric"], value), \
+            entry["metric"]
     entry = (((scores.get("groups") or {}).get(name) or {}).get("by_value") or {}).get(value)
     if entry is None:
         return None, None, ""

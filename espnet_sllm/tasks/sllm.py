@@ -226,7 +226,7 @@ class SLLMTask(AbsTask):
                 "preprocessor_conf.languages: set the top-level option `languages` instead "
                 "(one list for the preprocessor and the model)"
             )
-        return SLLMPreprocessor(
+        preprocessor = SLLMPreprocessor(
             train=train,
             tokenizer_name_or_path=llm_conf.get("tokenizer_name_or_path")
             or llm_conf["model_name_or_path"],
@@ -235,6 +235,14 @@ class SLLMTask(AbsTask):
             languages=languages,
             **(args.preprocessor_conf or {}),
         )
+        # A whole released model's prompt is made of its own special tokens (Whisper's
+        # <|ja|><|transcribe|>, Qwen2-Audio's <|audio_bos|>): one it lacks is a config error.
+        unknown = preprocessor.unknown_special_tokens() \
+            if getattr(args, "model", "sllm") in WHOLE_MODELS else []
+        if unknown:
+            raise ValueError(f"preprocessor_conf.prompt_template: {unknown} are not tokens of "
+                             f"{llm_conf['model_name_or_path']} (they would be read as text)")
+        return preprocessor
 
     @classmethod
     def required_data_names(

@@ -71,7 +71,10 @@ WHISPER_TASK_TOKENS = ("<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|st
                        "<|nospeech|>", "<|notimestamps|>")
 
 #: Qwen2-Audio-7B's added tokens reproduced here, in the real order (ids 151643..151648 there).
-#: The real tokenizer lists a few thousand more after these (not available here; not reproduced).
+#: The real tokenizer lists a few thousand more after these (not available here); of those we
+#: add the audio-language tokens its ASR prompt uses ("... recognize the speech: <|en|>", the
+#: Qwen2-Audio evaluation prompts; Qwen-Audio's language tokens), Whisper's language list, as
+#: special tokens after these six (their real ids are not known here).
 QWEN2_AUDIO_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>",
                               "<|audio_bos|>", "<|audio_eos|>")
 
@@ -272,9 +275,12 @@ def _qwen2_audio_tokenizer(texts: Sequence[str], bpe_vocab_size: int):
     tok = Qwen2TokenizerFast(vocab=vocab, merges=merges, unk_token=None, bos_token=None,
                              eos_token="<|endoftext|>", pad_token="<|endoftext|>",
                              errors="replace", model_max_length=32768)
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
     tok.add_special_tokens({"additional_special_tokens": [
         AddedToken(s, lstrip=False, rstrip=False, normalized=False, special=True)
-        for s in QWEN2_AUDIO_SPECIAL_TOKENS[1:]]}, replace_extra_special_tokens=True)
+        for s in list(QWEN2_AUDIO_SPECIAL_TOKENS[1:]) + [f"<|{c}|>" for c in LANGUAGES]]},
+        replace_extra_special_tokens=True)
     ids = tok.convert_tokens_to_ids(list(QWEN2_AUDIO_SPECIAL_TOKENS))
     if ids != list(range(len(vocab), len(vocab) + len(QWEN2_AUDIO_SPECIAL_TOKENS))):
         raise RuntimeError(f"Qwen2-Audio special tokens not laid out as the real ones: {ids}")

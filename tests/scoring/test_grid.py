@@ -131,3 +131,17 @@ def test_mean_cells(tmp_path):
             parse_specs([f"T\tr\tc\t{a}\t{bad}\n"], str(spec))
     assert parse_specs([f"T\tr\tc\t{a}\tmean:1.5@st/BLEU\n"], "x")[0][4] == (
         "mean", 1.5, ("task", "st", "BLEU"))
+
+
+def test_language_cells_read_the_per_language_table(tmp_path):
+    """``lang=<label>``: one language's row of the set's per-language table, with the paper's
+    number of that language (ILT's Table 1)."""
+    a = _score(tmp_path, "sllm_sweep_a", [x[3] for x in UTTS])
+    spec = tmp_path / "cells.tsv"
+    spec.write_text(f"T\tzh\tours\t{a}\tlang=zh\nT\tyue\tours\t{a}\tlang=yue\n",
+                    encoding="utf-8")
+    out = tmp_path / "RESULTS.md"
+    assert main(["--spec", str(spec), "--out", str(out)]) == 0
+    md = out.read_text(encoding="utf-8")
+    assert "| zh | 37.50 |" in md  # 3 errors / 8 characters, both utterances are zh
+    assert "| yue | – |" in md and "yue / ours" in md

@@ -117,6 +117,9 @@
 #   --context_decoding          run stage 8 [false]
 #   --context_source            hypothesis | reference [hypothesis]
 #   --score_opts                extra options of sllm_score (e.g. --unit char) [""]
+#   --paper_results             a paper's numbers, printed beside ours by stage 9
+#                               (espnet_sllm/scoring/paper.py) [conf/paper_results.yaml when
+#                               it exists]
 #   --score_group               per-utterance files of each test set (e.g. utt2subdialect),
 #                               space separated: stage 9 adds a table of error rates per value
 #                               of each (a set without the file: skipped, logged) [""]
@@ -179,6 +182,7 @@ context_decoding=false
 context_source=hypothesis
 score_opts=
 score_group=
+paper_results=
 python=python3
 
 help_message=$(sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//')
@@ -379,8 +383,12 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
             mark_done "${stamp}" stage4 "${sig}" "${expdir}/llm_scratch/config.json"
         fi
     fi
-    log "Stage 4: checking that the pretrained models of ${train_config} load"
-    for c in ${train_config}; do
+    # --chain_mode merge: every later config starts from the merge of the one before, whatever
+    # checkpoint it names: only the first config's checkpoints are loaded.
+    _check=${train_config}
+    [ "${chain_mode}" = merge ] && _check=${train_config%% *}
+    log "Stage 4: checking that the pretrained models of ${_check} load"
+    for c in ${_check}; do
         ${python} -m espnet_sllm.bin.check_pretrained --config "${c}"
     done
 fi
@@ -771,7 +779,12 @@ fi
 if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
     for _dexp in "${decode_exps[@]}"; do
         _paper=()
-        [ -f conf/paper_results.yaml ] && _paper=(--paper_results conf/paper_results.yaml)
+        if [ -n "${paper_results}" ]; then
+            [ -f "${paper_results}" ] || die "--paper_results ${paper_results}: no such file"
+            _paper=(--paper_results "${paper_results}")
+        elif [ -f conf/paper_results.yaml ]; then
+            _paper=(--paper_results conf/paper_results.yaml)
+        fi
         for _dir in "${_dexp}"/decode_*/*/; do
             _dir=${_dir%/}
             s=$(basename "${_dir}")

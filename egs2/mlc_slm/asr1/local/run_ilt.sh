@@ -2,8 +2,8 @@
 # Usage:
 #   ./run.sh --system ilt_whisper|ilt_qwen2audio [--rounds focus,feedback,fix|none]
 #            [--debug true|false] [--stage N] [--stop_stage M] [--ngpu N] [--train_args "..."]
-#            [--pl_voters 3] [--feedback_hours 40000] [--pools "cv_train ..."]
-#            [--unlabeled "cv_train ..."] [--tts command|espeak] [--tts_conf "key=value ..."]
+#            [--pl_voters 3 (debug: 2)] [--pl_nj 1 (debug: 2)] [--feedback_hours 40000] [--pools "cv_train ..."]
+#            [--keep_pools "th_vi ..."] [--unlabeled "cv_train ..."] [--tts command|espeak] [--tts_conf "key=value ..."]
 #            [--embedder microsoft/wavlm-base-plus-sv] [--freq_low 20 --freq_high 200]
 #            [any other option of sllm.sh]
 #   (run.sh hands the ILT systems to this script; run it through run.sh)
@@ -25,15 +25,17 @@
 #        after focus: pseudo labels of --unlabeled by the focus round's voters (its
 #          keep_nbest epochs; majority vote, espnet_sllm.scoring.vote) + the Feed-Back mix
 #          (espnet_sllm.data.sample_hours: MLC-SLM train and the pseudo-labelled audio whole,
-#          a seeded selection of --pools up to --feedback_hours) -> data/ilt_feedback
-#        after feedback: the Fix set -> data/ilt_fix = MLC-SLM train + hard cases (pool
+#          a seeded selection of --pools up to --feedback_hours) -> data/ilt_feedback_<model>
+#        after feedback: the Fix set -> data/ilt_fix_<model> = MLC-SLM train + hard cases (pool
 #          utterances with a frequent token that the base model gets > 5 % wrong) + TTS of
 #          low-frequency English pool text in the five accents + non-English unlabeled audio
 #          close to MLC-SLM speakers (WavLM cosine > 0.85), pseudo-labelled by the feedback
 #          round's voters; its hours are printed beside the paper's 2,791 h
 #        then the requested chain (--rounds): prefixes shared with the full chain are not
 #        trained again (exp/sllm_ilt_<model>/<round>+<round>...)
-#   7-9  decode (beam 6; Thai, Japanese, Vietnamese greedy: conf/decode_ilt.yaml), score
+#   7-9  decode (beam 6; Thai, Japanese, Vietnamese greedy: conf/decode_ilt.yaml), score (the
+#        paper's numbers beside ours: conf/paper_results_ilt_<model>.yaml); then
+#        ${expdir}/RESULTS_ilt.md: Tables 1 and 2 from every ILT experiment decoded so far
 #   10   pack
 # --rounds none decodes the base model zero-shot (Table 1's Whisper / Qwen2-Audio columns).
 #
@@ -51,9 +53,11 @@ stop_stage=10
 ngpu=
 train_args=
 rounds=focus,feedback,fix
-pl_voters=3
+pl_voters=
+pl_nj=
 feedback_hours=
 pools=cv_train
+keep_pools=
 unlabeled=cv_train
 tts=
 tts_conf=
@@ -61,7 +65,7 @@ embedder=
 freq_low=
 freq_high=
 own_options="system debug stage stop_stage ngpu train_args rounds pl_voters feedback_hours pools"
-own_options+=" unlabeled tts tts_conf embedder freq_low freq_high"
+own_options+=" unlabeled tts tts_conf embedder freq_low freq_high keep_pools pl_nj"
 # shellcheck disable=SC1091
 . scripts/utils/split_options.sh
 die() { echo "$0: ERROR: $*" >&2; exit 1; }
@@ -87,8 +91,6 @@ if [ "${rounds}" != none ]; then
         last=${i}
     done
 fi
-case "${pl_voters}" in ''|*[!0-9]*) die "--pl_voters must be a number, got '${pl_voters}'" ;; esac
-[ "${pl_voters}" -ge 2 ] || die "--pl_voters must be >= 2 (a vote needs two voters), got ${pl_voters}"
 
 # shellcheck disable=SC1091
 . ./path.sh
@@ -102,6 +104,9 @@ if [ "${debug}" = true ]; then
     # more than the debug pools hold: every pool utterance joins (sample_hours warns how short)
     feedback_hours=${feedback_hours:-1.0}
     # token counts of 100 debug sentences: the paper's 20 / 200 would make every token rare
+    # two voters (the vote's tie rule decides more; each voter costs a decoding)
+    pl_voters=${pl_voters:-2}
+    pl_nj=${pl_nj:-2}   # the two voters decode at once (2 cores)
     freq_low=${freq_low:-8}
     freq_high=${freq_high:-20}
     tts=${tts:-espeak}
@@ -116,6 +121,8 @@ else
     test_sets="dev"
     ngpu=${ngpu:-8}
     feedback_hours=${feedback_hours:-40000}
+    pl_voters=${pl_voters:-3}
+    pl_nj=${pl_nj:-1}   # one voter at a time (one model in GPU memory)
     freq_low=${freq_low:-20}
     freq_high=${freq_high:-200}
     tts=${tts:-command}
@@ -125,13 +132,17 @@ else
         train_args="--multiprocessing_distributed true"
     fi
 fi
+case "${pl_voters}" in ''|*[!0-9]*) die "--pl_voters must be a number, got '${pl_voters}'" ;; esac
+case "${pl_nj}" in ''|0|*[!0-9]*) die "--pl_nj must be a number >= 1, got '${pl_nj}'" ;; esac
+[ "${pl_voters}" -ge 2 ] || die "--pl_voters must be >= 2 (a vote needs two voters), got ${pl_voters}"
 tag=ilt_${model}
 exp=${expdir}/sllm_${tag}
 decode_conf=conf/decode_ilt${suffix}.yaml
 # The token counts use the Whisper-large-v3 tokenizer for both systems (the paper's).
 whisper_dir=$([ "${debug}" = true ] && echo "${expdir}/tiny/whisper_asr" || echo openai/whisper-large-v3)
 conf_of() { echo "conf/tuning/ilt_${model}_$1${suffix}.yaml"; }
-set_of() { case "$1" in focus) echo train ;; feedback) echo ilt_feedback ;; fix) echo ilt_fix ;; esac; }
+# the training set of a round: the Feed-Back and Fix sets hold this system's pseudo labels
+set_of() { case "$1" in focus) echo train ;; *) echo "ilt_$1_${model}" ;; esac; }
 min() { [ "$1" -le "$2" ] && echo "$1" || echo "$2"; }
 max() { [ "$1" -ge "$2" ] && echo "$1" || echo "$2"; }
 
@@ -155,13 +166,14 @@ sllm() {
         ${confs:+--train_config "${confs# }" --train_sets "${sets# }" --chain_names "${names# }"} \
         --chain_mode merge --train_args "${train_args}" \
         --inference_config "${decode_conf}" --inference_model valid.acc.best.pth \
+        --paper_results "conf/paper_results_ilt_${model}.yaml" \
         --max_sec 30 "$@" "${args[@]+"${args[@]}"}"
 }
-# decode <exp> <model file> <data dir> <out dir>: one sllm_inference job (the ILT decoding
-# options of ${decode_conf}); <out dir>/1best_recog/text
+# decode <exp> <model file> <data dir> <out dir> [<decode config>]: one sllm_inference job (the
+# ILT decoding options of ${decode_conf}); <out dir>/1best_recog/text
 decode() {
     local opts
-    opts=$(${python} -c "import shlex, sys, yaml; c = yaml.safe_load(open(sys.argv[1])) or {}; print(' '.join(f'--{k} {shlex.quote(str(v))}' for k, v in c.items()))" "${decode_conf}")
+    opts=$(${python} -c "import shlex, sys, yaml; c = yaml.safe_load(open(sys.argv[1])) or {}; print(' '.join(f'--{k} {shlex.quote(str(v))}' for k, v in c.items()))" "${5:-${decode_conf}}")
     # shellcheck disable=SC2086
     ${python} -m espnet_sllm.bin.sllm_inference --train_config "$1/config.yaml" \
         --model_file "$1/$2" --output_dir "$4" --ngpu "$([ "${extra[1]}" = true ] && echo 1 || echo 0)" \
@@ -178,10 +190,22 @@ pseudo_label() {
     mapfile -t voters < <({ [ -n "${best}" ] && echo "${best}"; ls "${rexp}" \
         | grep -E '^[0-9]+epoch\.pth$' | grep -vxF "${best:-none}"; } | head -n "${pl_voters}")
     [ "${#voters[@]}" -ge 2 ] || die "${rexp}: ${#voters[@]} kept epoch(s) for the vote, need >= 2 (keep_nbest_models in $(conf_of focus))"
+    # --pl_nj voters decode at once (each job's log: <work>/<voter>.log)
+    local pids=() p
     for v in "${voters[@]}"; do
-        log "pseudo labels of ${data}: voter ${rexp}/${v}"
-        [ -s "${work}/${v%.pth}/1best_recog/text" ] || decode "${rexp}" "${v}" "${data}" "${work}/${v%.pth}"
         hyps+=(--hyp "${work}/${v%.pth}/1best_recog/text")
+        [ -s "${work}/${v%.pth}/1best_recog/text" ] && continue
+        log "pseudo labels of ${data}: voter ${rexp}/${v} (log: ${work}/${v%.pth}.log)"
+        mkdir -p "${work}"
+        decode "${rexp}" "${v}" "${data}" "${work}/${v%.pth}" > "${work}/${v%.pth}.log" 2>&1 &
+        pids+=($!)
+        if [ "${#pids[@]}" -ge "${pl_nj}" ]; then
+            for p in "${pids[@]}"; do wait "${p}" || die "a voter's decoding failed: see ${work}/*.log"; done
+            pids=()
+        fi
+    done
+    for p in "${pids[@]+"${pids[@]}"}"; do
+        wait "${p}" || die "a voter's decoding failed: see ${work}/*.log"
     done
     ${python} -m espnet_sllm.scoring.vote "${hyps[@]}" --utt2lang "${data}/utt2lang" \
         --out "${work}/vote/text"
@@ -204,7 +228,10 @@ sllm "${stage}" "$(min 3 "${stop_stage}")" focus -- --test_sets "${test_sets} ${
 if [ "${stop_stage}" -ge 4 ] && [ "${debug}" = true ]; then
     log "Tiny random whisper-large-v3 / Qwen2-Audio-7B / WavLM checkpoints -> ${expdir}/tiny"
     [ -f data/train/text ] || die "missing data/train/text: run stage 1"
-    for m in whisper qwen2_audio; do
+    # Whisper for both systems (its tokenizer selects the text, its zero-shot errors the hard cases)
+    ms=whisper
+    [ "${model}" = qwen2audio ] && ms+=" qwen2_audio"
+    for m in ${ms}; do
         ${python} -m espnet_sllm.testing.tiny_checkpoints --hf_audio "${m}" \
             --out "${expdir}/tiny/$([ "${m}" = whisper ] && echo whisper_asr || echo qwen2_audio)" \
             --text data/train/text
@@ -214,37 +241,60 @@ if [ "${stop_stage}" -ge 4 ] && [ "${debug}" = true ]; then
         "${embedder}"
 fi
 
-# zero_shot: ${exp}/none = the base checkpoint, no LoRA, nothing trained (its config from
-# sllm_train --dry_run, an empty weights file zeroshot.pth): Table 1's zero-shot columns, and
-# the base model that decodes the hard-case candidates of the Fix set.
+# zero_shot <whisper|qwen2audio>: ${expdir}/sllm_ilt_<model>/none = the base checkpoint, no LoRA,
+# nothing trained (espnet_sllm.bin.zero_shot: its config, an empty weights file zeroshot.pth):
+# Table 1's zero-shot columns; Whisper's also decodes the hard-case candidates of the Fix set.
 zero_shot() {
-    local zexp=${exp}/none
+    local zexp=${expdir}/sllm_ilt_$1/none
     [ -s "${zexp}/zeroshot.pth" ] && [ -s "${zexp}/config.yaml" ] && return 0
-    log "Zero-shot ${system}: ${zexp}"
-    mkdir -p "${zexp}"
-    ${python} -m espnet_sllm.bin.sllm_train --config "$(conf_of focus)" --dry_run true \
-        --output_dir "${zexp}" --model_conf lora_r=0 --model_conf freeze=true \
-        --model_conf lid_embeddings=false \
-        --train_data_path_and_name_and_type "${dumpdir}/raw/train/wav.scp,speech,sound" \
-        --train_data_path_and_name_and_type "${dumpdir}/raw/train/text,text,text" \
-        --train_data_path_and_name_and_type "${dumpdir}/raw/train/utt2lang,lang,text" \
-        --valid_data_path_and_name_and_type "${dumpdir}/raw/dev/wav.scp,speech,sound" \
-        --valid_data_path_and_name_and_type "${dumpdir}/raw/dev/text,text,text" \
-        --valid_data_path_and_name_and_type "${dumpdir}/raw/dev/utt2lang,lang,text" \
-        --train_shape_file "${expdir}/stats_${tag}/train/speech_shape" \
-        --valid_shape_file "${expdir}/stats_${tag}/valid/speech_shape" \
-        > "${zexp}/dry_run.log" 2>&1 || die "zero-shot config failed: see ${zexp}/dry_run.log"
-    ${python} -c "import sys, torch; torch.save({}, sys.argv[1])" "${zexp}/zeroshot.pth"
+    log "Zero-shot $1: ${zexp}"
+    ${python} -m espnet_sllm.bin.zero_shot --out_dir "${zexp}" \
+        --config "conf/tuning/ilt_$1_focus${suffix}.yaml" --model_conf lora_r=0 \
+        --model_conf freeze=true --model_conf lid_embeddings=false
+}
+
+# ilt_tables: ${expdir}/RESULTS_ilt.md, the paper's Tables 1 and 2 from every ILT experiment
+# decoded so far (both systems; cells of espnet_sllm/scoring/grid.py; "–" where an experiment
+# or a language is not there yet).
+ilt_tables() {
+    cells=${expdir}/ilt_cells.tsv
+    : > "${cells}"
+    scores_of() {  # <exp dir>: its dev scores.json (the first decoding dir that has one)
+        local f
+        f=$( (ls "$1"/decode_*/dev/scores.json 2>/dev/null || true) | head -1)
+        echo "${f:-$1/decode_*/dev/scores.json}"
+    }
+    t1="Table 1: error rate per language, MLC-SLM dev (WER; CER for Japanese, Korean, Thai)"
+    for col in Whisper-large-v3:whisper/none Qwen2-Audio-7B:qwen2audio/none \
+               MegaWhisper:whisper/focus+feedback+fix MegaAudio:qwen2audio/focus+feedback+fix; do
+        f=$(scores_of "${expdir}/sllm_ilt_${col#*:}")
+        for l in English-American English-Australian English-British English-Filipino \
+                 English-Indian French German Italian Japanese Korean Portuguese Russian \
+                 Spanish Thai Vietnamese; do
+            printf '%s\t%s\t%s\t%s\tlang=%s\n' "${t1}" "${l}" "${col%%:*}" "${f}" "${l}" >> "${cells}"
+        done
+        printf '%s\tAvg (MER)\t%s\t%s\n' "${t1}" "${col%%:*}" "${f}" >> "${cells}"
+    done
+    t2="Table 2: ablations, MER on MLC-SLM dev"
+    for c in focus feedback fix focus+feedback feedback+fix focus+fix focus+feedback+fix; do
+        for m in whisper:MegaWhisper qwen2audio:MegaAudio; do
+            printf '%s\t%s\t%s\t%s\n' "${t2}" "${c}" "${m#*:}" \
+                "$(scores_of "${expdir}/sllm_ilt_${m%%:*}/${c}")" >> "${cells}"
+        done
+    done
+    ${python} -m espnet_sllm.bin.results_grid --spec "${cells}" --out "${expdir}/RESULTS_ilt.md" \
+        --title "Meng et al. (ILT), egs2/mlc_slm/asr1 (${expdir})"
 }
 
 if [ "${rounds}" = none ]; then
-    [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && zero_shot
+    [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && zero_shot "${model}"
     ./sllm.sh --stage "$(max 7 "${stage}")" --stop_stage "$(min 9 "${stop_stage}")" \
         --train_set train --valid_set dev --test_sets "${test_sets}" --dumpdir "${dumpdir}" \
         --expdir "${expdir}" --tag "${tag}" --train_config "$(conf_of focus)" \
         --chain_names none "${extra[@]}" \
         --inference_config "${decode_conf}" --inference_model zeroshot.pth \
-        "${args[@]+"${args[@]}"}"
+        --paper_results "conf/paper_results_ilt_${model}.yaml" "${args[@]+"${args[@]}"}"
+    [ "${stop_stage}" -ge 9 ] && ilt_tables
     log "Successfully finished: --system ${system} --rounds none [elapsed=${SECONDS}s]"
     exit 0
 fi
@@ -258,73 +308,93 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 4 ]; then
     # Focus (the first round of the full chain), from stage 4 on.
     sllm "$(max 4 "${stage}")" "$(min 6 "${stop_stage}")" focus
 fi
+feedback_set=data/$(set_of feedback)
+fix_set=data/$(set_of fix)
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ "${need_feedback}" = true ]; then
-    if [ ! -f data/ilt_feedback/.done ]; then
+    if [ ! -f "${feedback_set}/.done" ]; then
         log "Feed-Back mix: pseudo labels of ${unlabeled} by the focus round + ${pools} up to ${feedback_hours} h"
         keep=(--keep train=data/train)
         for u in ${unlabeled}; do
-            pseudo_label "${exp}/focus" "${dumpdir}/raw/${u}" "data/ilt_pl_focus_${u}"
-            [ -f "data/ilt_pl_focus_${u}/wav.scp" ] && keep+=(--keep "pl_${u}=data/ilt_pl_focus_${u}")
+            pl=data/ilt_pl_${model}_focus_${u}
+            pseudo_label "${exp}/focus" "${dumpdir}/raw/${u}" "${pl}"
+            [ -f "${pl}/wav.scp" ] && keep+=(--keep "pl_${u}=${pl}")
         done
+        # --keep_pools: third-party sets taken whole (the paper's "all Thai and Vietnamese")
+        for p in ${keep_pools}; do keep+=(--keep "${p}=data/${p}"); done
         pool_opts=()
         for p in ${pools}; do pool_opts+=(--pool "${p}=data/${p}"); done
-        rm -rf data/ilt_feedback
+        rm -rf "${feedback_set}"
         ${python} -m espnet_sllm.data.sample_hours "${keep[@]}" "${pool_opts[@]}" \
             --hours "${feedback_hours}" --seed 0 --prefix_ids true --drop text_prev text_next \
-            --out data/ilt_feedback
-        touch data/ilt_feedback/.done
+            --out "${feedback_set}"
+        touch "${feedback_set}/.done"
     fi
-    sllm 2 6 focus feedback
+    # stage 4 (the checkpoint check) ran with focus: same base checkpoint
+    sllm 2 3 focus feedback
+    sllm 5 6 focus feedback
 fi
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ "${need_fix}" = true ]; then
-    if [ ! -f data/ilt_fix/.done ]; then
-        sel=${exp}/fix_selection
-        mkdir -p "${sel}"
+    if [ ! -f "${fix_set}/.done" ]; then
         parts=(data/train)
+        # Text selection, TTS and hard cases depend on Whisper-large-v3 only (its tokenizer; its
+        # zero-shot errors): built once, shared by both systems.
+        sel=${expdir}/ilt_selection
+        mkdir -p "${sel}"
         for p in ${pools}; do
-            log "Fix set: low-frequency English text of ${p} -> TTS in the five accents"
-            ${python} -m espnet_sllm.data.token_select --tokenizer "${whisper_dir}" \
-                --ref_text data/train/text --candidates "data/${p}" --select low \
-                --low "${freq_low}" --high "${freq_high}" \
-                --languages English --out "${sel}/low_${p}" \
-                || die "low-frequency selection of ${p} failed"
-            # --tts_conf "key=value key='a value with spaces'": shell words, quotes honoured
-            eval "tts_opts=(${tts_conf})"
-            ${python} -m espnet_sllm.data.accent_tts --text_dir "${sel}/low_${p}" \
-                --prompt_dir data/train --out "data/ilt_tts_${p}" --tts "${tts}" --nj 2 \
-                ${tts_opts[@]+--tts_conf "${tts_opts[@]}"}
+            if [ ! -f "data/ilt_tts_${p}/.done" ]; then
+                log "Fix set: low-frequency English text of ${p} -> TTS in the five accents"
+                ${python} -m espnet_sllm.data.token_select --tokenizer "${whisper_dir}" \
+                    --ref_text data/train/text --candidates "data/${p}" --select low \
+                    --low "${freq_low}" --high "${freq_high}" \
+                    --languages English --out "${sel}/low_${p}" \
+                    || die "low-frequency selection of ${p} failed"
+                # --tts_conf "key=value key='a value with spaces'": shell words, quotes honoured
+                eval "tts_opts=(${tts_conf})"
+                ${python} -m espnet_sllm.data.accent_tts --text_dir "${sel}/low_${p}" \
+                    --prompt_dir data/train --out "data/ilt_tts_${p}" --tts "${tts}" --nj 2 \
+                    ${tts_opts[@]+--tts_conf "${tts_opts[@]}"}
+                touch "data/ilt_tts_${p}/.done"
+            fi
             parts+=("data/ilt_tts_${p}")
-            log "Fix set: hard cases of ${p} (a frequent token; > 5 % errors by the base model)"
-            ${python} -m espnet_sllm.data.token_select --tokenizer "${whisper_dir}" \
-                --ref_text data/train/text --candidates "${dumpdir}/raw/${p}" --select high \
-                --low "${freq_low}" --high "${freq_high}" \
-                --out "${sel}/high_${p}" || die "high-frequency selection of ${p} failed"
-            zero_shot
-            decode "${exp}/none" zeroshot.pth "${sel}/high_${p}" "${sel}/base_${p}"
-            ${python} -m espnet_sllm.data.token_select --candidates "${sel}/high_${p}" \
-                --hard_hyp "${sel}/base_${p}/1best_recog/text" --out "data/ilt_hard_${p}"
+            if [ ! -f "data/ilt_hard_${p}/.done" ]; then
+                log "Fix set: hard cases of ${p} (a frequent token; > 5 % errors by Whisper-large-v3)"
+                ${python} -m espnet_sllm.data.token_select --tokenizer "${whisper_dir}" \
+                    --ref_text data/train/text --candidates "${dumpdir}/raw/${p}" --select high \
+                    --low "${freq_low}" --high "${freq_high}" \
+                    --out "${sel}/high_${p}" || die "high-frequency selection of ${p} failed"
+                zero_shot whisper
+                decode "${expdir}/sllm_ilt_whisper/none" zeroshot.pth "${sel}/high_${p}" \
+                    "${sel}/whisper_${p}" "conf/decode_ilt${suffix}.yaml"
+                ${python} -m espnet_sllm.data.token_select --candidates "${sel}/high_${p}" \
+                    --hard_hyp "${sel}/whisper_${p}/1best_recog/text" --out "data/ilt_hard_${p}"
+                touch "data/ilt_hard_${p}/.done"
+            fi
             parts+=("data/ilt_hard_${p}")
         done
         for u in ${unlabeled}; do
             log "Fix set: non-English audio of ${u} close to MLC-SLM speakers, pseudo-labelled"
-            ${python} -m espnet_sllm.data.speaker_select --embedder "${embedder}" \
-                --official "${dumpdir}/raw/train" --candidates "${dumpdir}/raw/${u}" \
-                --exclude_language English --out "${sel}/speakers_${u}"
-            pseudo_label "${exp}/focus+feedback" "${sel}/speakers_${u}" "data/ilt_pl_feedback_${u}"
-            [ -f "data/ilt_pl_feedback_${u}/wav.scp" ] && parts+=("data/ilt_pl_feedback_${u}")
+            [ -f "${sel}/speakers_${u}/wav.scp" ] || ${python} -m espnet_sllm.data.speaker_select \
+                --embedder "${embedder}" --official "${dumpdir}/raw/train" \
+                --candidates "${dumpdir}/raw/${u}" --exclude_language English \
+                --out "${sel}/speakers_${u}"
+            pl=data/ilt_pl_${model}_feedback_${u}
+            pseudo_label "${exp}/focus+feedback" "${sel}/speakers_${u}" "${pl}"
+            [ -f "${pl}/wav.scp" ] && parts+=("${pl}")
         done
-        rm -rf data/ilt_fix
+        rm -rf "${fix_set}"
         keep=()
         for d in "${parts[@]}"; do keep+=(--keep "$(basename "${d}")=${d}"); done
         ${python} -m espnet_sllm.data.sample_hours "${keep[@]}" --seed 0 --prefix_ids true \
-            --drop text_prev text_next --out data/ilt_fix
-        log "Fix set: $(awk '$1 == "total" {print $5}' data/ilt_fix/hours.tsv) h (paper: 2,791 h)"
-        touch data/ilt_fix/.done
+            --drop text_prev text_next --out "${fix_set}"
+        log "Fix set: $(awk '$1 == "total" {print $5}' "${fix_set}/hours.tsv") h (paper: 2,791 h)"
+        touch "${fix_set}/.done"
     fi
-    sllm 2 6 focus feedback fix
+    sllm 2 3 focus feedback fix
+    sllm 5 6 focus feedback fix
 fi
 # The requested chain (its prefixes of the full chain are done: their stamps skip them), then
 # decoding, scoring and packing of its last round.
 [ "${stop_stage}" -ge 6 ] && sllm "$(max 6 "${stage}")" "${stop_stage}" "${chain[@]}"
+[ "${stop_stage}" -ge 9 ] && ilt_tables
 log "Successfully finished: --system ${system} --rounds ${rounds} --debug ${debug}" \
     "(stages ${stage}-${stop_stage}) [elapsed=${SECONDS}s]"
