@@ -16,24 +16,11 @@ its command line).
 import argparse
 import logging
 import sys
-from typing import Dict, List, Optional, Sequence
-
-import yaml
+from typing import Optional, Sequence
 
 from espnet_sllm.bin.cli import str2bool
-from espnet_sllm.tts import load_tts, tts_classes
+from espnet_sllm.tts import load_tts, parse_tts_conf, tts_classes
 from espnet_sllm.tts.synthesize import summary_line, synthesize_dir
-
-
-def parse_conf(items: List[str]) -> Dict[str, object]:
-    """``key=value`` strings -> dict, each value read as YAML (numbers, lists, strings)."""
-    conf: Dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--tts_conf {item!r}: expected key=value")
-        conf[key] = yaml.safe_load(value) if value else ""
-    return conf
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -72,7 +59,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: synthesize: %(message)s")
     try:
-        tts = load_tts(args.tts, parse_conf(args.tts_conf))
+        tts = load_tts(args.tts, parse_tts_conf(args.tts_conf))
         summary = synthesize_dir(args.in_dir, args.out_dir, tts, seed=args.seed, nj=args.nj,
                                  max_hours=args.max_hours, min_sec=args.min_sec,
                                  min_sec_per_char=args.min_sec_per_char,

@@ -69,8 +69,6 @@ import inspect
 import json
 import logging
 import os
-import shutil
-import subprocess
 import sys
 from collections import Counter
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -88,7 +86,7 @@ from espnet_sllm.data.kaldi_dir import (
     write_kv,
 )
 from espnet_sllm.data.subset import durations, seeded_order
-from espnet_sllm.tts import AbsTTS, EspeakTTS, resolve_tts
+from espnet_sllm.tts import AbsTTS, EspeakTTS, parse_tts_conf, resolve_tts
 from espnet_sllm.tts.synthesize import LOG, SynthesisError, synthesize_dir
 
 logger = logging.getLogger(__name__)
@@ -109,19 +107,9 @@ _CARRIED = ("utt2tgtlang",)
 class AccentEspeakTTS(EspeakTTS):
     """`EspeakTTS` with an English voice: its check reads English words, not Mandarin ones."""
 
-    def check(self) -> None:
+    def check_reading(self) -> None:
         from espnet_sllm.data.synth import conversations as sc
 
-        if shutil.which("espeak-ng") is None:
-            raise RuntimeError("espeak-ng not found: install it (apt-get install espeak-ng, or "
-                               "tools/install_debian.sh)")
-        listing = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True,
-                                 text=True, check=True).stdout
-        have = {line.split()[-1].rsplit("/", 1)[-1] for line in listing.splitlines()[1:]
-                if line.split()}
-        missing = [v for v in self.variants if v not in have]
-        if missing:
-            raise RuntimeError(f"espeak-ng has no voice variant(s) {missing}")
         sc.check_voice(f"{self.voice}+{self.variants[0]}", CHECK_WORDS,
                        f"English accent TTS (voice {self.voice!r})")
 
@@ -385,17 +373,6 @@ def summary_line(s: Dict[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------- command line
-def parse_conf(items: Sequence[str]) -> Dict[str, Any]:
-    """``key=value`` strings -> dict, each value read as YAML (as bin/synthesize does)."""
-    conf: Dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--tts_conf {item!r}: expected key=value")
-        conf[key] = yaml.safe_load(value) if value else ""
-    return conf
-
-
 def get_parser() -> argparse.ArgumentParser:
     from espnet_sllm.bin.cli import str2bool
 
@@ -434,7 +411,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: accent_tts: %(message)s")
     try:
         summary = accent_tts(args.text_dir, args.out_dir, tts=args.tts,
-                             tts_conf=parse_conf(args.tts_conf), prompt_dir=args.prompt_dir,
+                             tts_conf=parse_tts_conf(args.tts_conf), prompt_dir=args.prompt_dir,
                              accents=args.accents, n_prompts=args.n_prompts,
                              min_prompt_sec=args.min_prompt_sec,
                              max_prompt_sec=args.max_prompt_sec, seed=args.seed, nj=args.nj,

@@ -8,7 +8,7 @@ English accents of ILT, `espnet_sllm.data.accent_tts`).
 """
 import importlib
 import inspect
-from typing import Any, Dict, Mapping, Optional, Type
+from typing import Any, Dict, Mapping, Optional, Sequence, Type
 
 from espnet_sllm.tts.abs_tts import AbsTTS, SynthesisFailed, TextNotSpeakable
 from espnet_sllm.tts.command import CommandTTS
@@ -65,3 +65,17 @@ def load_tts(name_or_path: str, conf: Optional[Mapping[str, Any]] = None) -> Abs
 
 __all__ = ["AbsTTS", "CommandTTS", "EspeakTTS", "SynthesisFailed", "TextNotSpeakable", "load_tts",
            "resolve_tts", "tts_classes", "tts_name"]
+
+
+def parse_tts_conf(items: Sequence[str]) -> Dict[str, Any]:
+    """``--tts_conf key=value ...`` -> constructor arguments, each value read as YAML
+    (numbers, lists, strings); an item without ``=`` is a ValueError naming it."""
+    import yaml
+
+    conf: Dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--tts_conf {item!r}: expected key=value")
+        conf[key] = yaml.safe_load(value) if value else ""
+    return conf

@@ -96,6 +96,11 @@ class EspeakTTS(AbsTTS):
         if missing:
             raise RuntimeError(f"espeak-ng has no voice variant(s) {missing}; it has: "
                                f"{' '.join(sorted(have))}")
+        self.check_reading()
+
+    def check_reading(self) -> None:
+        """The voice reads `CHECK_WORDS` as Mandarin (a subclass for another language checks
+        its own words)."""
         sc.check_voice(f"{self.voice}+{self.variants[0]}", CHECK_WORDS,
                        f"the Mandarin TTS (voice {self.voice!r}: plain 'cmn' of espeak-ng 1.51 "
                        f"spells many characters out in English; the default is {VOICE!r})")
