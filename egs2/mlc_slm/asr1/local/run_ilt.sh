@@ -284,6 +284,21 @@ ilt_tables() {
     done
     ${python} -m espnet_sllm.bin.results_grid --spec "${cells}" --out "${expdir}/RESULTS_ilt.md" \
         --title "Meng et al. (ILT), egs2/mlc_slm/asr1 (${expdir})"
+    # The data of the rounds: hours per corpus and language of each built set (sample_hours'
+    # hours.tsv; Focus trains on data/train, the paper's ≈1,500 h).
+    local m r f
+    {
+        echo "## Training data of the rounds (hours; paper: Feed-Back 40,000 h, Fix 2,791 h)"
+        for m in whisper qwen2audio; do
+            for r in feedback fix; do
+                f=data/ilt_${r}_${m}/hours.tsv
+                [ -f "${f}" ] || continue
+                printf '\n### %s (ilt_%s)\n\n' "${r}" "${m}"
+                awk -F'\t' '{print "| " $1 " | " $2 " | " $3 " | " $4 " | " $5 " | " $6 " |"}
+                             NR == 1 {print "|---|---|---|---|---|---|"}' "${f}"
+            done
+        done
+    } >> "${expdir}/RESULTS_ilt.md"
 }
 
 if [ "${rounds}" = none ]; then
