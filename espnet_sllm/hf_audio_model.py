@@ -196,6 +196,8 @@ class ESPnetHFAudioModel(KeepFrozenDtype, TrainableCheckpoint, AbsESPnetModel):
         self.sample_rate = sample_rate
         self.logits_chunk = logits_chunk
         tok = self._tokenizer(model_name_or_path)
+        #: joins the hypotheses of the chunks of a long utterance (`generate`)
+        self.space_ids = tok(" ", add_special_tokens=False)["input_ids"]
         self.eos_token_id = tok.eos_token_id
         self.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
@@ -317,35 +319,38 @@ class ESPnetHFAudioModel(KeepFrozenDtype, TrainableCheckpoint, AbsESPnetModel):
         """Final decoder hidden states (B, L, D) and labels (B, L) (IGNORE_ID off target)."""
         enc, enc_lens = self.encode(speech, speech_lengths, lang_id)
         base = self.base
-        embed = base.get_input_embeddings()
         if self.family == "whisper":
             if int(prefix_lengths.max()) > 0:
                 raise ValueError("hf_audio whisper: nothing may precede {speech} in the prompt "
                                  "(the text after it is the decoder prompt)")
-            # decoder input = prompt + target; (B, 0, D) speech: the audio is in the encoder
-            no_speech = enc.new_zeros(enc.size(0), 0, self.base.config.d_model)
-            embeds, mask, labels = splice_embeddings(
-                embed, self.pad_token_id, no_speech, torch.zeros_like(enc_lens), prefix,
-                prefix_lengths, suffix, suffix_lengths, text, text_lengths)
-            # Whisper's decoder embeds ids itself (its positions): give ids, not embeddings.
-            ids = self._ids_of(suffix, suffix_lengths, text, text_lengths, embeds.size(1))
+            # decoder input = prompt + target (ids: Whisper's decoder embeds and positions them)
+            ids, mask, labels = self._decoder_ids(suffix, suffix_lengths, text, text_lengths)
             hidden = base.model.decoder(input_ids=ids, attention_mask=mask,
                                         encoder_hidden_states=enc).last_hidden_state
         else:
             embeds, mask, labels = splice_embeddings(
-                embed, self.pad_token_id, enc, enc_lens, prefix, prefix_lengths, suffix,
-                suffix_lengths, text, text_lengths)
+                base.get_input_embeddings(), self.pad_token_id, enc, enc_lens, prefix,
+                prefix_lengths, suffix, suffix_lengths, text, text_lengths)
             hidden = base.model.language_model(inputs_embeds=embeds,
                                                attention_mask=mask).last_hidden_state
         return hidden, labels
 
-    def _ids_of(self, suffix, suffix_lengths, text, text_lengths, L: int) -> torch.Tensor:
-        """(B, L) ids ``suffix | text`` per row, right-padded with the pad id."""
-        ids = suffix.new_full((suffix.size(0), L), self.pad_token_id)
-        for b in range(suffix.size(0)):
-            row = torch.cat([suffix[b, : suffix_lengths[b]], text[b, : text_lengths[b]]])
-            ids[b, : row.numel()] = row
-        return ids
+    def _decoder_ids(self, suffix, suffix_lengths, text, text_lengths
+                     ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Whisper's decoder input ``prompt | target + EOS`` per row, right-padded: ids (B, L)
+        (pad id), attention mask (B, L), labels (B, L) (IGNORE_ID off the target)."""
+        B = suffix.size(0)
+        L = int((suffix_lengths + text_lengths).max())
+        ids = suffix.new_full((B, L), self.pad_token_id)
+        mask = torch.zeros(B, L, dtype=torch.long, device=suffix.device)
+        labels = torch.full((B, L), IGNORE_ID, dtype=torch.long, device=suffix.device)
+        for b in range(B):
+            s, n = int(suffix_lengths[b]), int(text_lengths[b])
+            ids[b, :s] = suffix[b, :s]
+            ids[b, s:s + n] = text[b, :n]
+            labels[b, s:s + n] = text[b, :n]
+            mask[b, :s + n] = 1
+        return ids, mask, labels
 
     def forward(
         self,
@@ -441,15 +446,14 @@ class ESPnetHFAudioModel(KeepFrozenDtype, TrainableCheckpoint, AbsESPnetModel):
                                     max_tokens_per_second, min_new_tokens,
                                     no_repeat_ngram_size, length_penalty, repetition_penalty,
                                     rows)
-        space = self._tokenizer(self.model_name_or_path)(" ", add_special_tokens=False)[
-            "input_ids"]
         results: List[Tuple[List[int], float]] = [([], 0.0) for _ in range(B)]
         for b, (ids, score) in zip(owner, out):
             old, total = results[b]
             label = None
             if lang_id is not None and self.languages:
                 label = self.languages[int(lang_id[b, 0])]
-            sep = [] if not old or not ids or (label and joins_without_space(label)) else space
+            joined = not old or not ids or (label and joins_without_space(label))
+            sep = [] if joined else self.space_ids
             results[b] = (old + sep + ids, total + score)
         return results
 
