@@ -105,6 +105,10 @@ ILT_EXP := egs2/mlc_slm/asr1/exp_debug
 ilt-debug: install
 	cd egs2/mlc_slm/asr1 && ./run.sh --system ilt_whisper --debug true
 	test -s $(ILT_EXP)/sllm_ilt_whisper/focus+feedback+fix/RESULTS.md
+	ls $(ILT_EXP)/sllm_ilt_whisper/focus+feedback/pseudo_labels/*/merged_focus/1best_recog/text
+	grep -q "Counts of the selection steps" $(ILT_EXP)/RESULTS_ilt.md
+	$(PY) -m zipfile -l $(ILT_EXP)/sllm_ilt_whisper/focus+feedback+fix/packed/*.zip \
+		| grep -q "merged/lid_embeddings.safetensors"
 ilt-debug-all: ilt-debug
 	cd egs2/mlc_slm/asr1 && ./run.sh --system ilt_qwen2audio --debug true
 	test -s $(ILT_EXP)/sllm_ilt_qwen2audio/focus+feedback+fix/RESULTS.md

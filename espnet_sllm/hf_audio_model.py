@@ -42,6 +42,9 @@ Args (``model_conf``; YAML keys = these names):
     freeze: without LoRA, train nothing of the base model (LID embeddings still train);
         with LoRA the base is always frozen.
     lid_embeddings: add the language embeddings above.
+    freeze_lid: keep the LID embeddings as loaded (from ``model_name_or_path``'s LID file),
+        untrained: a merged model decoded as it is (an earlier round's merged model voting on
+        pseudo labels, the packed final model), with nothing left to train.
     languages: the task option ``languages`` (SLLMTask passes it).
     sample_rate: of the waveform (16 kHz for both families).
     logits_chunk: target positions whose fp32 logits exist at a time (`chunked_cross_entropy`).
@@ -141,6 +144,7 @@ class ESPnetHFAudioModel(KeepFrozenDtype, TrainableCheckpoint, AbsESPnetModel):
         lora_target_modules: Sequence[str] = ("q_proj", "k_proj", "v_proj"),
         freeze: bool = False,
         lid_embeddings: bool = False,
+        freeze_lid: bool = False,
         languages: Optional[Sequence[str]] = None,
         sample_rate: int = 16000,
         logits_chunk: int = 1024,
@@ -152,6 +156,8 @@ class ESPnetHFAudioModel(KeepFrozenDtype, TrainableCheckpoint, AbsESPnetModel):
 
         if lora_r < 0:
             raise ValueError(f"model_conf.lora_r must be >= 0, got {lora_r}")
+        if freeze_lid and not lid_embeddings:
+            raise ValueError("model_conf.freeze_lid: true needs lid_embeddings: true")
         torch_dtype = parse_dtype(dtype)
         try:
             config = AutoConfig.from_pretrained(model_name_or_path,
@@ -213,8 +219,10 @@ class ESPnetHFAudioModel(KeepFrozenDtype, TrainableCheckpoint, AbsESPnetModel):
             enc_dim = config.d_model if self.family == "whisper" else config.audio_config.d_model
             dec_dim = config.d_model if self.family == "whisper" else \
                 config.text_config.hidden_size
-            self.lid_encoder = torch.nn.Parameter(torch.zeros(len(names), enc_dim))
-            self.lid_decoder = torch.nn.Parameter(torch.zeros(len(names), dec_dim))
+            self.lid_encoder = torch.nn.Parameter(torch.zeros(len(names), enc_dim),
+                                                  requires_grad=not freeze_lid)
+            self.lid_decoder = torch.nn.Parameter(torch.zeros(len(names), dec_dim),
+                                                  requires_grad=not freeze_lid)
             self._load_lid(model_name_or_path)
         # Decoding adds the decoder LID vector right before lm_head (a hook: generate calls it).
         # The hook holds a small state object, not this model: a deepcopy of `hf` stays small.

@@ -258,6 +258,52 @@ def test_merge_chain_starts_each_round_where_the_last_ended(dirs, family, tmp_pa
             assert (exp / "chain" / "merged" / "lid_embeddings.safetensors").is_file()
 
 
+def test_packed_merged_model_decodes_as_the_trained_one(dirs, tmp_path, monkeypatch):
+    """Stage 10 of a merge chain: the zip holds chain/merged whole and a config that decodes it
+    as it is (no LoRA, LID loaded and frozen, an empty model.pth): same loss, same hypotheses
+    as the trained LoRA + LID model; nothing in the packed model is trainable."""
+    import zipfile
+
+    from espnet_sllm.bin.pack_model import main as pack_main
+    from espnet_sllm.decoding.inference import load_model
+
+    path = dirs["whisper"]
+    cfg_path, cfg = round_config(tmp_path, "fix", path, "whisper", 2, FEEDBACK)
+    model, run = build_round(cfg_path, cfg, [])
+    perturb(model)
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    torch.save(model.state_dict(), exp / "valid.acc.best.pth")
+    (exp / "config.yaml").write_text(open(run).read())
+    write_stage(str(exp / "config.yaml"), str(exp / "valid.acc.best.pth"), str(exp / "chain"),
+                input_config=cfg_path, chain_mode="merge")
+    out = tmp_path / "packed.zip"
+    pack_main(["--exp", str(exp), "--model_file", "valid.acc.best.pth", "--out", str(out),
+               "--merged", str(exp / "chain" / "merged")])
+    unpacked = tmp_path / "unpacked"
+    zipfile.ZipFile(out).extractall(unpacked)
+    assert (unpacked / "merged" / "model.safetensors").is_file()
+    assert (unpacked / "merged" / "lid_embeddings.safetensors").is_file()
+    monkeypatch.chdir(unpacked)  # paths of the packed config are relative to it
+    packed, _ = load_model("config.yaml", "model.pth", "cpu")
+    assert not any(p.requires_grad for p in packed.parameters())
+    batch, _ = make_batch(path, "whisper")
+    test, _ = make_batch(path, "whisper", train=False)
+    keys = ["speech", "speech_lengths", "prefix", "prefix_lengths", "suffix", "suffix_lengths",
+            "lang_id"]
+    with torch.no_grad():
+        assert float(packed(**batch)[0]) == pytest.approx(float(model(**batch)[0]), abs=1e-5)
+        got = packed.generate(**{k: test[k] for k in keys}, max_new_tokens=4,
+                              max_tokens_per_second=None)
+        want = model.generate(**{k: test[k] for k in keys}, max_new_tokens=4,
+                              max_tokens_per_second=None)
+    assert [ids for ids, _ in got] == [ids for ids, _ in want]
+    with pytest.raises(SystemExit, match="no config.json"):
+        pack_main(["--exp", str(exp), "--out", str(out), "--merged", str(exp)])
+    with pytest.raises(ValueError, match="freeze_lid: true needs lid_embeddings"):
+        ESPnetHFAudioModel(path, freeze_lid=True)
+
+
 def test_bad_configs_are_errors_naming_the_key(dirs, tmp_path):
     path = dirs["whisper"]
     cfg = {"model": "hf_audio", "model_conf": {"model_name_or_path": path},
@@ -393,6 +439,35 @@ def test_zero_shot_experiment_decodes_the_base_model(dirs, tmp_path):
     want = build(path, freeze=True).generate(**{k: batch[k] for k in keys}, max_new_tokens=4,
                                              max_tokens_per_second=None)
     assert [ids for ids, _ in got] == [ids for ids, _ in want]
+
+
+def test_zero_shot_of_an_experiments_merged_model(dirs, tmp_path):
+    """ILT's earlier-round voter: zero_shot on a round's experiment config.yaml (with the
+    trainer's own keys) pointed at its merged model, LID loaded and frozen: decodes as the
+    trained round did, with nothing to train."""
+    from espnet_sllm.bin.zero_shot import main
+    from espnet_sllm.decoding.inference import load_model
+
+    path = dirs["whisper"]
+    cfg_path, cfg = round_config(tmp_path, "focus", path, "whisper", 2, FOCUS)
+    model, run = build_round(cfg_path, cfg, [])
+    perturb(model)
+    model.save_pretrained(str(tmp_path / "merged"))
+    exp_conf = {**yaml.safe_load(open(run)), "required": ["output_dir"], "version": "202511",
+                "distributed": False, "config": cfg_path}
+    (tmp_path / "exp_config.yaml").write_text(yaml.safe_dump(exp_conf))
+    out = tmp_path / "voter"
+    assert main(["--out_dir", str(out), "--config", str(tmp_path / "exp_config.yaml"),
+                 "--model_conf", f"model_name_or_path={tmp_path / 'merged'}",
+                 "--model_conf", "lora_r=0", "--model_conf", "freeze=true",
+                 "--model_conf", "freeze_lid=true"]) == 0
+    written = yaml.safe_load((out / "config.yaml").read_text())
+    assert written["model_conf"]["freeze_lid"] is True and written["model_conf"]["lora_r"] == 0
+    voter, _ = load_model(str(out / "config.yaml"), str(out / "zeroshot.pth"), "cpu")
+    assert not any(p.requires_grad for p in voter.parameters())
+    batch, _ = make_batch(path, "whisper")
+    with torch.no_grad():
+        assert float(voter(**batch)[0]) == pytest.approx(float(model(**batch)[0]), abs=1e-5)
 
 
 def test_a_prompt_token_the_model_lacks_is_an_error(dirs, tmp_path):

@@ -31,6 +31,17 @@ def read_table(path: Path) -> Dict[str, str]:
     return out
 
 
+def load_batch(wavs: Dict[str, str], ids: Sequence[str]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Zero-padded (B, L) waveforms of ``ids`` (one audio file per utterance in ``wavs``) and
+    their lengths (B,)."""
+    audio = [torch.from_numpy(soundfile.read(wavs[u], dtype="float32")[0]) for u in ids]
+    lens = torch.tensor([a.numel() for a in audio])
+    speech = torch.zeros(len(audio), int(lens.max()))
+    for i, a in enumerate(audio):
+        speech[i, : a.numel()] = a
+    return speech, lens
+
+
 @torch.no_grad()
 def predict_languages(model, data_dir: str, batch_size: int = 8,
                       device: str = "cpu") -> List[Tuple[str, str, str]]:
@@ -55,11 +66,7 @@ def predict_languages(model, data_dir: str, batch_size: int = 8,
     ids, out = sorted(wavs), []
     for start in range(0, len(ids), batch_size):
         chunk = ids[start:start + batch_size]
-        audio = [torch.from_numpy(soundfile.read(wavs[u], dtype="float32")[0]) for u in chunk]
-        lens = torch.tensor([a.numel() for a in audio])
-        speech = torch.zeros(len(audio), int(lens.max()))
-        for i, a in enumerate(audio):
-            speech[i, : a.numel()] = a
+        speech, lens = load_batch(wavs, chunk)
         _, _, aux = model.encode_aux(speech.to(device), lens.to(device))
         pred = aux["lid"].argmax(-1).tolist()
         out += [(u, langs[u], languages[p]) for u, p in zip(chunk, pred)]

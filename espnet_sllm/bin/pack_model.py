@@ -3,13 +3,20 @@
 
 Usage:
     python -m espnet_sllm.bin.pack_model --exp exp/sllm_train --model_file valid.acc.best.pth \
-        --out exp/sllm_train/packed/sllm_train.zip
+        --out exp/sllm_train/packed/sllm_train.zip [--merged exp/sllm_train/chain/merged]
 
 The zip holds ``config.yaml``, ``model.pth``, ``RESULTS.md`` (when present), a ``README.md``
 and, under ``pretrained/<key>/``, the configs and tokenizers of local model directories that the
 config refers to (from-scratch LLMs are complete with them; weights of pretrained checkpoints
 are not copied: the config keeps hub ids, and the README names local paths to re-supply).
 Paths in the packed config are relative to the unpacked directory: decode from there.
+
+``--merged`` (``model: hf_audio`` trained with ``sllm.sh --chain_mode merge``, e.g. ILT's last
+round; stage 10 passes its ``chain/merged``): the final model is that directory, LoRA folded in,
+a plain Hugging Face checkpoint + processor + ``lid_embeddings.safetensors``. It is packed whole,
+weights included, under ``merged/`` (usable with transformers alone), and the packed config
+decodes it as it is: ``model_conf`` ``model_name_or_path: merged``, ``lora_r: 0``,
+``freeze: true``, ``freeze_lid: true`` (with LID embeddings), ``model.pth`` an empty state dict.
 """
 import argparse
 import logging
@@ -23,7 +30,31 @@ import yaml
 SMALL_SUFFIXES = (".json", ".model", ".txt", ".jinja", ".tiktoken")
 
 
-def pack(exp: str, model_file: str, out: str) -> str:
+def _pack_merged(z: zipfile.ZipFile, config: dict, merged: str) -> str:
+    """Write ``merged`` under ``merged/``, point ``config`` at it; returns the model.pth to pack
+    (an empty state dict: nothing is left to load beyond the merged checkpoint)."""
+    import tempfile
+
+    import torch
+
+    if config.get("model") != "hf_audio":
+        raise ValueError(f"--merged {merged}: only model hf_audio is packed merged, this "
+                         f"config has model {config.get('model', 'sllm')!r}")
+    if not os.path.isfile(os.path.join(merged, "config.json")):
+        raise FileNotFoundError(f"--merged {merged}: no config.json there (not a merged model)")
+    for name in sorted(os.listdir(merged)):
+        if os.path.isfile(os.path.join(merged, name)):
+            z.write(os.path.join(merged, name), f"merged/{name}")
+    conf = config.setdefault("model_conf", {})
+    conf.update(model_name_or_path="merged", lora_r=0, freeze=True)
+    if conf.get("lid_embeddings"):
+        conf["freeze_lid"] = True
+    empty = os.path.join(tempfile.mkdtemp(), "model.pth")
+    torch.save({}, empty)
+    return empty
+
+
+def pack(exp: str, model_file: str, out: str, merged: Optional[str] = None) -> str:
     config_path = os.path.join(exp, "config.yaml")
     model_path = os.path.join(exp, model_file)
     for p in (config_path, model_path):
@@ -34,6 +65,8 @@ def pack(exp: str, model_file: str, out: str) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     notes = []
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        if merged is not None:
+            model_path = _pack_merged(z, config, merged)
         for key in ("llm_conf", "encoder_conf"):
             conf = config.get(key) or {}
             for field in ("model_name_or_path", "tokenizer_name_or_path"):
@@ -60,7 +93,8 @@ def pack(exp: str, model_file: str, out: str) -> str:
             z.write(results, "RESULTS.md")
         readme = [
             "# Packed espnet_sllm model", "",
-            f"Packed from `{exp}` ({model_file}).", "", "Decode from the unpacked directory:", "",
+            f"Packed from `{exp}` ({model_file}"
+            + (f", merged into `{merged}`: the `merged/` checkpoint" if merged else "") + ").", "", "Decode from the unpacked directory:", "",
             "```", "python -m espnet_sllm.bin.sllm_inference --train_config config.yaml \\",
             "    --model_file model.pth --data_path_and_name_and_type <wav.scp>,speech,sound \\",
             "    --output_dir decode", "```", "",
@@ -76,9 +110,14 @@ def main(cmd: Optional[List[str]] = None) -> None:
     parser.add_argument("--exp", required=True)
     parser.add_argument("--model_file", default="valid.acc.best.pth")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--merged", default=None,
+                        help="the merged hf_audio model of --model_file (chain/merged): pack it")
     args = parser.parse_args(cmd)
     logging.basicConfig(level="INFO", format="%(asctime)s (%(module)s:%(lineno)d) %(message)s")
-    pack(args.exp, args.model_file, args.out)
+    try:
+        pack(args.exp, args.model_file, args.out, args.merged)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"pack_model.py: error: {e}") from None
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ Usage:
         [--utt2spk data/test/utt2spk] [--unit auto|word|char] [--default_lang zh] \
         [--utt2task data/test/utt2task] [--utt2tgtlang data/test/utt2tgtlang] \
         [--ref_tgt data/test/text_tgt] [--default_tgt_lang en] [--hyp_marker "Translation:"] \
-        [--score_group data/test/utt2subdialect ...] [--bleu_tokenize zh] \
-        [--paper_results conf/paper_results.yaml] [--paper_system NAME]
+        [--hyp_before_marker "Translation:"] [--score_group data/test/utt2subdialect ...] \
+        [--bleu_tokenize zh] [--paper_results conf/paper_results.yaml] [--paper_system NAME]
 
     python -m espnet_sllm.bin.sllm_score --collect_results exp/sllm \
         [--paper_results conf/paper_results.yaml]
@@ -33,7 +33,7 @@ utt2tgtlang; signature printed) and ROUGE-L, ``sqa``/``qa`` ones with ROUGE-L pe
 units follow the language of the text scored. ``--score_group utt2subdialect`` adds a table of
 the ASR error rates per subdialect; ``--paper_results`` prints a paper's numbers beside ours
 (format: ``espnet_sllm.scoring.paper``). Without these options the outputs are unchanged.
-
+``--hyp_before_marker`` (no ``--utt2task``): the transcript of chain-of-thought hypotheses.
 Without ``--utt2lang`` every utterance has the language ``--default_lang`` (``all``: words);
 ``--unit char`` forces character scoring (e.g. Chinese dialect labels). Reference utterances
 without a hypothesis are scored as empty hypotheses and reported; hypothesis ids that are not in
@@ -96,6 +96,8 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--hyp_marker", default=None,
                        help="chain of thought: an st translation is the hypothesis after the "
                             "first MARKER (e.g. 'Translation:'); none: scored as empty")
+    group.add_argument("--hyp_before_marker", default=None, metavar="MARKER", help="COT: score "
+                       "the text before MARKER (all when absent) as ASR against --ref")
     group.add_argument("--score_group", action="append", default=[], metavar="FILE",
                        help="'<uttid> <value>' (e.g. utt2subdialect): ASR error rates per value "
                             "in a table of its own; repeatable")
@@ -158,6 +160,7 @@ def main(cmd: Optional[List[str]] = None) -> Dict[str, object]:
             bleu_tokenize=args.bleu_tokenize,
             paper_results=args.paper_results,
             paper_system=args.paper_system,
+            hyp_before_marker=args.hyp_before_marker,
         )
     except (ValueError, OSError, ScliteError, ScliteNotFoundError) as e:
         raise SystemExit(f"sllm_score.py: error: {e}") from None

@@ -295,6 +295,9 @@ def _language_section(d: Dict[str, object]) -> List[str]:
     missing = _missing_line(d)
     if missing:
         lines += [missing, ""]
+    if d.get("no_marker"):
+        lines += [f"{d['no_marker']} of {d['num_utts']} hypotheses lack the marker "
+                  f"{d['inputs']['hyp_before_marker']!r}: scored whole as the transcript.", ""]
     return lines
 
 
@@ -445,6 +448,7 @@ def load_utterances(
     default_tgt_lang: Optional[str] = None,
     hyp_marker: Optional[str] = None,
     score_groups: Sequence[PathLike] = (),
+    hyp_before_marker: Optional[str] = None,
 ) -> Tuple[List[ScoredUtterance], List[str]]:
     """Read and check the inputs; return the utterances in reference order and missing hyp ids.
 
@@ -458,6 +462,11 @@ def load_utterances(
             first occurrence of this marker (chain of thought); without it, the hypothesis is
             empty and counted (``no_marker``).
         score_groups: ``<uttid> <value>`` files; ``group_name`` names each grouping.
+        hyp_before_marker: every hypothesis is cut to the text before the first occurrence of
+            this marker: the transcript of a chain-of-thought hypothesis ("<transcript>
+            Translation: <translation>"), scored as ASR against ``ref`` (the transcript). A
+            hypothesis without the marker is kept whole (the model transcribed and stopped)
+            and counted (``no_marker``). Not with ``utt2task``.
 
     Raises:
         ValueError: bad lines (file:line), hypothesis ids absent from the reference, reference
@@ -468,8 +477,12 @@ def load_utterances(
     norm = get_normalizer(normalizer)
     if unit not in ("auto",) + UNITS:
         raise ValueError(f"Unknown unit '{unit}'. Valid: auto, {', '.join(UNITS)}")
-    if hyp_marker is not None and not hyp_marker.strip():
-        raise ValueError("the hypothesis marker is empty")
+    for marker in (hyp_marker, hyp_before_marker):
+        if marker is not None and not marker.strip():
+            raise ValueError("the hypothesis marker is empty")
+    if hyp_before_marker is not None and utt2task is not None:
+        raise ValueError(f"{utt2task}: the transcript part of a chain-of-thought hypothesis "
+                         "(--hyp_before_marker) is scored as ASR, without --utt2task")
     refs = read_kaldi_file(ref)
     hyps = read_kaldi_file(hyp)
     if not refs:
@@ -539,6 +552,9 @@ def load_utterances(
                 tgt_lang = tgt_langs.get(uttid, lang)
             if refs_tgt is not None:
                 ref_text = refs_tgt[uttid]
+        elif hyp_before_marker is not None and uttid in hyps:
+            head, found, _ = hyp_text.partition(hyp_before_marker)
+            hyp_text, no_marker = head.strip(), not found
         scored_lang = tgt_lang if tgt_lang is not None else lang
         u = unit_for_language(scored_lang) if unit == "auto" else unit
         utts.append(
@@ -566,8 +582,12 @@ def load_utterances(
         )
     n_no_marker = sum(1 for x in utts if x.no_marker)
     if n_no_marker:
-        logger.warning("%d st hypotheses lack the marker %r: scored as empty", n_no_marker,
-                       hyp_marker)
+        if hyp_before_marker is not None:
+            logger.warning("%d hypotheses lack the marker %r: scored whole as the transcript",
+                           n_no_marker, hyp_before_marker)
+        else:
+            logger.warning("%d st hypotheses lack the marker %r: scored as empty", n_no_marker,
+                           hyp_marker)
     return utts, missing
 
 
@@ -594,6 +614,7 @@ def score_set(
     bleu_tokenize: Optional[str] = None,
     paper_results: Optional[Union[PathLike, PaperResults]] = None,
     paper_system: Optional[str] = None,
+    hyp_before_marker: Optional[str] = None,
 ) -> Dict[str, object]:
     """Score one set and write the score dirs, RESULTS.md, scores.json and the chart.
 
@@ -602,8 +623,8 @@ def score_set(
             installed.
         unit: ``auto`` (per language), or ``word`` / ``char`` for every utterance.
         default_lang: the language of every utterance when ``utt2lang`` is not given.
-        utt2task, utt2tgtlang, ref_tgt, default_tgt_lang, hyp_marker, score_groups: see
-            :func:`load_utterances`; the ASR outputs (score dirs, WER/CER/MER, chart) cover the
+        utt2task, utt2tgtlang, ref_tgt, default_tgt_lang, hyp_marker, score_groups,
+            hyp_before_marker: see :func:`load_utterances`; the ASR outputs (score dirs, WER/CER/MER, chart) cover the
             ``asr`` utterances, the others are scored by :func:`.tasks.score_tasks`.
         bleu_normalizer: normaliser of the text sacreBLEU sees (``none``: as written).
         bleu_tokenize: a sacreBLEU tokenizer for every direction (default: by target language).
@@ -622,7 +643,7 @@ def score_set(
     all_utts, missing = load_utterances(
         ref, hyp, utt2lang, utt2spk, normalizer, unit, default_lang, utt2task=utt2task,
         utt2tgtlang=utt2tgtlang, ref_tgt=ref_tgt, default_tgt_lang=default_tgt_lang,
-        hyp_marker=hyp_marker, score_groups=score_groups,
+        hyp_marker=hyp_marker, score_groups=score_groups, hyp_before_marker=hyp_before_marker,
     )
     # The error-rate pipeline below sees the ASR utterances only (all of them without utt2task).
     utts = [x for x in all_utts if x.task == DEFAULT_TASK]
@@ -686,7 +707,7 @@ def score_set(
     # set stays as it was).
     for key, value in (("utt2task", utt2task), ("utt2tgtlang", utt2tgtlang),
                        ("ref_tgt", ref_tgt), ("default_tgt_lang", default_tgt_lang),
-                       ("hyp_marker", hyp_marker)):
+                       ("hyp_marker", hyp_marker), ("hyp_before_marker", hyp_before_marker)):
         if value is not None:
             inputs[key] = str(value)
     if others and bleu_normalizer != "none":
@@ -702,6 +723,8 @@ def score_set(
         missing_hyp=missing,
         inputs=inputs,
     ).to_dict()
+    if hyp_before_marker is not None:
+        scores["no_marker"] = sum(1 for x in utts if x.no_marker)
     if others:
         scores["num_utts"] = len(all_utts)
         counts = Counter(x.task for x in all_utts)

@@ -228,3 +228,51 @@ def test_lid_accuracy_tool(tiny_llm_dirs, tiny_whisper_dir, mms_dir, tmp_path, c
     assert "predicts no language (no 'lid' auxiliary output)" in capsys.readouterr().err
     assert main(args[:2] + ["--model", str(tmp_path / "none.pth")] + args[4:]) == 1
     assert "none.pth: no such file" in capsys.readouterr().err
+
+
+def test_speech_embeddings_tool(tiny_llm_dirs, tiny_whisper_dir, mms_dir, tmp_path, capsys):
+    """bin/speech_embeddings (Fig. 3): one row per utterance = E_speech (the projector output)
+    averaged over the utterance's frames, equal to the model's own speech_embeddings of that
+    utterance alone; at most --max_per_lang per language; the t-SNE map of every row."""
+    import soundfile
+    import yaml
+
+    from espnet_sllm.analysis.embeddings import select_utterances
+    from espnet_sllm.bin.speech_embeddings import main
+
+    cfg = ideal_llm_config(tiny_llm_dirs["phi3"], tiny_whisper_dir, mms_dir)
+    torch.manual_seed(0)
+    model = SLLMTask.build_model(config_to_args(cfg)).eval()
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(vars(config_to_args(cfg))),
+                                          encoding="utf-8")
+    torch.save({n: p for n, p in model.named_parameters() if p.requires_grad},
+               tmp_path / "m.pth")
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.RandomState(0)
+    langs = {f"u{i}": ("en", "de", "fr")[i % 3] for i in range(7)}
+    for i, u in enumerate(langs):
+        soundfile.write(data / f"{u}.flac", 0.1 * rng.randn(3000 + 700 * i), 16000)
+    (data / "wav.scp").write_text("".join(f"{u} {data / u}.flac\n" for u in langs))
+    (data / "utt2lang").write_text("".join(f"{u} {lang}\n" for u, lang in langs.items()))
+    out = tmp_path / "emb"
+    args = ["--config", str(tmp_path / "config.yaml"), "--model", str(tmp_path / "m.pth"),
+            "--data_dir", str(data), "--out_dir", str(out), "--batch_size", "3"]
+    assert main(args + ["--max_per_lang", "2"]) == 0
+    rows = (out / "utt2lang").read_text().split("\n")[:-1]
+    assert len(rows) == 6  # en has 3 utterances: 2 kept; de, fr 2 each
+    assert [r.split()[0] for r in rows] == select_utterances(langs, 2)
+    x = np.load(out / "embeddings.npy")
+    assert x.shape == (6, model.projector.output_size()) and x.dtype == np.float32
+    u = rows[-1].split()[0]
+    wav = torch.from_numpy(soundfile.read(data / f"{u}.flac", dtype="float32")[0])[None]
+    with torch.no_grad():
+        emb, lens, _, _ = model.speech_embeddings(wav, torch.tensor([wav.size(1)]))
+    np.testing.assert_allclose(x[-1], emb[0, : int(lens[0])].mean(0).numpy(), atol=1e-5)
+    tsne = (out / "tsne.tsv").read_text().splitlines()
+    assert tsne[0] == "uttid\tlanguage\tx\ty" and len(tsne) == 7
+    assert (out / "tsne.png").stat().st_size > 0
+    (data / "utt2lang").write_text("u0 en\n")
+    capsys.readouterr()
+    assert main(args) == 1
+    assert "utt2lang: no language for 6 utterances of wav.scp" in capsys.readouterr().err

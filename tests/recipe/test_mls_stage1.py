@@ -218,6 +218,20 @@ def test_stage1_max_hours(mls, tmp_path, recipe_data):
     assert sorted(read_kv(recipe_data / "train_de" / "text")) == sorted(seeded_order(full, 0)[:4])
 
 
+def test_stage1_segments_txt_split_on_any_blanks(mls, tmp_path, recipe_data):
+    # The release separates segments.txt by tabs; a copy re-saved with spaces gives the same
+    # durations (public MLS recipes split on any blanks).
+    spaced = tmp_path / "mls"
+    shutil.copytree(mls, spaced)
+    seg = spaced / "mls_german" / "train" / "segments.txt"
+    seg.write_text(seg.read_text(encoding="utf-8").replace("\t", "  "), encoding="utf-8")
+    r = _run(spaced, tmp_path, "--langs", "german", "--train_set", "train_de",
+             "--local_data_opts", "--max_hours de=0.0001 --train_name train_de")
+    assert r.returncode == 0, r.stdout + r.stderr
+    full = read_kv(recipe_data / "mls_de_train" / "utt2dur")
+    assert len(full) == 6 and set(full.values()) == {"0.100"}
+
+
 @pytest.mark.parametrize("opts, message", [
     ("--max_hours sv=10", "--max_hours: unknown language code 'sv' in 'sv=10'; valid: en de"),
     ("--max_hours de=ten", "--max_hours: the hours of 'de' must be a number > 0, got 'ten'"),

@@ -293,6 +293,36 @@ def test_chain_of_thought_marker(tmp_path):
     assert "1 of 3 reference utterances had no hypothesis" in md
 
 
+def test_chain_of_thought_transcript_part(tmp_path):
+    # The transcript of a COT hypothesis is the text before the marker, scored as ASR against
+    # `text` (the source transcript), per source language; a hypothesis without the marker is
+    # kept whole and counted; a missing one is all deletions.
+    rows = [("s1", "st", "de", "en", "guten tag welt", "good day world",
+             "guten tag Translation: good day world"),
+            ("s2", "st", "de", "en", "danke schön", "thank you", "danke schön"),
+            ("s3", "st", "fr", "en", "bonjour", "hello", None),
+            ("s4", "st", "fr", "en", "oui merci", "yes thanks", "oui merci Translation: yes")]
+    paths = _write_set(tmp_path, rows)
+    out = tmp_path / "exp/sllm_x/decode_a/test_transcript"
+    scores = score_main(["--ref", str(paths["text"]), "--hyp", str(paths["hyp"]),
+                         "--utt2lang", str(paths["utt2lang"]), "--output_dir", str(out),
+                         "--use_sclite", "false", "--plot", "false", "--log_level", "WARNING",
+                         "--hyp_before_marker", "Translation:"])
+    assert scores["no_marker"] == 1 and scores["inputs"]["hyp_before_marker"] == "Translation:"
+    de, fr = scores["by_language"]["de"], scores["by_language"]["fr"]
+    # de: s1 drops "welt" (1 deletion of 3 words), s2 right: 1 / 5; fr: s3 missing (1 word),
+    # s4 right: 1 / 3.
+    assert (de["err"], de["wrd"]) == (1, 5) and (fr["err"], fr["wrd"]) == (1, 3)
+    assert "task_scores" not in scores and scores["missing_hyp"]["count"] == 1
+    md = (out / "RESULTS.md").read_text(encoding="utf-8")
+    assert "1 of 4 hypotheses lack the marker 'Translation:': scored whole" in md
+    with pytest.raises(SystemExit, match="without --utt2task"):
+        _score(tmp_path, paths, extra=["--hyp_before_marker", "Translation:"])
+    with pytest.raises(SystemExit, match="marker is empty"):
+        score_main(["--ref", str(paths["text"]), "--hyp", str(paths["hyp"]),
+                    "--output_dir", str(out), "--hyp_before_marker", " "])
+
+
 def test_task_input_errors(tmp_path):
     rows = [("s1", "st", "zh", None, "你好", "hello", "hello"),
             ("a1", "asr", "en", None, "a b", None, "a b")]

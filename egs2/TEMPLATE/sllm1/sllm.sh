@@ -57,7 +57,10 @@
 #                              by utt2task: BLEU/ROUGE-L for st, ROUGE-L for sqa/qa; tables per
 #                              --score_group; conf/paper_results.yaml printed beside ours
 #                              the config's preprocessor_conf.hyp_marker -> --hyp_marker
-#   10 packing                 <exp>/packed/<name>.zip for sharing
+#                              (st sets: also the WER of the text before it, the COT transcript,
+#                              in <decode dir>/<set>_transcript)
+#   10 packing                 <exp>/packed/<name>.zip for sharing (hf_audio with --chain_mode
+#                              merge: the merged final model, chain/merged, whole)
 #
 # Options (default in brackets):
 #   --stage, --stop_stage       first/last stage to run [1, 10]
@@ -826,6 +829,24 @@ if [ "${stage}" -le 9 ] && [ "${stop_stage}" -ge 9 ]; then
             # shellcheck disable=SC2086
             ${python} -m espnet_sllm.bin.sllm_score --ref "${_ref}/text" --hyp "${_dir}/text" \
                 --output_dir "${_dir}" --set_name "${s}" "${_opts[@]}" "${_paper[@]}" ${score_opts}
+            # A chain-of-thought hypothesis starts with the transcript: its WER against text
+            # (the transcript; text_tgt holds the translation) per source language, in the
+            # sibling set dir <set>_transcript (no text there: this loop skips it).
+            _tasks=
+            for _d in "${_ref}" "${_data}" "data/${s}"; do
+                if [ -f "${_d}/utt2task" ]; then _tasks=${_d}/utt2task; break; fi
+            done
+            if [ -n "${_marker}" ] && [ -n "${_tasks}" ] \
+                    && awk '$2 == "st" {f = 1; exit} END {exit !f}' "${_tasks}"; then
+                log "Stage 9: ${s}: WER of the transcript before '${_marker}' -> ${_dir}_transcript"
+                _opts=()
+                [ -f "${_ref}/utt2lang" ] && _opts+=(--utt2lang "${_ref}/utt2lang")
+                [ -f "${_ref}/utt2spk" ] && _opts+=(--utt2spk "${_ref}/utt2spk")
+                # shellcheck disable=SC2086
+                ${python} -m espnet_sllm.bin.sllm_score --ref "${_ref}/text" --hyp "${_dir}/text" \
+                    --output_dir "${_dir}_transcript" --set_name "${s}_transcript" \
+                    --hyp_before_marker "${_marker}" "${_opts[@]}" ${score_opts}
+            fi
         done
         ${python} -m espnet_sllm.bin.sllm_score --collect_results "${_dexp}" "${_paper[@]}"
         log "Stage 9: results in ${_dexp}/RESULTS.md"
@@ -837,8 +858,14 @@ fi
 if [ "${stage}" -le 10 ] && [ "${stop_stage}" -ge 10 ]; then
     require "${final_exp}/config.yaml" "${final_exp}/${inference_model}"
     log "Stage 10: packing ${final_exp}"
+    _merged=()
+    # chain_mode merge of a whole model (hf_audio): the final model is chain/merged, the merge of
+    # valid.acc.best.pth (stage 6), packed whole; another --inference_model is packed as it is.
+    if [ -d "${final_exp}/chain/merged" ] && [ "${inference_model}" = valid.acc.best.pth ]; then
+        _merged=(--merged "${final_exp}/chain/merged")
+    fi
     ${python} -m espnet_sllm.bin.pack_model --exp "${final_exp}" --model_file "${inference_model}" \
-        --out "${final_exp}/packed/sllm_${tag}.zip"
+        --out "${final_exp}/packed/sllm_${tag}.zip" "${_merged[@]+"${_merged[@]}"}"
 fi
 
 log "Successfully finished stages ${stage}-${stop_stage} of ${sllm_exp}"

@@ -33,6 +33,8 @@
 #     accuracy per language on the test sets, espnet_sllm.bin.lid_accuracy); and
 #     <expdir>/lang_weights.{tsv,png} (Fig. 2: sigmoid(W) per
 #     language of base and large, whichever exist; espnet_sllm.bin.plot_lang_weights);
+#     <expdir>/sllm_<system>/speech_embeddings/ (Fig. 3: E_speech per test utterance, at most
+#     900 per language, and tsne.{tsv,png}; espnet_sllm.bin.speech_embeddings);
 #   * --debug true: espeak-ng MLS in the release layout (python -m espnet_sllm.data.synth.mls)
 #     in downloads/mls_debug (MLS points there); after stage 3 tiny random Whisper (128 mel),
 #     MMS (wav2vec 2.0) and Phi-3 checkpoints in exp_debug/tiny (python -m
@@ -210,6 +212,16 @@ if [ "${stop_stage}" -ge 9 ]; then
             --device "$([ "${ngpu}" -gt 0 ] && echo cuda || echo cpu)" \
             --out "${expdir}/sllm_${system}/lid_accuracy.tsv"
     fi
+
+    # Fig. 3: E_speech of this system per test utterance (<= 900 per language, seeded) and its
+    # t-SNE map by language (ours: the MLS test sets; the paper's are Common Voice's, give them
+    # by hand: python -m espnet_sllm.bin.speech_embeddings --data_dir <cv test dir> ...).
+    emb_dirs=()
+    for t in ${test_sets}; do emb_dirs+=(--data_dir "${dumpdir}/raw/${t}"); done
+    ${python} -m espnet_sllm.bin.speech_embeddings --config "${expdir}/sllm_${system}/config.yaml" \
+        --model "${expdir}/sllm_${system}/valid.acc.ave.pth" "${emb_dirs[@]}" --max_per_lang 900 \
+        --device "$([ "${ngpu}" -gt 0 ] && echo cuda || echo cpu)" \
+        --out_dir "${expdir}/sllm_${system}/speech_embeddings"
 
     # Fig. 2: the language weights of the systems with a selector.
     plot=()

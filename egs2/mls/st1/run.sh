@@ -26,7 +26,8 @@
 #     weights; the frozen parts load from their checkpoints), train conf/tuning/<system>.yaml,
 #     decode valid.acc.ave.pth with conf/decode.yaml (COT: conf/decode_cot.yaml, twice the
 #     tokens), score BLEU per direction; then <expdir>/RESULTS.md: one row per system, columns
-#     en-de de-en es-en fr-en it-en and Avg, the paper's numbers beside ours;
+#     en-de de-en es-en fr-en it-en and Avg, the paper's numbers beside ours; for the COT
+#     systems also the WER of the transcript part (text before "Translation:") per direction;
 #   * --debug true: espeak-ng Common Voice 4 + CoVoST 2 tables in the release layouts (python -m
 #     espnet_sllm.data.synth.mls) in downloads/{cv4,covost2}_debug; the model starts from
 #     ../asr1/exp_debug (run asr1's ./run.sh --system <S> --debug true first; the tiny frozen
@@ -122,6 +123,7 @@ sllm() {
         --local_data_opts "--pairs ${pairs// /,}${local_data_opts:+ ${local_data_opts}}" \
         --dumpdir "${dumpdir}" --expdir "${expdir}" --ngpu "${ngpu}" "${extra[@]}" \
         --inference_config "${decode_config}" --inference_model valid.acc.ave.pth \
+        --score_opts "--normalizer lower_nopunct" \
         "$@" "${args[@]+"${args[@]}"}"
 }
 
@@ -168,6 +170,23 @@ if [ "${stop_stage}" -ge 9 ]; then
         esac
         printf '%s\t%s\tAvg\t%s\tmean:%s@st/BLEU\n' "${table}" "${s}" "${files}" "${avg}" \
             >> "${cells}"
+    done
+    # COT systems: WER of the transcript their hypotheses start with (sllm.sh stage 9 scores the
+    # text before "Translation:" against the source transcript; the paper reports none).
+    table="COT transcript WER % per source language (ours; not in the paper)"
+    for s in ${systems}; do
+        exp=${expdir}/sllm_${s}
+        [ "${s%_cot}" != "${s}" ] && [ -d "${exp}" ] || continue
+        files=
+        for t in ${test_sets}; do
+            f=$( (ls "${exp}"/decode_*/"${t}_transcript"/scores.json 2>/dev/null || true) | head -1)
+            f=${f:-${exp}/decode_*/${t}_transcript/scores.json}
+            files+="${files:+,}${f}"
+            c=${t#covost_}
+            c=${c%_test}
+            printf '%s\t%s\t%s\t%s\n' "${table}" "${s}" "${c/_/-}" "${f}" >> "${cells}"
+        done
+        printf '%s\t%s\tAvg\t%s\tmean\n' "${table}" "${s}" "${files}" >> "${cells}"
     done
     ${python} -m espnet_sllm.bin.results_grid --spec "${cells}" --out "${expdir}/RESULTS.md" \
         --title "Xue et al. (Ideal-LLM), egs2/mls/st1${suffix}"

@@ -30,7 +30,8 @@
 #          utterances with a frequent token that the base model gets > 5 % wrong) + TTS of
 #          low-frequency English pool text in the five accents + non-English unlabeled audio
 #          close to MLC-SLM speakers (WavLM cosine > 0.85), pseudo-labelled by the feedback
-#          round's voters; its hours are printed beside the paper's 2,791 h
+#          round's kept epochs + the focus round's merged model (M1); its hours are printed
+#          beside the paper's 2,791 h
 #        then the requested chain (--rounds): prefixes shared with the full chain are not
 #        trained again (exp/sllm_ilt_<model>/<round>+<round>...)
 #   7-9  decode (beam 6; Thai, Japanese, Vietnamese greedy: conf/decode_ilt.yaml), score (the
@@ -180,24 +181,44 @@ decode() {
         --data_path_and_name_and_type "$3/wav.scp,speech,sound" \
         --data_path_and_name_and_type "$3/utt2lang,lang,text" ${opts}
 }
-# pseudo_label <round exp> <data dir> <out data dir>: decode with the round's voters (its kept
-# epochs, at most --pl_voters, best first), vote, relabel.
+# merged_voter <round exp>: <round exp>/merged_voter = that round's merged model (chain/merged:
+# LoRA folded in, its LID vectors) decoded as it is: its config with no LoRA, nothing trained
+# (LID loaded and frozen) and an empty weights file (espnet_sllm.bin.zero_shot).
+merged_voter() {
+    local vexp=$1/merged_voter lid
+    [ -s "${vexp}/zeroshot.pth" ] && [ -s "${vexp}/config.yaml" ] && return 0
+    [ -f "$1/chain/merged/config.json" ] || die "$1/chain/merged: the merged model of that round is missing (its stage 6 chain step)"
+    lid=$(${python} -c "import sys, yaml; print(str(bool((yaml.safe_load(open(sys.argv[1])).get('model_conf') or {}).get('lid_embeddings'))).lower())" "$1/config.yaml")
+    ${python} -m espnet_sllm.bin.zero_shot --out_dir "${vexp}" --config "$1/config.yaml" \
+        --model_conf "model_name_or_path=$(cd "$1/chain/merged" && pwd)" --model_conf lora_r=0 \
+        --model_conf freeze=true $([ "${lid}" = true ] && echo --model_conf freeze_lid=true)
+}
+# pseudo_label <round exp> <data dir> <out data dir> [<earlier round exp> ...]: decode with the
+# voters, vote, relabel. Voters: the round's kept epochs (at most --pl_voters, the best first:
+# ties of the vote go to it), then the merged model of each earlier round given (the paper's
+# "earlier merged models"; the round's own merge is its best epoch, already a voter).
 pseudo_label() {
-    local rexp=$1 data=$2 out=$3 work voters=() hyps=() v best
+    local rexp=$1 data=$2 out=$3 work epochs=() voters=() hyps=() v e best vexp vfile name
+    shift 3
     work=${rexp}/pseudo_labels/$(basename "${data}")
-    # the best epoch first (ties of the vote go to it), then the other kept epochs
     best=$(readlink "${rexp}/valid.acc.best.pth" || true)
-    mapfile -t voters < <({ [ -n "${best}" ] && echo "${best}"; ls "${rexp}" \
+    mapfile -t epochs < <({ [ -n "${best}" ] && echo "${best}"; ls "${rexp}" \
         | grep -E '^[0-9]+epoch\.pth$' | grep -vxF "${best:-none}"; } | head -n "${pl_voters}")
-    [ "${#voters[@]}" -ge 2 ] || die "${rexp}: ${#voters[@]} kept epoch(s) for the vote, need >= 2 (keep_nbest_models in $(conf_of focus))"
+    for v in "${epochs[@]}"; do voters+=("${rexp}|${v}|${v%.pth}"); done
+    for e in "$@"; do
+        merged_voter "${e}"
+        voters+=("${e}/merged_voter|zeroshot.pth|merged_$(basename "${e}")")
+    done
+    [ "${#voters[@]}" -ge 2 ] || die "${rexp}: ${#voters[@]} voter(s) (kept epochs + earlier merged models), need >= 2 (keep_nbest_models in $(conf_of focus))"
     # --pl_nj voters decode at once (each job's log: <work>/<voter>.log)
     local pids=() p
     for v in "${voters[@]}"; do
-        hyps+=(--hyp "${work}/${v%.pth}/1best_recog/text")
-        [ -s "${work}/${v%.pth}/1best_recog/text" ] && continue
-        log "pseudo labels of ${data}: voter ${rexp}/${v} (log: ${work}/${v%.pth}.log)"
+        IFS='|' read -r vexp vfile name <<< "${v}"
+        hyps+=(--hyp "${work}/${name}/1best_recog/text")
+        [ -s "${work}/${name}/1best_recog/text" ] && continue
+        log "pseudo labels of ${data}: voter ${vexp}/${vfile} (log: ${work}/${name}.log)"
         mkdir -p "${work}"
-        decode "${rexp}" "${v}" "${data}" "${work}/${v%.pth}" > "${work}/${v%.pth}.log" 2>&1 &
+        decode "${vexp}" "${vfile}" "${data}" "${work}/${name}" > "${work}/${name}.log" 2>&1 &
         pids+=($!)
         if [ "${#pids[@]}" -ge "${pl_nj}" ]; then
             for p in "${pids[@]}"; do wait "${p}" || die "a voter's decoding failed: see ${work}/*.log"; done
@@ -299,6 +320,45 @@ ilt_tables() {
             done
         done
     } >> "${expdir}/RESULTS_ilt.md"
+    ilt_counts >> "${expdir}/RESULTS_ilt.md"
+}
+# ilt_counts: markdown, the utterances in and out of each selection step of the data built so far
+# (line counts of the steps' files; a step not run yet has no row).
+ilt_counts() {
+    local sel=${expdir}/ilt_selection m p u
+    n() { if [ -f "$1" ]; then grep -c . "$1" || true; else echo "–"; fi; }
+    # row <step> <set> <in file> <out file> [<file that exists once the step ran>: <out file>]
+    # (a step that ran and kept nothing, e.g. every vote empty, wrote no output: 0)
+    row() { if [ -e "$4" ] || [ -e "${5:-$4}" ]; then printf '| %s | %s | %s | %s |\n' "$1" "$2" "$(n "$3")" "$([ -e "$4" ] && n "$4" || echo 0)"; fi; }
+    echo
+    echo "## Counts of the selection steps (utterances in → out)"
+    echo
+    echo "| step | set | in | out |"
+    echo "|---|---|---|---|"
+    for p in ${pools}; do
+        row "low-frequency English text (< ${freq_low}: > 50 % of tokens)" "${p}" "data/${p}/text" "${sel}/low_${p}/text"
+        row "accent TTS of it" "${p}" "${sel}/low_${p}/text" "data/ilt_tts_${p}/text"
+        row "a high-frequency token (> ${freq_high})" "${p}" "${dumpdir}/raw/${p}/text" "${sel}/high_${p}/text"
+        row "hard cases (Whisper-large-v3 error rate > 5 %)" "${p}" "${sel}/high_${p}/text" "data/ilt_hard_${p}/text"
+    done
+    for u in ${unlabeled}; do
+        row "speaker selection (non-English, WavLM cosine > 0.85)" "${u}" "${dumpdir}/raw/${u}/wav.scp" "${sel}/speakers_${u}/wav.scp"
+        for m in whisper qwen2audio; do
+            row "pseudo labels by the focus voters (ilt_${m}; empty votes dropped)" "${u}" \
+                "${dumpdir}/raw/${u}/wav.scp" "data/ilt_pl_${m}_focus_${u}/text" \
+                "${expdir}/sllm_ilt_${m}/focus/pseudo_labels/${u}/vote/text"
+            row "pseudo labels by the feedback voters + M1 (ilt_${m})" "${u}" \
+                "${sel}/speakers_${u}/wav.scp" "data/ilt_pl_${m}_feedback_${u}/text" \
+                "${expdir}/sllm_ilt_${m}/focus+feedback/pseudo_labels/speakers_${u}/vote/text"
+        done
+    done
+    for m in whisper qwen2audio; do
+        for p in feedback fix; do
+            [ -f "data/ilt_${p}_${m}/text" ] && printf '| %s set (ilt_%s) | all parts | | %s |\n' \
+                "${p}" "${m}" "$(n "data/ilt_${p}_${m}/text")"
+        done
+    done
+    return 0
 }
 
 if [ "${rounds}" = none ]; then
@@ -393,7 +453,8 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ "${need_fix}" = true ]
                 --candidates "${dumpdir}/raw/${u}" --exclude_language English \
                 --out "${sel}/speakers_${u}"
             pl=data/ilt_pl_${model}_feedback_${u}
-            pseudo_label "${exp}/focus+feedback" "${sel}/speakers_${u}" "${pl}"
+            # voters: the feedback round's kept epochs + the focus round's merged model
+            pseudo_label "${exp}/focus+feedback" "${sel}/speakers_${u}" "${pl}" "${exp}/focus"
             [ -f "${pl}/wav.scp" ] && parts+=("${pl}")
         done
         rm -rf "${fix_set}"

@@ -130,7 +130,8 @@ python -m espnet_sllm.data.corpora.mls --mls_root "${MLS}" --langs ${langs} --da
 
 # utt2dur of <data_dir>/mls_<code>_train from the release's train/segments.txt
 # (<handle><TAB><url><TAB><start><TAB><end>; the handle <spk>_<book>_<utt> gives the id
-# mls-<code>-<spk>-<book>_<utt>).
+# mls-<code>-<spk>-<book>_<utt>). Split on any blanks, not tabs only, as public MLS recipes
+# read it (e.g. ESPnet's OWSM data prep: line.split()): a re-saved copy with spaces still works.
 write_utt2dur() {  # <code> <release name> <data directory>
     local seg=${MLS}/mls_${2}/train/segments.txt
     if [ ! -f "${seg}" ]; then
@@ -142,7 +143,7 @@ write_utt2dur() {  # <code> <release name> <data directory>
         NF >= 4 && split($1, h, "_") == 3 {
             id = "mls-" c "-" h[1] "-" h[2] "_" h[3]
             if (id in keep) printf "%s %.3f\n", id, $4 - $3
-        }' "${3}/utt2spk" FS='\t' "${seg}" | LC_ALL=C sort -u >"${3}/utt2dur"
+        }' "${3}/utt2spk" "${seg}" | LC_ALL=C sort -u >"${3}/utt2dur"
 }
 
 declare -A name_of=([en]=english [de]=german [nl]=dutch [fr]=french [es]=spanish
