@@ -488,3 +488,30 @@ def test_a_hypothesis_with_line_breaks_is_one_text_line(dirs):
     ids = tok("hello\nworld\r\nagain", add_special_tokens=False)["input_ids"]
     assert "\n" in tok.decode(ids)
     assert hypothesis_text(tok, ids + [tok.eos_token_id]) == "hello world again"
+
+
+@pytest.mark.parametrize("family", ["whisper", "qwen2_audio"])
+def test_static_memory_counts_what_training_builds(dirs, family, tmp_path, capsys):
+    """bin/static_memory sizes a round from config.json alone (meta device): its base, LoRA and
+    LID parameter counts equal those of the model training builds from the checkpoint; bytes =
+    frozen weights in the config's dtype + 16 per trainable parameter."""
+    from espnet_sllm.analysis.memory import from_training_config
+    from espnet_sllm.bin.static_memory import main
+
+    cfg_path, cfg = round_config(tmp_path, "feedback", dirs[family], family, 4, FEEDBACK)
+    cfg["model_conf"]["dtype"] = "bfloat16"
+    model = ESPnetHFAudioModel(dirs[family], languages=LANGS, **{
+        k: v for k, v in cfg["model_conf"].items() if k != "model_name_or_path"})
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    lid = model.lid_encoder.numel() + model.lid_decoder.numel()
+    base = sum(p.numel() for n, p in model.hf.named_parameters() if "lora_" not in n)
+    m = from_training_config(cfg)
+    assert (m["base_parameters"], m["lid_parameters"], m["trainable_parameters"]) == (
+        base, lid, trainable)
+    assert m["static_bytes"] == 2 * base + 16 * trainable
+    (tmp_path / "bf16.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["--config", str(tmp_path / "bf16.yaml")]) == 0
+    row = capsys.readouterr().out.splitlines()[1].split("\t")
+    assert row[1:4] == [str(base), str(trainable - lid), str(lid)]
+    assert main(["--config", str(tmp_path / "missing.yaml")]) == 1
+    assert "static_memory: ERROR" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 #   ./run.sh --system ilt_whisper|ilt_qwen2audio [--rounds focus,feedback,fix|none]
 #            [--debug true|false] [--stage N] [--stop_stage M] [--ngpu N] [--train_args "..."]
 #            [--pl_voters 3 (debug: 2)] [--pl_nj 1 (debug: 2)] [--feedback_hours 40000] [--pools "cv_train ..."]
+#            [--pool_hours "mls_train=20000 cv_train=5000"]
 #            [--keep_pools "th_vi ..."] [--unlabeled "cv_train ..."] [--tts command|espeak] [--tts_conf "key=value ..."]
 #            [--embedder microsoft/wavlm-base-plus-sv] [--freq_low 20 --freq_high 200]
 #            [any other option of sllm.sh]
@@ -59,6 +60,8 @@ pl_nj=
 feedback_hours=
 pools=cv_train
 keep_pools=
+# caps of single pools in the Feed-Back mix (sample_hours --per_corpus_hours NAME=HOURS ...)
+pool_hours=
 unlabeled=cv_train
 tts=
 tts_conf=
@@ -66,7 +69,7 @@ embedder=
 freq_low=
 freq_high=
 own_options="system debug stage stop_stage ngpu train_args rounds pl_voters feedback_hours pools"
-own_options+=" unlabeled tts tts_conf embedder freq_low freq_high keep_pools pl_nj"
+own_options+=" unlabeled tts tts_conf embedder freq_low freq_high keep_pools pl_nj pool_hours"
 # shellcheck disable=SC1091
 . scripts/utils/split_options.sh
 die() { echo "$0: ERROR: $*" >&2; exit 1; }
@@ -386,7 +389,9 @@ fi
 feedback_set=data/$(set_of feedback)
 fix_set=data/$(set_of fix)
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ "${need_feedback}" = true ]; then
-    if [ ! -f "${feedback_set}/.done" ]; then
+    # rebuilt when an option that shapes it changes (.done holds them)
+    fb_sig="unlabeled=${unlabeled} pools=${pools} keep_pools=${keep_pools} hours=${feedback_hours} pool_hours=${pool_hours} pl_voters=${pl_voters}"
+    if [ "$(cat "${feedback_set}/.done" 2>/dev/null)" != "${fb_sig}" ]; then
         log "Feed-Back mix: pseudo labels of ${unlabeled} by the focus round + ${pools} up to ${feedback_hours} h"
         keep=(--keep train=data/train)
         for u in ${unlabeled}; do
@@ -399,24 +404,34 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ "${need_feedback}" = t
         pool_opts=()
         for p in ${pools}; do pool_opts+=(--pool "${p}=data/${p}"); done
         rm -rf "${feedback_set}"
+        # shellcheck disable=SC2086
         ${python} -m espnet_sllm.data.sample_hours "${keep[@]}" "${pool_opts[@]}" \
+            ${pool_hours:+--per_corpus_hours ${pool_hours}} \
             --hours "${feedback_hours}" --seed 0 --prefix_ids true --drop text_prev text_next \
             --out "${feedback_set}"
-        touch "${feedback_set}/.done"
+        echo "${fb_sig}" > "${feedback_set}/.done"
     fi
     # stage 4 (the checkpoint check) ran with focus: same base checkpoint
     sllm 2 3 focus feedback
     sllm 5 6 focus feedback
 fi
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ "${need_fix}" = true ]; then
-    if [ ! -f "${fix_set}/.done" ]; then
+    fix_sig="unlabeled=${unlabeled} pools=${pools} freq=${freq_low}/${freq_high} tts=${tts} ${tts_conf} embedder=${embedder} pl_voters=${pl_voters}"
+    if [ "$(cat "${fix_set}/.done" 2>/dev/null)" != "${fix_sig}" ]; then
+        if [ -f "${fix_set}/.done" ]; then
+            # built before with other options: the speaker selection and its pseudo labels are
+            # stale (a crashed build, without .done, resumes from them instead)
+            log "Fix set: options changed (${fix_sig}): rebuilding it"
+            rm -rf "${expdir}/ilt_selection/speakers_"* "${exp}/focus+feedback/pseudo_labels/speakers_"*
+        fi
         parts=(data/train)
         # Text selection, TTS and hard cases depend on Whisper-large-v3 only (its tokenizer; its
         # zero-shot errors): built once, shared by both systems.
         sel=${expdir}/ilt_selection
         mkdir -p "${sel}"
         for p in ${pools}; do
-            if [ ! -f "data/ilt_tts_${p}/.done" ]; then
+            tts_sig="freq=${freq_low}/${freq_high} tts=${tts} ${tts_conf}"
+            if [ "$(cat "data/ilt_tts_${p}/.done" 2>/dev/null)" != "${tts_sig}" ]; then
                 log "Fix set: low-frequency English text of ${p} -> TTS in the five accents"
                 ${python} -m espnet_sllm.data.token_select --tokenizer "${whisper_dir}" \
                     --ref_text data/train/text --candidates "data/${p}" --select low \
@@ -428,21 +443,22 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ "${need_fix}" = true ]
                 ${python} -m espnet_sllm.data.accent_tts --text_dir "${sel}/low_${p}" \
                     --prompt_dir data/train --out "data/ilt_tts_${p}" --tts "${tts}" --nj 2 \
                     ${tts_opts[@]+--tts_conf "${tts_opts[@]}"}
-                touch "data/ilt_tts_${p}/.done"
+                echo "${tts_sig}" > "data/ilt_tts_${p}/.done"
             fi
             parts+=("data/ilt_tts_${p}")
-            if [ ! -f "data/ilt_hard_${p}/.done" ]; then
+            if [ "$(cat "data/ilt_hard_${p}/.done" 2>/dev/null)" != "freq=${freq_low}/${freq_high}" ]; then
                 log "Fix set: hard cases of ${p} (a frequent token; > 5 % errors by Whisper-large-v3)"
                 ${python} -m espnet_sllm.data.token_select --tokenizer "${whisper_dir}" \
                     --ref_text data/train/text --candidates "${dumpdir}/raw/${p}" --select high \
                     --low "${freq_low}" --high "${freq_high}" \
                     --out "${sel}/high_${p}" || die "high-frequency selection of ${p} failed"
                 zero_shot whisper
+                rm -rf "${sel}/whisper_${p}"  # (decoded for another selection)
                 decode "${expdir}/sllm_ilt_whisper/none" zeroshot.pth "${sel}/high_${p}" \
                     "${sel}/whisper_${p}" "conf/decode_ilt${suffix}.yaml"
                 ${python} -m espnet_sllm.data.token_select --candidates "${sel}/high_${p}" \
                     --hard_hyp "${sel}/whisper_${p}/1best_recog/text" --out "data/ilt_hard_${p}"
-                touch "data/ilt_hard_${p}/.done"
+                echo "freq=${freq_low}/${freq_high}" > "data/ilt_hard_${p}/.done"
             fi
             parts+=("data/ilt_hard_${p}")
         done
@@ -463,7 +479,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ "${need_fix}" = true ]
         ${python} -m espnet_sllm.data.sample_hours "${keep[@]}" --seed 0 --prefix_ids true \
             --drop text_prev text_next --out "${fix_set}"
         log "Fix set: $(awk '$1 == "total" {print $5}' "${fix_set}/hours.tsv") h (paper: 2,791 h)"
-        touch "${fix_set}/.done"
+        echo "${fix_sig}" > "${fix_set}/.done"
     fi
     sllm 2 3 focus feedback fix
     sllm 5 6 focus feedback fix
