@@ -31,6 +31,15 @@ def read_table(path: Path) -> Dict[str, str]:
     return out
 
 
+def require_inputs(config: str, model: str, data_dirs: Sequence[str]) -> None:
+    """FileNotFoundError naming the first missing file among the training config, the
+    checkpoint and each data directory's ``wav.scp`` and ``utt2lang``."""
+    for f in [config, model] + [str(Path(d) / n) for d in data_dirs
+                                for n in ("wav.scp", "utt2lang")]:
+        if not Path(f).is_file():
+            raise FileNotFoundError(f"{f}: no such file")
+
+
 def load_batch(wavs: Dict[str, str], ids: Sequence[str]) -> Tuple[torch.Tensor, torch.Tensor]:
     """Zero-padded (B, L) waveforms of ``ids`` (one audio file per utterance in ``wavs``) and
     their lengths (B,)."""

@@ -37,14 +37,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s: %(message)s")
-    from espnet_sllm.analysis.lid import accuracy_table, predict_languages
+    from espnet_sllm.analysis.lid import accuracy_table, predict_languages, require_inputs
     from espnet_sllm.decoding.inference import load_model
 
     try:
-        for f in [args.config, args.model] + [str(Path(d) / n) for d in args.data_dir
-                                              for n in ("wav.scp", "utt2lang")]:
-            if not Path(f).is_file():
-                raise FileNotFoundError(f"{f}: no such file")
+        require_inputs(args.config, args.model, args.data_dir)
         model = load_model(args.config, args.model, args.device)[0]
         rows = []
         for d in args.data_dir:

@@ -50,14 +50,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     import numpy as np
 
     from espnet_sllm.analysis.embeddings import plot_map, speech_embedding_means, tsne_map
+    from espnet_sllm.analysis.lid import require_inputs
     from espnet_sllm.decoding.inference import load_model
 
     out = Path(args.out_dir)
     try:
-        for f in [args.config, args.model] + [str(Path(d) / n) for d in args.data_dir
-                                              for n in ("wav.scp", "utt2lang")]:
-            if not Path(f).is_file():
-                raise FileNotFoundError(f"{f}: no such file")
+        require_inputs(args.config, args.model, args.data_dir)
         model = load_model(args.config, args.model, args.device)[0]
         ids, langs, x = speech_embedding_means(
             model, args.data_dir, args.max_per_lang or None, args.batch_size, args.device,

@@ -179,10 +179,30 @@ def test_fixed_with_lid_weight_is_an_error(tiny_llm_dirs, tiny_whisper_dir, mms_
         SLLMTask.build_model(config_to_args(cfg))
 
 
+def save_experiment(tmp_path, cfg, model, langs, length):
+    """An experiment as stage 6 leaves it (config.yaml with every option of the task, the
+    trained weights m.pth) and a data dir of random FLACs (``length(i, uttid)`` samples) with
+    ``langs`` as utt2lang; returns the data dir."""
+    import soundfile
+    import yaml
+
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(vars(config_to_args(cfg))),
+                                          encoding="utf-8")
+    torch.save({n: p for n, p in model.named_parameters() if p.requires_grad},
+               tmp_path / "m.pth")
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.RandomState(0)
+    for i, u in enumerate(langs):
+        soundfile.write(data / f"{u}.flac", 0.1 * rng.randn(length(i, u)), 16000)
+    (data / "wav.scp").write_text("".join(f"{u} {data / u}.flac\n" for u in langs))
+    (data / "utt2lang").write_text("".join(f"{u} {lang}\n" for u, lang in langs.items()))
+    return data
+
+
 def test_lid_accuracy_tool(tiny_llm_dirs, tiny_whisper_dir, mms_dir, tmp_path, capsys):
     """bin/lid_accuracy: the LID adapter's argmax per utterance (as the encoder gives it), the
     accuracy per reference language; errors for a model without LID and unknown languages."""
-    import soundfile
     import yaml
 
     from espnet_sllm.bin.lid_accuracy import main
@@ -191,19 +211,8 @@ def test_lid_accuracy_tool(tiny_llm_dirs, tiny_whisper_dir, mms_dir, tmp_path, c
     model = SLLMTask.build_model(config_to_args(cfg))
     with torch.no_grad():  # every utterance is predicted as German
         model.encoder.lid_adapter.linear.bias.copy_(100.0 * (torch.arange(8) == 1).float())
-    # the full config an experiment's config.yaml holds (every option of the task)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(vars(config_to_args(cfg))),
-                                          encoding="utf-8")
-    torch.save({n: p for n, p in model.named_parameters() if p.requires_grad},
-               tmp_path / "m.pth")
-    data = tmp_path / "data"
-    data.mkdir()
-    rng = np.random.RandomState(0)
     langs = {"u1": "en", "u2": "de", "u3": "de"}
-    for u in langs:
-        soundfile.write(data / f"{u}.flac", 0.1 * rng.randn(4000 + 1000 * int(u[1])), 16000)
-    (data / "wav.scp").write_text("".join(f"{u} {data / u}.flac\n" for u in langs))
-    (data / "utt2lang").write_text("".join(f"{u} {lang}\n" for u, lang in langs.items()))
+    data = save_experiment(tmp_path, cfg, model, langs, lambda i, u: 4000 + 1000 * int(u[1]))
     args = ["--config", str(tmp_path / "config.yaml"), "--model", str(tmp_path / "m.pth"),
             "--data_dir", str(data), "--out", str(tmp_path / "lid.tsv"), "--batch_size", "2"]
     assert main(args) == 0
@@ -235,7 +244,6 @@ def test_speech_embeddings_tool(tiny_llm_dirs, tiny_whisper_dir, mms_dir, tmp_pa
     averaged over the utterance's frames, equal to the model's own speech_embeddings of that
     utterance alone; at most --max_per_lang per language; the t-SNE map of every row."""
     import soundfile
-    import yaml
 
     from espnet_sllm.analysis.embeddings import select_utterances
     from espnet_sllm.bin.speech_embeddings import main
@@ -243,18 +251,8 @@ def test_speech_embeddings_tool(tiny_llm_dirs, tiny_whisper_dir, mms_dir, tmp_pa
     cfg = ideal_llm_config(tiny_llm_dirs["phi3"], tiny_whisper_dir, mms_dir)
     torch.manual_seed(0)
     model = SLLMTask.build_model(config_to_args(cfg)).eval()
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(vars(config_to_args(cfg))),
-                                          encoding="utf-8")
-    torch.save({n: p for n, p in model.named_parameters() if p.requires_grad},
-               tmp_path / "m.pth")
-    data = tmp_path / "data"
-    data.mkdir()
-    rng = np.random.RandomState(0)
     langs = {f"u{i}": ("en", "de", "fr")[i % 3] for i in range(7)}
-    for i, u in enumerate(langs):
-        soundfile.write(data / f"{u}.flac", 0.1 * rng.randn(3000 + 700 * i), 16000)
-    (data / "wav.scp").write_text("".join(f"{u} {data / u}.flac\n" for u in langs))
-    (data / "utt2lang").write_text("".join(f"{u} {lang}\n" for u, lang in langs.items()))
+    data = save_experiment(tmp_path, cfg, model, langs, lambda i, u: 3000 + 700 * i)
     out = tmp_path / "emb"
     args = ["--config", str(tmp_path / "config.yaml"), "--model", str(tmp_path / "m.pth"),
             "--data_dir", str(data), "--out_dir", str(out), "--batch_size", "3"]

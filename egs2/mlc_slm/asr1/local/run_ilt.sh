@@ -2,7 +2,7 @@
 # Usage:
 #   ./run.sh --system ilt_whisper|ilt_qwen2audio [--rounds focus,feedback,fix|none]
 #            [--debug true|false] [--stage N] [--stop_stage M] [--ngpu N] [--train_args "..."]
-#            [--pl_voters 3 (debug: 2)] [--pl_nj 1 (debug: 2)] [--feedback_hours 40000] [--pools "cv_train ..."]
+#            [--pl_voters 3 (debug: 2)] [--pl_nj 1 (debug: 3)] [--feedback_hours 40000] [--pools "cv_train ..."]
 #            [--pool_hours "mls_train=20000 cv_train=5000"]
 #            [--keep_pools "th_vi ..."] [--unlabeled "cv_train ..."] [--tts command|espeak] [--tts_conf "key=value ..."]
 #            [--embedder microsoft/wavlm-base-plus-sv] [--freq_low 20 --freq_high 200]
@@ -110,7 +110,7 @@ if [ "${debug}" = true ]; then
     # token counts of 100 debug sentences: the paper's 20 / 200 would make every token rare
     # two voters (the vote's tie rule decides more; each voter costs a decoding)
     pl_voters=${pl_voters:-2}
-    pl_nj=${pl_nj:-2}   # the two voters decode at once (2 cores)
+    pl_nj=${pl_nj:-3}   # every voter decodes at once (2 epochs + M1; mostly start-up time)
     freq_low=${freq_low:-8}
     freq_high=${freq_high:-20}
     tts=${tts:-espeak}
