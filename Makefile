@@ -112,8 +112,8 @@ ilt-debug: install
 ilt-debug-all: ilt-debug
 	cd egs2/mlc_slm/asr1 && ./run.sh --system ilt_qwen2audio --debug true
 	test -s $(ILT_EXP)/sllm_ilt_qwen2audio/focus+feedback+fix/RESULTS.md
-	cd egs2/mlc_slm/asr1 && ./run.sh --system ilt_whisper --debug true --rounds focus,fix \
-		2>&1 | tee $(ILT_EXP)/ilt_focus_fix.log
+	set -o pipefail; cd egs2/mlc_slm/asr1 && ./run.sh --system ilt_whisper --debug true --rounds focus,fix \
+		2>&1 | tee $(CURDIR)/$(ILT_EXP)/ilt_focus_fix.log
 	grep -q "ilt_whisper_focus_debug.yaml: skipped" $(ILT_EXP)/ilt_focus_fix.log
 	test -s $(ILT_EXP)/sllm_ilt_whisper/focus+fix/RESULTS.md
 	cd egs2/mlc_slm/asr1 && ./run.sh --system ilt_whisper --debug true --rounds none
