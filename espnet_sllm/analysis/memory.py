@@ -11,6 +11,7 @@ slack come on top and are NOT counted: this is the floor every GPU needs under p
 rank holds a full replica). Under DeepSpeed ZeRO-2/3 the 12 bytes of gradients and moments (and
 with ZeRO-3 the weights) are divided by the number of GPUs.
 """
+import inspect
 from typing import Dict, Optional, Sequence
 
 import torch
@@ -59,15 +60,18 @@ def hf_audio_static_memory(model_name_or_path: str, dtype: str = "bfloat16", lor
 
 def from_training_config(conf: Dict, override_path: Optional[str] = None) -> Dict[str, float]:
     """`hf_audio_static_memory` of a training config (its ``model_conf`` and ``languages``)."""
-    from espnet_sllm.hf_audio_model import lid_rows
+    from espnet_sllm.hf_audio_model import ESPnetHFAudioModel, lid_rows
 
     if conf.get("model") != "hf_audio":
         raise ValueError(f"model {conf.get('model', 'sllm')!r}: the static memory estimate "
                          f"covers model: hf_audio")
-    mc = dict(conf.get("model_conf") or {})
-    rows = len(lid_rows(conf["languages"])[0]) if mc.get("lid_embeddings") else 0
+    # the model's own defaults for what the config leaves out (one source of truth)
+    mc = {name: p.default for name, p in
+          inspect.signature(ESPnetHFAudioModel.__init__).parameters.items()
+          if p.default is not inspect.Parameter.empty}
+    mc.update(conf.get("model_conf") or {})
+    rows = len(lid_rows(conf["languages"])[0]) if mc["lid_embeddings"] else 0
     return hf_audio_static_memory(
-        override_path or mc["model_name_or_path"], mc.get("dtype", "float32"),
-        int(mc.get("lora_r", 0)), float(mc.get("lora_alpha", 32)),
-        mc.get("lora_target_modules", ("q_proj", "k_proj", "v_proj")), rows,
-        bool(mc.get("freeze", False)), bool(mc.get("trust_remote_code", False)))
+        override_path or mc["model_name_or_path"], mc["dtype"], int(mc["lora_r"]),
+        float(mc["lora_alpha"]), mc["lora_target_modules"], rows, bool(mc["freeze"]),
+        bool(mc["trust_remote_code"]))

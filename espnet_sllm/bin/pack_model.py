@@ -30,10 +30,10 @@ import yaml
 SMALL_SUFFIXES = (".json", ".model", ".txt", ".jinja", ".tiktoken")
 
 
-def _pack_merged(z: zipfile.ZipFile, config: dict, merged: str) -> str:
+def _pack_merged(z: zipfile.ZipFile, config: dict, merged: str) -> bytes:
     """Write ``merged`` under ``merged/``, point ``config`` at it; returns the model.pth to pack
     (an empty state dict: nothing is left to load beyond the merged checkpoint)."""
-    import tempfile
+    import io
 
     import torch
 
@@ -49,9 +49,9 @@ def _pack_merged(z: zipfile.ZipFile, config: dict, merged: str) -> str:
     conf.update(model_name_or_path="merged", lora_r=0, freeze=True)
     if conf.get("lid_embeddings"):
         conf["freeze_lid"] = True
-    empty = os.path.join(tempfile.mkdtemp(), "model.pth")
+    empty = io.BytesIO()  # (in memory: no temporary file left behind)
     torch.save({}, empty)
-    return empty
+    return empty.getvalue()
 
 
 def pack(exp: str, model_file: str, out: str, merged: Optional[str] = None) -> str:
@@ -66,7 +66,7 @@ def pack(exp: str, model_file: str, out: str, merged: Optional[str] = None) -> s
     notes = []
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         if merged is not None:
-            model_path = _pack_merged(z, config, merged)
+            model_bytes = _pack_merged(z, config, merged)
         for key in ("llm_conf", "encoder_conf"):
             conf = config.get(key) or {}
             for field in ("model_name_or_path", "tokenizer_name_or_path"):
@@ -87,7 +87,10 @@ def pack(exp: str, model_file: str, out: str, merged: Optional[str] = None) -> s
                 conf[field] = dst
         config["train_shape_file"], config["valid_shape_file"] = [], []
         z.writestr("config.yaml", yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
-        z.write(model_path, "model.pth")
+        if merged is not None:
+            z.writestr("model.pth", model_bytes)
+        else:
+            z.write(model_path, "model.pth")
         results = os.path.join(exp, "RESULTS.md")
         if os.path.isfile(results):
             z.write(results, "RESULTS.md")
